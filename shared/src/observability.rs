@@ -1,0 +1,96 @@
+//! Logs and metrics (SPEC section 8): JSON logs through `tracing` honouring
+//! Lambda's log-format variables (`AWS_LAMBDA_LOG_FORMAT`, `AWS_LAMBDA_LOG_LEVEL`),
+//! with the event id on every line through the invocation span, and
+//! CloudWatch embedded-metric-format lines in namespace `Steward`.
+
+use std::io::Write;
+
+use serde_json::json;
+use tracing_subscriber::EnvFilter;
+
+/// Installs the global log subscriber once; later calls do nothing.
+pub fn init_logging() {
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .ok()
+        .map(|l| l.to_ascii_lowercase())
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .unwrap_or_else(|| "info".to_string());
+    let filter = EnvFilter::try_new(&level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let text = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("text"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_target(false)
+        .with_writer(std::io::stdout);
+    let result = if text {
+        builder.try_init()
+    } else {
+        builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init()
+    };
+    let _ = result;
+}
+
+/// Counters of one invocation, written as one EMF line at its end.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Metrics {
+    pub resources_evaluated: u64,
+    pub actions_taken: u64,
+    pub actions_failed: u64,
+    pub notifications_sent: u64,
+}
+
+impl Metrics {
+    /// The embedded-metric-format document for these counters.
+    pub fn to_emf(&self, function_name: &str, timestamp_ms: i64) -> serde_json::Value {
+        json!({
+            "_aws": {
+                "Timestamp": timestamp_ms,
+                "CloudWatchMetrics": [{
+                    "Namespace": "Steward",
+                    "Dimensions": [["Function"]],
+                    "Metrics": [
+                        {"Name": "ResourcesEvaluated", "Unit": "Count"},
+                        {"Name": "ActionsTaken", "Unit": "Count"},
+                        {"Name": "ActionsFailed", "Unit": "Count"},
+                        {"Name": "NotificationsSent", "Unit": "Count"}
+                    ]
+                }]
+            },
+            "Function": function_name,
+            "ResourcesEvaluated": self.resources_evaluated,
+            "ActionsTaken": self.actions_taken,
+            "ActionsFailed": self.actions_failed,
+            "NotificationsSent": self.notifications_sent,
+        })
+    }
+
+    /// Writes the EMF line to stdout (CloudWatch Logs extracts the metrics).
+    pub fn emit(&self, function_name: &str) {
+        let line = self.to_emf(function_name, chrono::Utc::now().timestamp_millis());
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+    }
+
+    pub fn add(&mut self, other: &Metrics) {
+        self.resources_evaluated += other.resources_evaluated;
+        self.actions_taken += other.actions_taken;
+        self.actions_failed += other.actions_failed;
+        self.notifications_sent += other.notifications_sent;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emf_document_names_every_metric() {
+        let m = Metrics { resources_evaluated: 3, actions_taken: 2, actions_failed: 0, notifications_sent: 1 };
+        let doc = m.to_emf("tag-enforcer", 1);
+        assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Steward");
+        for metric in doc["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().unwrap() {
+            assert!(doc[metric["Name"].as_str().unwrap()].is_u64());
+        }
+        assert_eq!(doc["Function"], "tag-enforcer");
+    }
+}

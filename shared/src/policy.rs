@@ -1,0 +1,547 @@
+//! The steward policy: one TOML document with a section per concern, built-in
+//! defaults for every key, strict validation (unknown keys and wrong types are
+//! errors naming the key and the line) and a version hash carried by every
+//! notification.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The allowed values of the `env` tag unless the policy says otherwise.
+pub const DEFAULT_ENVIRONMENTS: [&str; 3] = ["dev", "staging", "prod"];
+
+/// The whole policy. Every section has defaults, so an empty document is valid.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Policy {
+    pub targets: Targets,
+    pub tagging: Tagging,
+    pub offhours: Offhours,
+    pub rotation: Rotation,
+    pub containment: Containment,
+    pub snapshots: Snapshots,
+    pub budgets: Budgets,
+    pub notifications: Notifications,
+    pub limits: Limits,
+    /// Hash of the document this policy was read from (or of the defaults).
+    #[serde(skip)]
+    pub version: String,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        let mut policy = Policy {
+            targets: Targets::default(),
+            tagging: Tagging::default(),
+            offhours: Offhours::default(),
+            rotation: Rotation::default(),
+            containment: Containment::default(),
+            snapshots: Snapshots::default(),
+            budgets: Budgets::default(),
+            notifications: Notifications::default(),
+            limits: Limits::default(),
+            version: String::new(),
+        };
+        policy.version = short_hash("built-in defaults");
+        policy
+    }
+}
+
+/// Where steward acts: accounts (or the accounts of organizational units) times regions.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Targets {
+    /// Account ids; empty means the function's own account.
+    pub accounts: Vec<String>,
+    /// Organizational unit ids whose accounts are added to `accounts`.
+    pub organizational_units: Vec<String>,
+    /// Regions; empty means the function's own region.
+    pub regions: Vec<String>,
+}
+
+/// Required tags, allowed values and derivable defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tagging {
+    /// Tag keys every resource must carry.
+    pub required: Vec<String>,
+    /// Allowed values per tag key (keys not listed accept any non-empty value).
+    pub allowed_values: BTreeMap<String, Vec<String>>,
+    /// Account id to environment: fills a missing `env` tag on new resources.
+    pub account_environments: BTreeMap<String, String>,
+    /// Tag the creator of new resources as `steward:created-by`.
+    pub tag_creator: bool,
+    /// Add `env` from `account_environments` when it is missing.
+    pub add_default_env: bool,
+    /// Notify when a new resource lacks required tags.
+    pub notify_noncompliant: bool,
+}
+
+impl Default for Tagging {
+    fn default() -> Self {
+        Tagging {
+            required: vec!["project".into(), "env".into(), "cost_center".into()],
+            allowed_values: BTreeMap::from([(
+                "env".to_string(),
+                DEFAULT_ENVIRONMENTS.iter().map(|s| s.to_string()).collect(),
+            )]),
+            account_environments: BTreeMap::new(),
+            tag_creator: true,
+            add_default_env: true,
+            notify_noncompliant: true,
+        }
+    }
+}
+
+/// Whether scheduled resources must opt in with a tag, or are scheduled unless they opt out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScheduleMode {
+    OptOut,
+    OptIn,
+}
+
+/// The off-hours scheduler.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Offhours {
+    pub enabled: bool,
+    /// `env` values whose resources may be stopped or scaled to zero.
+    pub environments: Vec<String>,
+    /// IANA time zone (or a Cloud Custodian alias) of the default schedule.
+    pub timezone: String,
+    /// Default schedule in the `steward:offhours` grammar.
+    pub default_schedule: String,
+    pub mode: ScheduleMode,
+    /// Minutes between scheduler runs; transitions in (time - interval, time] are acted on.
+    pub interval_minutes: u32,
+    /// Dates (YYYY-MM-DD) on which no start transition happens.
+    pub holidays: Vec<String>,
+    /// Hibernate EC2 instances that support it instead of stopping them.
+    pub hibernate: bool,
+    /// Targets processed concurrently by one run.
+    pub concurrency: u32,
+    /// More targets than this are fanned out through `STEWARD_WORK_QUEUE`.
+    pub fan_out_above: u32,
+}
+
+impl Default for Offhours {
+    fn default() -> Self {
+        Offhours {
+            enabled: true,
+            environments: vec!["dev".into()],
+            timezone: "UTC".into(),
+            default_schedule: "off=(M-F,19);on=(M-F,7)".into(),
+            mode: ScheduleMode::OptOut,
+            interval_minutes: 15,
+            holidays: Vec::new(),
+            hibernate: false,
+            concurrency: 8,
+            fan_out_above: 4,
+        }
+    }
+}
+
+/// Database credential rotation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Rotation {
+    pub password_length: u32,
+    /// Characters never used in generated passwords.
+    pub exclude_characters: String,
+    /// Require TLS when the secret does not say `ssl`.
+    pub require_tls: bool,
+    /// PEM file of CA certificates trusted for database TLS (empty: system store).
+    pub ca_bundle: String,
+    pub connect_timeout_seconds: u32,
+}
+
+impl Default for Rotation {
+    fn default() -> Self {
+        Rotation {
+            password_length: 32,
+            exclude_characters: "/@\"'\\`$:;%&?#{}[]()<>|~^,= ".into(),
+            require_tls: true,
+            ca_bundle: String::new(),
+            connect_timeout_seconds: 5,
+        }
+    }
+}
+
+/// GuardDuty triage and containment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Containment {
+    pub enabled: bool,
+    /// `env` values whose resources may be contained; `*` is every environment.
+    pub environments: Vec<String>,
+    /// Contain resources without a readable `env` tag.
+    pub include_untagged: bool,
+    /// Lowest severity band that is notified.
+    pub notify_min_band: String,
+    /// Lowest severity band that is contained.
+    pub contain_min_band: String,
+    /// Per finding-type prefix overrides of the two bands.
+    pub overrides: Vec<ContainmentOverride>,
+    pub quarantine_group_name: String,
+    /// IAM user names whose keys are never deactivated.
+    pub break_glass_users: Vec<String>,
+    /// Deny role sessions issued before now when temporary credentials leak.
+    pub revoke_role_sessions: bool,
+    /// Hours after which an unchanged repeated finding is notified again.
+    pub renotify_after_hours: u32,
+    /// Snapshot attached EBS volumes for forensics.
+    pub snapshot_volumes: bool,
+}
+
+impl Default for Containment {
+    fn default() -> Self {
+        Containment {
+            enabled: true,
+            environments: vec!["*".into()],
+            include_untagged: true,
+            notify_min_band: "LOW".into(),
+            contain_min_band: "HIGH".into(),
+            overrides: Vec::new(),
+            quarantine_group_name: "steward-quarantine".into(),
+            break_glass_users: Vec::new(),
+            revoke_role_sessions: true,
+            renotify_after_hours: 24,
+            snapshot_volumes: true,
+        }
+    }
+}
+
+/// A finding-type prefix with its own bands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContainmentOverride {
+    pub prefix: String,
+    pub notify_min_band: Option<String>,
+    pub contain_min_band: Option<String>,
+}
+
+/// Copies of database snapshots in a DR region.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Snapshots {
+    pub enabled: bool,
+    /// Region receiving the copies (empty: disabled).
+    pub dr_region: String,
+    /// KMS key (ARN or alias) in the DR region for the copies.
+    pub dr_kms_key: String,
+    pub retention_days: u32,
+}
+
+impl Default for Snapshots {
+    fn default() -> Self {
+        Snapshots {
+            enabled: true,
+            dr_region: String::new(),
+            dr_kms_key: String::new(),
+            retention_days: 14,
+        }
+    }
+}
+
+/// Budget alerts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Budgets {
+    /// Stop dev resources when an actual-cost budget is breached.
+    pub stop_dev_on_breach: bool,
+    /// Cost breakdown lines in an alert.
+    pub breakdown_items: u32,
+}
+
+impl Default for Budgets {
+    fn default() -> Self {
+        Budgets {
+            stop_dev_on_breach: false,
+            breakdown_items: 10,
+        }
+    }
+}
+
+/// Notification rendering.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Notifications {
+    /// Items listed in full before a message summarizes the rest as a count.
+    pub max_items: u32,
+    /// Lowest severity that is published (lower ones are only logged).
+    pub min_severity: String,
+    /// Days an idempotency record is kept.
+    pub dedupe_days: u32,
+}
+
+impl Default for Notifications {
+    fn default() -> Self {
+        Notifications {
+            max_items: 25,
+            min_severity: "INFO".into(),
+            dedupe_days: 7,
+        }
+    }
+}
+
+/// Blast-radius limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// A run that would change more resources than this changes none and alerts HIGH.
+    pub max_changes_per_run: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_changes_per_run: 200,
+        }
+    }
+}
+
+/// A policy problem, located at a key (dotted path) and a line of the document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyError {
+    pub key: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "line {line}: {}: {}", self.key, self.message),
+            None => write!(f, "{}: {}", self.key, self.message),
+        }
+    }
+}
+
+/// All the problems of one document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyErrors(pub Vec<PolicyError>);
+
+impl fmt::Display for PolicyErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lines: Vec<String> = self.0.iter().map(|e| e.to_string()).collect();
+        write!(f, "invalid policy: {}", lines.join("; "))
+    }
+}
+
+impl std::error::Error for PolicyErrors {}
+
+const SEVERITY_BANDS: [&str; 4] = ["LOW", "MEDIUM", "HIGH", "CRITICAL"];
+const SEVERITIES: [&str; 5] = ["INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL"];
+
+impl Policy {
+    /// Parses and validates a policy document.
+    pub fn from_toml(text: &str) -> Result<Policy, PolicyErrors> {
+        let mut policy: Policy = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|span| line_of(text, span.start));
+            let message = e.message().to_string();
+            let key = key_from_serde_message(&message).unwrap_or_else(|| "document".into());
+            PolicyErrors(vec![PolicyError { key, line, message }])
+        })?;
+        let problems = policy.semantic_problems();
+        if !problems.is_empty() {
+            let located = problems
+                .into_iter()
+                .map(|(key, message)| PolicyError {
+                    line: line_of_key(text, &key),
+                    key,
+                    message,
+                })
+                .collect();
+            return Err(PolicyErrors(located));
+        }
+        policy.version = short_hash(text);
+        Ok(policy)
+    }
+
+    /// Value checks that the types alone cannot express, as (dotted key, problem).
+    pub fn semantic_problems(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        for (i, key) in self.tagging.required.iter().enumerate() {
+            if key.trim().is_empty() {
+                problems.push((format!("tagging.required[{i}]"), "tag keys must not be empty".into()));
+            }
+        }
+        for (account, env) in &self.tagging.account_environments {
+            if !is_account_id(account) {
+                problems.push((
+                    format!("tagging.account_environments.{account}"),
+                    "keys must be 12-digit account ids".into(),
+                ));
+            }
+            if let Some(allowed) = self.tagging.allowed_values.get("env") {
+                if !allowed.iter().any(|a| a == env) {
+                    problems.push((
+                        format!("tagging.account_environments.{account}"),
+                        format!("`{env}` is not an allowed env value ({})", allowed.join(", ")),
+                    ));
+                }
+            }
+        }
+        for (i, account) in self.targets.accounts.iter().enumerate() {
+            if !is_account_id(account) {
+                problems.push((format!("targets.accounts[{i}]"), format!("`{account}` is not a 12-digit account id")));
+            }
+        }
+        for (i, ou) in self.targets.organizational_units.iter().enumerate() {
+            if !(ou.starts_with("ou-") || ou.starts_with("r-")) {
+                problems.push((
+                    format!("targets.organizational_units[{i}]"),
+                    format!("`{ou}` is not an organizational unit id (ou-...) or root id (r-...)"),
+                ));
+            }
+        }
+        if self.offhours.interval_minutes == 0 || self.offhours.interval_minutes > 1440 {
+            problems.push(("offhours.interval_minutes".into(), "must be between 1 and 1440".into()));
+        }
+        for (i, day) in self.offhours.holidays.iter().enumerate() {
+            if chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").is_err() {
+                problems.push((format!("offhours.holidays[{i}]"), format!("`{day}` is not a date (YYYY-MM-DD)")));
+            }
+        }
+        if self.offhours.concurrency == 0 {
+            problems.push(("offhours.concurrency".into(), "must be at least 1".into()));
+        }
+        if self.rotation.password_length < 16 || self.rotation.password_length > 4096 {
+            problems.push(("rotation.password_length".into(), "must be between 16 and 4096".into()));
+        }
+        if self.rotation.connect_timeout_seconds == 0 {
+            problems.push(("rotation.connect_timeout_seconds".into(), "must be at least 1".into()));
+        }
+        for (key, value) in [
+            ("containment.notify_min_band", &self.containment.notify_min_band),
+            ("containment.contain_min_band", &self.containment.contain_min_band),
+        ] {
+            if !SEVERITY_BANDS.contains(&value.as_str()) {
+                problems.push((key.into(), format!("`{value}` is not one of {}", SEVERITY_BANDS.join(", "))));
+            }
+        }
+        for (i, o) in self.containment.overrides.iter().enumerate() {
+            for value in [&o.notify_min_band, &o.contain_min_band].into_iter().flatten() {
+                if !SEVERITY_BANDS.contains(&value.as_str()) {
+                    problems.push((
+                        format!("containment.overrides[{i}]"),
+                        format!("`{value}` is not one of {}", SEVERITY_BANDS.join(", ")),
+                    ));
+                }
+            }
+        }
+        if !SEVERITIES.contains(&self.notifications.min_severity.as_str()) {
+            problems.push((
+                "notifications.min_severity".into(),
+                format!("`{}` is not one of {}", self.notifications.min_severity, SEVERITIES.join(", ")),
+            ));
+        }
+        if self.notifications.max_items == 0 {
+            problems.push(("notifications.max_items".into(), "must be at least 1".into()));
+        }
+        if self.limits.max_changes_per_run == 0 {
+            problems.push(("limits.max_changes_per_run".into(), "must be at least 1".into()));
+        }
+        problems
+    }
+
+    /// The environment configured for an account, if any.
+    pub fn environment_of_account(&self, account: &str) -> Option<&str> {
+        self.tagging.account_environments.get(account).map(String::as_str)
+    }
+}
+
+fn is_account_id(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A short, stable hash identifying a policy document.
+pub fn short_hash(text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
+    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
+}
+
+/// Finds the line where a dotted key (with optional `[i]` indexes) is defined.
+fn line_of_key(text: &str, dotted: &str) -> Option<usize> {
+    let doc = toml_edit::Document::parse(text.to_string()).ok()?;
+    let mut item: &toml_edit::Item = doc.as_item();
+    let mut best: Option<std::ops::Range<usize>> = None;
+    for part in dotted.split('.') {
+        let (name, index) = match part.find('[') {
+            Some(pos) => (&part[..pos], part[pos + 1..part.len() - 1].parse::<usize>().ok()),
+            None => (part, None),
+        };
+        let table = item.as_table_like()?;
+        let (key, value) = table.get_key_value(name)?;
+        best = key.span().or(best);
+        item = value;
+        if let Some(i) = index {
+            if let Some(array) = item.as_array() {
+                if let Some(v) = array.get(i) {
+                    best = v.span().or(best);
+                }
+            }
+            break;
+        }
+    }
+    best.map(|span| line_of(text, span.start))
+}
+
+fn key_from_serde_message(message: &str) -> Option<String> {
+    // serde's messages name the field between backticks: "unknown field `foo`, expected ...".
+    let start = message.find('`')?;
+    let end = message[start + 1..].find('`')?;
+    Some(message[start + 1..start + 1 + end].to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_document_gives_defaults() {
+        let p = Policy::from_toml("").unwrap();
+        assert_eq!(p.tagging.required, vec!["project", "env", "cost_center"]);
+        assert_eq!(p.limits.max_changes_per_run, 200);
+        assert_eq!(p.offhours.timezone, "UTC");
+        assert_eq!(p.offhours.environments, vec!["dev"]);
+        assert!(!p.version.is_empty());
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let err = Policy::from_toml("[limits]\nmax_changes_per_run = 3\nmax_chagnes = 4\n").unwrap_err();
+        let e = &err.0[0];
+        assert_eq!(e.key, "max_chagnes");
+        assert_eq!(e.line, Some(3));
+    }
+
+    #[test]
+    fn wrong_type_names_line() {
+        let err = Policy::from_toml("[offhours]\n\nhibernate = \"yes\"\n").unwrap_err();
+        assert_eq!(err.0[0].line, Some(3), "{err}");
+    }
+
+    #[test]
+    fn semantic_errors_are_located() {
+        let text = "[tagging.account_environments]\n\"123456789012\" = \"qa\"\n[offhours]\nholidays = [\"2026-12-25\", \"xmas\"]\n";
+        let err = Policy::from_toml(text).unwrap_err();
+        let keys: Vec<_> = err.0.iter().map(|e| (e.key.as_str(), e.line)).collect();
+        assert!(keys.contains(&("tagging.account_environments.123456789012", Some(2))), "{keys:?}");
+        assert!(keys.contains(&("offhours.holidays[1]", Some(4))), "{keys:?}");
+    }
+
+    #[test]
+    fn version_changes_with_document() {
+        let a = Policy::from_toml("[limits]\nmax_changes_per_run = 3\n").unwrap();
+        let b = Policy::from_toml("[limits]\nmax_changes_per_run = 4\n").unwrap();
+        assert_ne!(a.version, b.version);
+    }
+}
