@@ -14,6 +14,7 @@ pub mod observability;
 pub mod policy;
 pub mod policy_store;
 pub mod safety;
+pub mod schedule;
 pub mod settings;
 pub mod tags;
 

@@ -538,6 +538,34 @@ mod tests {
         assert!(keys.contains(&("offhours.holidays[1]", Some(4))), "{keys:?}");
     }
 
+    const EXAMPLE: &str = include_str!("../../infra/policy.example.toml");
+
+    #[test]
+    fn example_policy_is_valid_and_states_the_defaults() {
+        let mut example = Policy::from_toml(EXAMPLE).unwrap_or_else(|e| panic!("{e}"));
+        example.version = Policy::default().version;
+        assert_eq!(example, Policy::default(), "infra/policy.example.toml must show the built-in defaults");
+    }
+
+    #[test]
+    fn example_policy_documents_every_key() {
+        fn walk(prefix: &str, defaults: &toml::Value, example: &toml::Value, missing: &mut Vec<String>) {
+            let toml::Value::Table(table) = defaults else { return };
+            for (key, child) in table {
+                let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                match example.get(key) {
+                    None => missing.push(path),
+                    Some(documented) => walk(&path, child, documented, missing),
+                }
+            }
+        }
+        let defaults = toml::Value::try_from(Policy::default()).unwrap();
+        let example: toml::Value = toml::from_str(EXAMPLE).unwrap();
+        let mut missing = Vec::new();
+        walk("", &defaults, &example, &mut missing);
+        assert!(missing.is_empty(), "keys missing from infra/policy.example.toml: {missing:?}");
+    }
+
     #[test]
     fn version_changes_with_document() {
         let a = Policy::from_toml("[limits]\nmax_changes_per_run = 3\n").unwrap();

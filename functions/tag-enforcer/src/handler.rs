@@ -221,17 +221,19 @@ impl<A: Apis> TagEnforcer<A> {
         let summary = if noncompliant.is_empty() {
             format!("tagging failed on {} new resources from {}", failures.len(), call.event_name)
         } else {
-            format!(
-                "{} new {} by {who} lack required tags",
-                noncompliant.len(),
-                if noncompliant.len() == 1 { "resource created" } else { "resources created" }
-            )
+            match noncompliant.len() {
+                1 => format!("1 new resource created by {who} lacks required tags"),
+                count => format!("{count} new resources created by {who} lack required tags"),
+            }
         };
         let mut n = Notification::new(severity, Category::Tagging, "noncompliant", summary);
         n.details.push(format!(
-            "{} created {} resources in account {} ({}) with {}.",
+            "{} created {} in account {} ({}) with {}.",
             who,
-            plans.len(),
+            match plans.len() {
+                1 => "1 resource".to_string(),
+                count => format!("{count} resources"),
+            },
             call.account,
             call.region,
             call.event_name

@@ -1,0 +1,4 @@
+//! secret-rotator (work in progress).
+
+/// The function's name: binary name, log field and metric dimension.
+pub const FUNCTION_NAME: &str = "secret-rotator";

@@ -1,0 +1,1 @@
+//! Off-hours schedules (work in progress).

@@ -1,0 +1,138 @@
+//! `make demo`: a small organization on the local AWS, real-shaped events
+//! driven through the built function binaries, and what the security team's
+//! inbox received. Each function has its own section file.
+
+mod guardduty;
+mod offhours;
+mod rotation;
+mod tagging;
+
+use serde_json::Value;
+
+use crate::inbox::Inbox;
+use crate::moto::Moto;
+use crate::runtime_api::Function;
+use crate::{function_binary, unique};
+
+/// What every section shares: the emulator, the security team's topic and
+/// inbox, the idempotency table and a policy file.
+pub struct DemoStack {
+    pub moto: Moto,
+    pub inbox: Inbox,
+    pub table: String,
+    pub policy_path: std::path::PathBuf,
+    /// How many SNS publishes were already shown.
+    shown: std::sync::atomic::AtomicUsize,
+}
+
+/// The demo organization's policy.
+pub const DEMO_POLICY: &str = r#"# The demo organization: the hub account is the dev account.
+[tagging.account_environments]
+"123456789012" = "dev"
+"111111111111" = "prod"
+"#;
+
+impl DemoStack {
+    pub async fn start() -> anyhow::Result<DemoStack> {
+        let moto = Moto::start().await?;
+        let config = moto.config();
+        let inbox = Inbox::create(&config, "steward-security").await?;
+        let table = "steward-idempotency".to_string();
+        steward_shared::idempotency::create_table(&aws_sdk_dynamodb::Client::new(&config), &table).await?;
+        let dir = std::env::temp_dir().join(unique("steward-demo"));
+        std::fs::create_dir_all(&dir)?;
+        let policy_path = dir.join("policy.toml");
+        std::fs::write(&policy_path, DEMO_POLICY)?;
+        Ok(DemoStack { moto, inbox, table, policy_path, shown: Default::default() })
+    }
+
+    /// The environment of a function in the demo, plus `extra`.
+    pub fn function_env(&self, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut env = self.moto.env();
+        env.push(("STEWARD_TOPIC_ARN".into(), self.inbox.topic_arn.clone()));
+        env.push(("STEWARD_IDEMPOTENCY_TABLE".into(), self.table.clone()));
+        env.push(("STEWARD_MEMBER_ROLE".into(), "steward-member".into()));
+        env.push(("STEWARD_POLICY".into(), self.policy_path.display().to_string()));
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        env
+    }
+
+    /// Starts a built function under the Runtime API emulator.
+    pub async fn function(&self, name: &str, extra: &[(&str, &str)]) -> anyhow::Result<Function> {
+        Function::start(&function_binary(name), name, &self.function_env(extra)).await
+    }
+
+    /// The SNS publishes since the last call, as (subject, email text, chat JSON).
+    pub async fn new_notifications(&self) -> anyhow::Result<Vec<(String, String, Value)>> {
+        let all: Vec<Value> = serde_json::from_str(&self.moto.get("/_steward/sns/published").await?)?;
+        let start = self.shown.swap(all.len(), std::sync::atomic::Ordering::SeqCst);
+        let mut out = Vec::new();
+        for p in all.iter().skip(start) {
+            let body: Value = serde_json::from_str(p["message"].as_str().unwrap_or("{}"))?;
+            let chat: Value = serde_json::from_str(body["sqs"].as_str().unwrap_or("null"))?;
+            out.push((
+                p["subject"].as_str().unwrap_or_default().to_string(),
+                body["email"].as_str().unwrap_or_default().to_string(),
+                chat,
+            ));
+        }
+        let _ = self.inbox.drain().await?;
+        Ok(out)
+    }
+}
+
+/// Prints a section heading.
+pub fn heading(title: &str) {
+    println!("\n\x1b[1m== {title}\x1b[0m");
+}
+
+/// Prints one step of a section.
+pub fn step(text: &str) {
+    println!("  - {text}");
+}
+
+/// Prints a notification as an email subscriber reads it.
+pub fn show_email(subject: &str, text: &str) {
+    println!("\n  +-- email to the security team ------------------------------------");
+    println!("  | Subject: {subject}");
+    println!("  |");
+    for line in text.lines() {
+        println!("  | {line}");
+    }
+    println!("  +-------------------------------------------------------------------");
+}
+
+/// Prints the chat JSON (as Slack or Teams receive it through Amazon Q Developer).
+pub fn show_chat(chat: &Value) {
+    println!("\n  chat JSON (sqs, lambda and https subscribers):");
+    let text = serde_json::to_string_pretty(chat).unwrap_or_default();
+    for line in text.lines() {
+        println!("    {line}");
+    }
+}
+
+/// Runs every section; a failing section is reported and the others still run.
+pub async fn run() -> anyhow::Result<()> {
+    println!("steward demo: a small organization on a local AWS emulator (moto), real-shaped events, the built Lambda binaries.");
+    let stack = DemoStack::start().await?;
+    println!("local AWS at {} | security topic {}", stack.moto.endpoint, stack.inbox.topic_arn);
+    let mut failed = Vec::new();
+    if let Err(e) = tagging::run(&stack).await {
+        failed.push(format!("tag-enforcer: {e:#}"));
+    }
+    if let Err(e) = offhours::run(&stack).await {
+        failed.push(format!("offhours-scheduler: {e:#}"));
+    }
+    if let Err(e) = rotation::run(&stack).await {
+        failed.push(format!("secret-rotator: {e:#}"));
+    }
+    if let Err(e) = guardduty::run(&stack).await {
+        failed.push(format!("guardduty-responder: {e:#}"));
+    }
+    if failed.is_empty() {
+        println!("\ndemo finished: every section ran.");
+        Ok(())
+    } else {
+        anyhow::bail!("demo sections failed:\n  {}", failed.join("\n  "))
+    }
+}

@@ -1,0 +1,1 @@
+//! A throwaway PostgreSQL cluster for the rotation tests (work in progress).
