@@ -35,7 +35,11 @@ pub enum AccessError {
 impl AwsContext {
     /// Loads the SDK configuration from the environment and asks STS for the own account.
     pub async fn load(function_name: &str, member_role: Option<String>) -> anyhow::Result<AwsContext> {
-        let base = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        // Throttled and transient failures are retried with exponential backoff and jitter.
+        let base = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(5))
+            .load()
+            .await;
         let own_region = base
             .region()
             .map(|r| r.to_string())

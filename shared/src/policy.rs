@@ -125,6 +125,9 @@ pub struct Offhours {
     pub concurrency: u32,
     /// More targets than this are fanned out through `STEWARD_WORK_QUEUE`.
     pub fan_out_above: u32,
+    /// Seconds an RDS restart event waits for the database to become
+    /// available before stopping it again (else the digest says so).
+    pub restart_wait_seconds: u32,
 }
 
 impl Default for Offhours {
@@ -140,6 +143,7 @@ impl Default for Offhours {
             hibernate: false,
             concurrency: 8,
             fan_out_above: 4,
+            restart_wait_seconds: 600,
         }
     }
 }

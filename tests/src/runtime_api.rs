@@ -55,6 +55,7 @@ struct ServerState {
     queue: Arc<tokio::sync::Mutex<mpsc::Receiver<Pending>>>,
     waiting: Arc<Mutex<HashMap<String, oneshot::Sender<Outcome>>>>,
     init_error: Arc<Mutex<Option<String>>>,
+    first_poll: Arc<Mutex<Option<std::time::Instant>>>,
     function_arn: String,
 }
 
@@ -64,6 +65,8 @@ pub struct Function {
     waiting: Arc<Mutex<HashMap<String, oneshot::Sender<Outcome>>>>,
     init_error: Arc<Mutex<Option<String>>>,
     output: Arc<Mutex<Vec<String>>>,
+    first_poll: Arc<Mutex<Option<std::time::Instant>>>,
+    started: std::time::Instant,
     child: Child,
     server: tokio::task::JoinHandle<()>,
     pub name: String,
@@ -75,10 +78,12 @@ impl Function {
         let (sender, receiver) = mpsc::channel::<Pending>(16);
         let waiting: Arc<Mutex<HashMap<String, oneshot::Sender<Outcome>>>> = Arc::default();
         let init_error: Arc<Mutex<Option<String>>> = Arc::default();
+        let first_poll: Arc<Mutex<Option<std::time::Instant>>> = Arc::default();
         let state = ServerState {
             queue: Arc::new(tokio::sync::Mutex::new(receiver)),
             waiting: waiting.clone(),
             init_error: init_error.clone(),
+            first_poll: first_poll.clone(),
             function_arn: format!("arn:aws:lambda:us-east-1:123456789012:function:{name}"),
         };
         let app = Router::new()
@@ -109,6 +114,7 @@ impl Function {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        let started = std::time::Instant::now();
         let mut child = command.spawn().map_err(|e| anyhow::anyhow!("starting {}: {e}", binary.display()))?;
         let output: Arc<Mutex<Vec<String>>> = Arc::default();
         for stream in [
@@ -130,7 +136,17 @@ impl Function {
                 }
             });
         }
-        Ok(Function { sender, waiting, init_error, output, child, server, name: name.to_string() })
+        Ok(Function {
+            sender,
+            waiting,
+            init_error,
+            output,
+            first_poll,
+            started,
+            child,
+            server,
+            name: name.to_string(),
+        })
     }
 
     /// Sends one event and waits for the function's answer (at most 120 s).
@@ -167,6 +183,24 @@ impl Function {
         }
     }
 
+    /// Time from process start to its first `GET /runtime/invocation/next`
+    /// (the cold start: runtime, clients, STS and policy), waiting at most `limit`.
+    pub async fn cold_start(&self, limit: Duration) -> anyhow::Result<Duration> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if let Some(at) = *self.first_poll.lock().expect("lock") {
+                return Ok(at.duration_since(self.started));
+            }
+            if let Some(e) = self.init_error.lock().expect("lock").clone() {
+                anyhow::bail!("{} failed to start: {e}", self.name);
+            }
+            if tokio::time::Instant::now() > deadline {
+                anyhow::bail!("{} did not poll for work within {limit:?}", self.name);
+            }
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+    }
+
     /// Every line the process wrote so far (stdout and stderr).
     pub fn logs(&self) -> Vec<String> {
         self.output.lock().expect("log lock").clone()
@@ -181,6 +215,7 @@ impl Drop for Function {
 }
 
 async fn next(State(state): State<ServerState>) -> impl IntoResponse {
+    state.first_poll.lock().expect("lock").get_or_insert_with(std::time::Instant::now);
     let pending = state.queue.lock().await.recv().await;
     let Some(pending) = pending else {
         return (StatusCode::GONE, HeaderMap::new(), String::new());

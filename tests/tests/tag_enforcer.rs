@@ -228,6 +228,7 @@ async fn bad_and_failed_events_change_nothing() {
     assert!(err.to_string().to_lowercase().contains("eof") || err.to_string().contains("JSON"), "{err}");
     let err = f.invoke(&json!({"hello": "world"})).await.unwrap().error();
     assert!(err["errorMessage"].as_str().unwrap().contains("unknown event shape"), "{err}");
+    assert_eq!(err["errorType"], "BadEvent");
     let mut missing = run_instances_event(&ids);
     missing["detail"]["responseElements"] = json!({"reservationId": "r-1"});
     let err = f.invoke(&missing).await.unwrap().error();
@@ -405,4 +406,12 @@ async fn periodic_evaluation_lists_resources_and_retires_vanished_ones() {
     assert_eq!(verdict(&bad[0]).as_deref(), Some("NON_COMPLIANT"));
     assert_eq!(verdict(secret.arn().unwrap()).as_deref(), Some("NON_COMPLIANT"));
     assert_eq!(verdict("i-0gone00000000000").as_deref(), Some("NOT_APPLICABLE"));
+}
+
+#[tokio::test]
+async fn a_bad_policy_stops_the_function_at_start_with_the_reason() {
+    let stack = Stack::new().await;
+    let mut f = stack.enforcer("[limits]\nmax_changes_per_runs = 3\n", &[]).await;
+    let err = f.invoke(&run_instances_event(&["i-1".to_string()])).await.unwrap_err().to_string();
+    assert!(err.contains("max_changes_per_runs") && err.contains("line 2"), "{err}");
 }

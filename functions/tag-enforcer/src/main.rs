@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use lambda_runtime::{service_fn, Error, LambdaEvent};
+use lambda_runtime::{service_fn, Diagnostic, Error, LambdaEvent};
 use serde_json::Value;
-use steward_shared::{observability, Steward};
+use steward_shared::{failure, observability, Steward};
 use tag_enforcer::handler::{AwsApis, TagEnforcer};
 use tag_enforcer::FUNCTION_NAME;
 
@@ -23,7 +23,7 @@ async fn main() -> Result<(), Error> {
             enforcer
                 .invoke(event.payload, &event.context.request_id)
                 .await
-                .map_err(|e| Error::from(format!("{e:#}")))
+                .map_err(|e| -> Diagnostic { failure::diagnostic(&e) })
         }
     }))
     .await

@@ -1,0 +1,61 @@
+# steward: build, demo, test and measure on a fresh machine.
+#
+#   make demo    build the functions, start the local AWS, drive real-shaped events
+#   make test    everything needed, then the whole test suite
+#   make lint    rustfmt and clippy, warnings are errors
+#   make release release bootstrap.zip of every function (cargo lambda, x86_64)
+#   make bench   benchmarks (release builds; not part of make test)
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+C7N_VENV := .venv-c7n
+FUNCTIONS := tag-enforcer offhours-scheduler secret-rotator guardduty-responder
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: demo test build lint release bench coldstart venv c7n-venv postgres clean-venv
+
+## The local stack's tools: moto (the AWS emulator) and cargo-lambda, pinned.
+venv: $(VENV)/.installed
+$(VENV)/.installed: tools/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements.txt
+	touch $@
+
+## Cloud Custodian in its own virtualenv (it pins boto3): schedule agreement test and benchmark.
+c7n-venv: $(C7N_VENV)/.installed
+$(C7N_VENV)/.installed: tools/c7n-requirements.txt
+	$(PYTHON) -m venv $(C7N_VENV)
+	$(C7N_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/c7n-requirements.txt
+	touch $@
+
+## PostgreSQL server binaries for the rotation tests (Debian's packages, when missing).
+postgres:
+	bash tools/install-postgres.sh
+
+build:
+	cargo build --workspace --bins
+
+test: venv c7n-venv postgres build
+	cargo test --workspace --no-fail-fast
+
+demo: venv postgres build
+	cargo run --quiet -p steward-tests --bin steward-demo
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+release: venv
+	cargo lambda build --release --x86-64 --output-format zip $(addprefix -p ,$(FUNCTIONS))
+	@for f in $(FUNCTIONS); do ls -l target/lambda/$$f/bootstrap.zip; done
+
+## Cold start of the release tag-enforcer: process start to its first Runtime API poll.
+coldstart: venv release
+	STEWARD_BIN_DIR=target/lambda cargo run --quiet --release -p steward-tests --bin steward-coldstart -- tag-enforcer
+
+bench: venv c7n-venv release
+	STEWARD_BIN_DIR=target/lambda cargo run --quiet --release -p steward-tests --bin steward-bench
+
+clean-venv:
+	rm -rf $(VENV) $(C7N_VENV)
