@@ -17,14 +17,22 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.file.display()))?;
     match Policy::from_toml(&text) {
         Ok(policy) => {
-            println!("{}: valid (policy version {})", args.file.display(), policy.version);
+            println!(
+                "{}: valid (policy version {})",
+                args.file.display(),
+                policy.version
+            );
             Ok(ExitCode::SUCCESS)
         }
         Err(errors) => {
             for e in &errors.0 {
                 eprintln!("{}:{e}", args.file.display());
             }
-            eprintln!("{}: {} problem(s); nothing is valid until all are fixed", args.file.display(), errors.0.len());
+            eprintln!(
+                "{}: {} problem(s); nothing is valid until all are fixed",
+                args.file.display(),
+                errors.0.len()
+            );
             Ok(ExitCode::FAILURE)
         }
     }

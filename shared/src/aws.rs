@@ -34,7 +34,10 @@ pub enum AccessError {
 
 impl AwsContext {
     /// Loads the SDK configuration from the environment and asks STS for the own account.
-    pub async fn load(function_name: &str, member_role: Option<String>) -> anyhow::Result<AwsContext> {
+    pub async fn load(
+        function_name: &str,
+        member_role: Option<String>,
+    ) -> anyhow::Result<AwsContext> {
         // Throttled and transient failures are retried with exponential backoff and jitter.
         let base = aws_config::defaults(BehaviorVersion::latest())
             .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(5))
@@ -45,16 +48,23 @@ impl AwsContext {
             .map(|r| r.to_string())
             .ok_or_else(|| anyhow::anyhow!("no AWS region configured: set AWS_REGION"))?;
         let sts = aws_sdk_sts::Client::new(&base);
-        let identity = sts
-            .get_caller_identity()
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("STS GetCallerIdentity failed: {}", aws_sdk_sts::error::DisplayErrorContext(&e)))?;
+        let identity = sts.get_caller_identity().send().await.map_err(|e| {
+            anyhow::anyhow!(
+                "STS GetCallerIdentity failed: {}",
+                aws_sdk_sts::error::DisplayErrorContext(&e)
+            )
+        })?;
         let own_account = identity
             .account()
             .ok_or_else(|| anyhow::anyhow!("STS GetCallerIdentity returned no account"))?
             .to_string();
-        Ok(AwsContext::new(base, own_account, own_region, member_role, function_name))
+        Ok(AwsContext::new(
+            base,
+            own_account,
+            own_region,
+            member_role,
+            function_name,
+        ))
     }
 
     /// Builds a context from parts (tests, and callers that know the account).
@@ -91,20 +101,35 @@ impl AwsContext {
     /// The configuration for acting in `account` and `region`: the function's
     /// own credentials for its own account, the assumed member role otherwise.
     /// `event_id` names the session (visible in the member's CloudTrail).
-    pub async fn config_for(&self, account: &str, region: &str, event_id: &str) -> Result<SdkConfig, AccessError> {
-        let with_region = |config: &SdkConfig| config.to_builder().region(Region::new(region.to_string())).build();
+    pub async fn config_for(
+        &self,
+        account: &str,
+        region: &str,
+        event_id: &str,
+    ) -> Result<SdkConfig, AccessError> {
+        let with_region = |config: &SdkConfig| {
+            config
+                .to_builder()
+                .region(Region::new(region.to_string()))
+                .build()
+        };
         if account == self.own_account {
             return Ok(with_region(&self.base));
         }
         let role = self
             .member_role
             .as_deref()
-            .ok_or_else(|| AccessError::NoMemberRole { account: account.to_string() })?;
+            .ok_or_else(|| AccessError::NoMemberRole {
+                account: account.to_string(),
+            })?;
         let mut members = self.members.lock().await;
         if let Some(config) = members.get(account) {
             return Ok(with_region(config));
         }
-        let role_arn = format!("arn:{}:iam::{account}:role/{role}", partition_of(&self.own_region));
+        let role_arn = format!(
+            "arn:{}:iam::{account}:role/{role}",
+            partition_of(&self.own_region)
+        );
         let provider = AssumeRoleProvider::builder(role_arn.clone())
             .session_name(session_name(&self.function_name, event_id))
             .configure(&self.base)
@@ -112,10 +137,13 @@ impl AwsContext {
             .await;
         // Resolve once now so a missing or untrusted role fails this event with a clear error.
         use aws_credential_types::provider::ProvideCredentials;
-        provider.provide_credentials().await.map_err(|e| AccessError::AssumeRole {
-            role_arn: role_arn.clone(),
-            reason: aws_sdk_sts::error::DisplayErrorContext(&e).to_string(),
-        })?;
+        provider
+            .provide_credentials()
+            .await
+            .map_err(|e| AccessError::AssumeRole {
+                role_arn: role_arn.clone(),
+                reason: aws_sdk_sts::error::DisplayErrorContext(&e).to_string(),
+            })?;
         let config = self
             .base
             .to_builder()
@@ -143,7 +171,13 @@ pub fn session_name(function_name: &str, event_id: &str) -> String {
     let raw = format!("steward-{function_name}-{event_id}");
     let cleaned: String = raw
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "+=,.@-_".contains(c) { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "+=,.@-_".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     cleaned.chars().take(64).collect()
 }
@@ -154,10 +188,15 @@ mod tests {
 
     #[test]
     fn session_names_are_valid() {
-        let name = session_name("tag-enforcer", "6f5ea4d3-7d2b-4c1e-9a0b-1234567890ab/extra:stuff and more text here");
+        let name = session_name(
+            "tag-enforcer",
+            "6f5ea4d3-7d2b-4c1e-9a0b-1234567890ab/extra:stuff and more text here",
+        );
         assert!(name.len() <= 64);
         assert!(name.starts_with("steward-tag-enforcer-6f5ea4d3"));
-        assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@-_".contains(c)));
+        assert!(name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@-_".contains(c)));
     }
 
     #[test]

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use crate::aws::AwsContext;
 use crate::idempotency::{Claim, DynamoStore, IdempotencyStore};
-use crate::notify::{self, LogOnlyPublisher, Notification, Publish, RenderContext, Severity, SnsPublisher};
+use crate::notify::{
+    self, LogOnlyPublisher, Notification, Publish, RenderContext, Severity, SnsPublisher,
+};
 use crate::policy::Policy;
 use crate::policy_store::PolicyStore;
 use crate::safety::RunMode;
@@ -45,17 +47,26 @@ impl Steward {
 
     /// Builds the context from parsed settings and an AWS context.
     pub async fn with_aws(settings: Settings, aws: AwsContext) -> anyhow::Result<Steward> {
-        let ssm = matches!(settings.policy_source, PolicySource::Ssm(_)).then(|| aws_sdk_ssm::Client::new(aws.base()));
+        let ssm = matches!(settings.policy_source, PolicySource::Ssm(_))
+            .then(|| aws_sdk_ssm::Client::new(aws.base()));
         let policy = PolicyStore::load(settings.policy_source.clone(), ssm).await?;
         let publisher: Arc<dyn Publish> = match &settings.topic_arn {
-            Some(arn) => Arc::new(SnsPublisher::new(aws_sdk_sns::Client::new(aws.base()), arn.clone())),
+            Some(arn) => Arc::new(SnsPublisher::new(
+                aws_sdk_sns::Client::new(aws.base()),
+                arn.clone(),
+            )),
             None => {
-                tracing::warn!("STEWARD_TOPIC_ARN is not set: notifications are written to the logs only");
+                tracing::warn!(
+                    "STEWARD_TOPIC_ARN is not set: notifications are written to the logs only"
+                );
                 Arc::new(LogOnlyPublisher)
             }
         };
         let idempotency: Option<Arc<dyn IdempotencyStore>> = match &settings.idempotency_table {
-            Some(table) => Some(Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(aws.base()), table.clone()))),
+            Some(table) => Some(Arc::new(DynamoStore::new(
+                aws_sdk_dynamodb::Client::new(aws.base()),
+                table.clone(),
+            ))),
             None => {
                 tracing::warn!(
                     "STEWARD_IDEMPOTENCY_TABLE is not set: duplicate deliveries will send duplicate notifications"
@@ -64,7 +75,13 @@ impl Steward {
             }
         };
         tracing::info!(mode = %settings.mode, account = aws.own_account(), region = aws.own_region(), "steward started");
-        Ok(Steward { settings, aws, policy, publisher, idempotency })
+        Ok(Steward {
+            settings,
+            aws,
+            policy,
+            publisher,
+            idempotency,
+        })
     }
 
     pub fn mode(&self) -> RunMode {
@@ -86,8 +103,13 @@ impl Steward {
     }
 
     /// Renders and publishes a notification once per `dedupe_key`.
-    pub async fn notify(&self, notification: &Notification, policy: &Policy) -> anyhow::Result<NotifyOutcome> {
-        let threshold = Severity::parse(&policy.notifications.min_severity).unwrap_or(Severity::Info);
+    pub async fn notify(
+        &self,
+        notification: &Notification,
+        policy: &Policy,
+    ) -> anyhow::Result<NotifyOutcome> {
+        let threshold =
+            Severity::parse(&policy.notifications.min_severity).unwrap_or(Severity::Info);
         let ctx = RenderContext {
             mode: self.mode(),
             policy_version: policy.version.clone(),
@@ -99,7 +121,10 @@ impl Steward {
             tracing::info!(subject = %rendered.subject, "notification below notifications.min_severity; logged only");
             return Ok(NotifyOutcome::BelowThreshold);
         }
-        let key = format!("notify#{}#{}", self.settings.function_name, notification.dedupe_key);
+        let key = format!(
+            "notify#{}#{}",
+            self.settings.function_name, notification.dedupe_key
+        );
         let keep = Duration::from_secs(policy.notifications.dedupe_days as u64 * 86_400);
         let outcome = self
             .once(&key, keep, || async {

@@ -13,8 +13,15 @@ pub const STEWARD_ERROR: &str = "StewardError";
 /// Turns an error into the diagnostic Lambda records for the invocation.
 pub fn diagnostic(error: &anyhow::Error) -> Diagnostic {
     let message = format!("{error:#}");
-    let error_type = if message.starts_with("bad event:") { BAD_EVENT } else { STEWARD_ERROR };
-    Diagnostic { error_type: error_type.to_string(), error_message: message }
+    let error_type = if message.starts_with("bad event:") {
+        BAD_EVENT
+    } else {
+        STEWARD_ERROR
+    };
+    Diagnostic {
+        error_type: error_type.to_string(),
+        error_message: message,
+    }
 }
 
 #[cfg(test)]
@@ -23,7 +30,10 @@ mod tests {
 
     #[test]
     fn bad_events_are_typed() {
-        assert_eq!(diagnostic(&anyhow::anyhow!("bad event: missing `id`")).error_type, BAD_EVENT);
+        assert_eq!(
+            diagnostic(&anyhow::anyhow!("bad event: missing `id`")).error_type,
+            BAD_EVENT
+        );
         let d = diagnostic(&anyhow::anyhow!("ec2 down").context("tagging failed"));
         assert_eq!(d.error_type, STEWARD_ERROR);
         assert_eq!(d.error_message, "tagging failed: ec2 down");

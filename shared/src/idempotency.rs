@@ -25,7 +25,8 @@ pub trait IdempotencyStore: Send + Sync {
     /// Claims `key` for `in_progress` (after that a crashed attempt's claim lapses).
     async fn claim(&self, key: &str, in_progress: Duration) -> anyhow::Result<Claim>;
     /// Marks `key` done, kept for `keep`, with an optional result to return to later claims.
-    async fn complete(&self, key: &str, keep: Duration, result: Option<&str>) -> anyhow::Result<()>;
+    async fn complete(&self, key: &str, keep: Duration, result: Option<&str>)
+        -> anyhow::Result<()>;
     /// Drops this attempt's claim so a retry does the work.
     async fn release(&self, key: &str) -> anyhow::Result<()>;
 }
@@ -46,7 +47,11 @@ fn now_epoch() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-fn dynamo_error<E, R>(what: &str, table: &str, e: aws_sdk_dynamodb::error::SdkError<E, R>) -> anyhow::Error
+fn dynamo_error<E, R>(
+    what: &str,
+    table: &str,
+    e: aws_sdk_dynamodb::error::SdkError<E, R>,
+) -> anyhow::Error
 where
     E: std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
@@ -67,14 +72,20 @@ impl IdempotencyStore for DynamoStore {
             .table_name(&self.table)
             .item("pk", AttributeValue::S(key.to_string()))
             .item("status", AttributeValue::S("IN_PROGRESS".into()))
-            .item("expires_at", AttributeValue::N((now + in_progress.as_secs() as i64).to_string()))
+            .item(
+                "expires_at",
+                AttributeValue::N((now + in_progress.as_secs() as i64).to_string()),
+            )
             .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
             .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
             .send()
             .await;
         match result {
             Ok(_) => Ok(Claim::Acquired),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
                 let item = self
                     .client
                     .get_item()
@@ -96,18 +107,29 @@ impl IdempotencyStore for DynamoStore {
         }
     }
 
-    async fn complete(&self, key: &str, keep: Duration, result: Option<&str>) -> anyhow::Result<()> {
+    async fn complete(
+        &self,
+        key: &str,
+        keep: Duration,
+        result: Option<&str>,
+    ) -> anyhow::Result<()> {
         let mut request = self
             .client
             .put_item()
             .table_name(&self.table)
             .item("pk", AttributeValue::S(key.to_string()))
             .item("status", AttributeValue::S("DONE".into()))
-            .item("expires_at", AttributeValue::N((now_epoch() + keep.as_secs() as i64).to_string()));
+            .item(
+                "expires_at",
+                AttributeValue::N((now_epoch() + keep.as_secs() as i64).to_string()),
+            );
         if let Some(r) = result {
             request = request.item("result", AttributeValue::S(r.to_string()));
         }
-        request.send().await.map_err(|e| dynamo_error("PutItem", &self.table, e))?;
+        request
+            .send()
+            .await
+            .map_err(|e| dynamo_error("PutItem", &self.table, e))?;
         Ok(())
     }
 
@@ -124,7 +146,12 @@ impl IdempotencyStore for DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
             Err(e) => Err(dynamo_error("DeleteItem", &self.table, e)),
         }
     }
@@ -132,7 +159,10 @@ impl IdempotencyStore for DynamoStore {
 
 /// Creates the table the way the contract describes (local runs and tests).
 pub async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> anyhow::Result<()> {
-    use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification};
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        TimeToLiveSpecification,
+    };
     let created = client
         .create_table()
         .table_name(table)
@@ -143,11 +173,18 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> any
                 .attribute_type(ScalarAttributeType::S)
                 .build()?,
         )
-        .key_schema(KeySchemaElement::builder().attribute_name("pk").key_type(KeyType::Hash).build()?)
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()?,
+        )
         .send()
         .await;
     if let Err(e) = created {
-        if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) {
+        if e.as_service_error()
+            .is_some_and(|s| s.is_resource_in_use_exception())
+        {
             return Ok(());
         }
         return Err(dynamo_error("CreateTable", table, e));
@@ -155,7 +192,12 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> any
     client
         .update_time_to_live()
         .table_name(table)
-        .time_to_live_specification(TimeToLiveSpecification::builder().enabled(true).attribute_name("expires_at").build()?)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name("expires_at")
+                .build()?,
+        )
         .send()
         .await
         .map_err(|e| dynamo_error("UpdateTimeToLive", table, e))?;

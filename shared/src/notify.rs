@@ -108,7 +108,12 @@ pub struct Notification {
 
 impl Notification {
     /// A notification with the required parts; fill the rest with the builder methods.
-    pub fn new(severity: Severity, category: Category, what: &str, summary: impl Into<String>) -> Notification {
+    pub fn new(
+        severity: Severity,
+        category: Category,
+        what: &str,
+        summary: impl Into<String>,
+    ) -> Notification {
         Notification {
             severity,
             category,
@@ -169,7 +174,9 @@ pub fn render(n: &Notification, ctx: &RenderContext) -> Rendered {
     let mut line_limit = MAX_LINE_CHARS;
     loop {
         let rendered = render_with(n, ctx, shown, line_limit);
-        if rendered.message.len() + rendered.subject.len() <= MAX_MESSAGE_BYTES || (shown == 0 && line_limit <= 200) {
+        if rendered.message.len() + rendered.subject.len() <= MAX_MESSAGE_BYTES
+            || (shown == 0 && line_limit <= 200)
+        {
             return rendered;
         }
         if shown > 0 {
@@ -193,17 +200,31 @@ fn clip(s: &str, limit: usize) -> String {
 /// The subject: `[steward] SEVERITY category: summary`, printable ASCII, at most 99 characters.
 pub fn subject(n: &Notification, mode: RunMode) -> String {
     let marker = mode.marker().map(|m| format!("({m}) ")).unwrap_or_default();
-    let raw = format!("[steward] {} {}: {marker}{}", n.severity, n.category.as_str(), n.summary);
+    let raw = format!(
+        "[steward] {} {}: {marker}{}",
+        n.severity,
+        n.category.as_str(),
+        n.summary
+    );
     let ascii: String = raw
         .chars()
-        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
         .collect();
     clip(&ascii, MAX_SUBJECT_CHARS)
 }
 
 fn render_with(n: &Notification, ctx: &RenderContext, shown: usize, line_limit: usize) -> Rendered {
     let hidden = n.items.len() - shown;
-    let items: Vec<String> = n.items[..shown].iter().map(|i| clip(i, line_limit)).collect();
+    let items: Vec<String> = n.items[..shown]
+        .iter()
+        .map(|i| clip(i, line_limit))
+        .collect();
     let details: Vec<String> = n.details.iter().map(|d| clip(d, line_limit)).collect();
     let more = (hidden > 0).then(|| {
         format!(
@@ -276,7 +297,11 @@ fn render_with(n: &Notification, ctx: &RenderContext, shown: usize, line_limit: 
             description.push('\n');
         }
     }
-    let mut context: BTreeMap<String, String> = n.facts.iter().map(|(k, v)| (k.clone(), clip(v, line_limit))).collect();
+    let mut context: BTreeMap<String, String> = n
+        .facts
+        .iter()
+        .map(|(k, v)| (k.clone(), clip(v, line_limit)))
+        .collect();
     context.insert("account".into(), n.account.clone());
     context.insert("region".into(), n.region.clone());
     if let Some(env) = &n.environment {
@@ -288,8 +313,16 @@ fn render_with(n: &Notification, ctx: &RenderContext, shown: usize, line_limit: 
     context.insert("function".into(), ctx.function_name.clone());
     context.insert("eventId".into(), n.dedupe_key.clone());
     context.insert("resourceCount".into(), n.items.len().to_string());
-    let title_marker = ctx.mode.marker().map(|m| format!("({m}) ")).unwrap_or_default();
-    let mut keywords = vec![n.severity.to_string(), n.category.as_str().to_string(), n.account.clone()];
+    let title_marker = ctx
+        .mode
+        .marker()
+        .map(|m| format!("({m}) "))
+        .unwrap_or_default();
+    let mut keywords = vec![
+        n.severity.to_string(),
+        n.category.as_str().to_string(),
+        n.account.clone(),
+    ];
     if let Some(env) = &n.environment {
         keywords.push(env.clone());
     }
@@ -297,7 +330,11 @@ fn render_with(n: &Notification, ctx: &RenderContext, shown: usize, line_limit: 
         keywords.push(m.to_string());
     }
     // Related ARNs follow the item list's summarizing so a huge run stays under the limit.
-    let related_cap = if shown < n.items.len() { shown.max(1) } else { ctx.max_items.max(1) };
+    let related_cap = if shown < n.items.len() {
+        shown.max(1)
+    } else {
+        ctx.max_items.max(1)
+    };
     let related: Vec<&String> = n.related_resources.iter().take(related_cap).collect();
     let chat = json!({
         "version": "1.0",
@@ -378,7 +415,10 @@ impl Publish for SnsPublisher {
             if value.is_empty() {
                 continue;
             }
-            let attribute = MessageAttributeValue::builder().data_type("String").string_value(value).build()?;
+            let attribute = MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(value)
+                .build()?;
             request = request.message_attributes(name, attribute);
         }
         let output = request.send().await.map_err(|e| {
@@ -417,11 +457,19 @@ mod tests {
     }
 
     fn sample() -> Notification {
-        let mut n = Notification::new(Severity::Medium, Category::Tagging, "noncompliant", "2 new resources lack required tags");
+        let mut n = Notification::new(
+            Severity::Medium,
+            Category::Tagging,
+            "noncompliant",
+            "2 new resources lack required tags",
+        );
         n.account = "123456789012".into();
         n.region = "eu-west-1".into();
         n.environment = Some("dev".into());
-        n.items = vec!["i-1 missing project".into(), "vol-2 missing cost_center".into()];
+        n.items = vec![
+            "i-1 missing project".into(),
+            "vol-2 missing cost_center".into(),
+        ];
         n.next_steps = vec!["Add the tags".into()];
         n.thread_id = "arn:aws:ec2:eu-west-1:123456789012:instance/i-1".into();
         n.related_resources = vec![n.thread_id.clone()];
@@ -438,7 +486,10 @@ mod tests {
         );
         n.summary = "é".repeat(300);
         let s = subject(&n, RunMode::DryRun);
-        assert!(s.len() <= 99 && s.is_ascii() && s.contains("(DRY RUN)"), "{s}");
+        assert!(
+            s.len() <= 99 && s.is_ascii() && s.contains("(DRY RUN)"),
+            "{s}"
+        );
     }
 
     #[test]
@@ -452,9 +503,19 @@ mod tests {
         assert_eq!(chat["version"], "1.0");
         assert_eq!(chat["source"], "custom");
         assert_eq!(chat["content"]["textType"], "client-markdown");
-        assert_eq!(chat["metadata"]["eventType"], "steward.tagging.noncompliant");
-        assert!(chat["metadata"]["additionalContext"].as_object().unwrap().values().all(|v| v.is_string()));
-        assert!(m["email"].as_str().unwrap().starts_with("2 new resources lack required tags"));
+        assert_eq!(
+            chat["metadata"]["eventType"],
+            "steward.tagging.noncompliant"
+        );
+        assert!(chat["metadata"]["additionalContext"]
+            .as_object()
+            .unwrap()
+            .values()
+            .all(|v| v.is_string()));
+        assert!(m["email"]
+            .as_str()
+            .unwrap()
+            .starts_with("2 new resources lack required tags"));
         assert_eq!(r.attributes["severity"], "MEDIUM");
         assert_eq!(r.attributes["environment"], "dev");
     }

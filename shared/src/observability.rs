@@ -25,7 +25,12 @@ pub fn init_logging() {
     let result = if text {
         builder.try_init()
     } else {
-        builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init()
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init()
     };
     let _ = result;
 }
@@ -85,10 +90,18 @@ mod tests {
 
     #[test]
     fn emf_document_names_every_metric() {
-        let m = Metrics { resources_evaluated: 3, actions_taken: 2, actions_failed: 0, notifications_sent: 1 };
+        let m = Metrics {
+            resources_evaluated: 3,
+            actions_taken: 2,
+            actions_failed: 0,
+            notifications_sent: 1,
+        };
         let doc = m.to_emf("tag-enforcer", 1);
         assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Steward");
-        for metric in doc["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().unwrap() {
+        for metric in doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+        {
             assert!(doc[metric["Name"].as_str().unwrap()].is_u64());
         }
         assert_eq!(doc["Function"], "tag-enforcer");

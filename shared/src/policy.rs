@@ -370,7 +370,10 @@ impl Policy {
         let mut problems = Vec::new();
         for (i, key) in self.tagging.required.iter().enumerate() {
             if key.trim().is_empty() {
-                problems.push((format!("tagging.required[{i}]"), "tag keys must not be empty".into()));
+                problems.push((
+                    format!("tagging.required[{i}]"),
+                    "tag keys must not be empty".into(),
+                ));
             }
         }
         for (account, env) in &self.tagging.account_environments {
@@ -384,14 +387,20 @@ impl Policy {
                 if !allowed.iter().any(|a| a == env) {
                     problems.push((
                         format!("tagging.account_environments.{account}"),
-                        format!("`{env}` is not an allowed env value ({})", allowed.join(", ")),
+                        format!(
+                            "`{env}` is not an allowed env value ({})",
+                            allowed.join(", ")
+                        ),
                     ));
                 }
             }
         }
         for (i, account) in self.targets.accounts.iter().enumerate() {
             if !is_account_id(account) {
-                problems.push((format!("targets.accounts[{i}]"), format!("`{account}` is not a 12-digit account id")));
+                problems.push((
+                    format!("targets.accounts[{i}]"),
+                    format!("`{account}` is not a 12-digit account id"),
+                ));
             }
         }
         for (i, ou) in self.targets.organizational_units.iter().enumerate() {
@@ -403,32 +412,57 @@ impl Policy {
             }
         }
         if self.offhours.interval_minutes == 0 || self.offhours.interval_minutes > 1440 {
-            problems.push(("offhours.interval_minutes".into(), "must be between 1 and 1440".into()));
+            problems.push((
+                "offhours.interval_minutes".into(),
+                "must be between 1 and 1440".into(),
+            ));
         }
         for (i, day) in self.offhours.holidays.iter().enumerate() {
             if chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").is_err() {
-                problems.push((format!("offhours.holidays[{i}]"), format!("`{day}` is not a date (YYYY-MM-DD)")));
+                problems.push((
+                    format!("offhours.holidays[{i}]"),
+                    format!("`{day}` is not a date (YYYY-MM-DD)"),
+                ));
             }
         }
         if self.offhours.concurrency == 0 {
             problems.push(("offhours.concurrency".into(), "must be at least 1".into()));
         }
+        problems.extend(crate::schedule::policy_problems(&self.offhours));
         if self.rotation.password_length < 16 || self.rotation.password_length > 4096 {
-            problems.push(("rotation.password_length".into(), "must be between 16 and 4096".into()));
+            problems.push((
+                "rotation.password_length".into(),
+                "must be between 16 and 4096".into(),
+            ));
         }
         if self.rotation.connect_timeout_seconds == 0 {
-            problems.push(("rotation.connect_timeout_seconds".into(), "must be at least 1".into()));
+            problems.push((
+                "rotation.connect_timeout_seconds".into(),
+                "must be at least 1".into(),
+            ));
         }
         for (key, value) in [
-            ("containment.notify_min_band", &self.containment.notify_min_band),
-            ("containment.contain_min_band", &self.containment.contain_min_band),
+            (
+                "containment.notify_min_band",
+                &self.containment.notify_min_band,
+            ),
+            (
+                "containment.contain_min_band",
+                &self.containment.contain_min_band,
+            ),
         ] {
             if !SEVERITY_BANDS.contains(&value.as_str()) {
-                problems.push((key.into(), format!("`{value}` is not one of {}", SEVERITY_BANDS.join(", "))));
+                problems.push((
+                    key.into(),
+                    format!("`{value}` is not one of {}", SEVERITY_BANDS.join(", ")),
+                ));
             }
         }
         for (i, o) in self.containment.overrides.iter().enumerate() {
-            for value in [&o.notify_min_band, &o.contain_min_band].into_iter().flatten() {
+            for value in [&o.notify_min_band, &o.contain_min_band]
+                .into_iter()
+                .flatten()
+            {
                 if !SEVERITY_BANDS.contains(&value.as_str()) {
                     problems.push((
                         format!("containment.overrides[{i}]"),
@@ -440,21 +474,34 @@ impl Policy {
         if !SEVERITIES.contains(&self.notifications.min_severity.as_str()) {
             problems.push((
                 "notifications.min_severity".into(),
-                format!("`{}` is not one of {}", self.notifications.min_severity, SEVERITIES.join(", ")),
+                format!(
+                    "`{}` is not one of {}",
+                    self.notifications.min_severity,
+                    SEVERITIES.join(", ")
+                ),
             ));
         }
         if self.notifications.max_items == 0 {
-            problems.push(("notifications.max_items".into(), "must be at least 1".into()));
+            problems.push((
+                "notifications.max_items".into(),
+                "must be at least 1".into(),
+            ));
         }
         if self.limits.max_changes_per_run == 0 {
-            problems.push(("limits.max_changes_per_run".into(), "must be at least 1".into()));
+            problems.push((
+                "limits.max_changes_per_run".into(),
+                "must be at least 1".into(),
+            ));
         }
         problems
     }
 
     /// The environment configured for an account, if any.
     pub fn environment_of_account(&self, account: &str) -> Option<&str> {
-        self.tagging.account_environments.get(account).map(String::as_str)
+        self.tagging
+            .account_environments
+            .get(account)
+            .map(String::as_str)
     }
 }
 
@@ -469,7 +516,11 @@ pub fn short_hash(text: &str) -> String {
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|&b| b == b'\n')
+        .count()
+        + 1
 }
 
 /// Finds the line where a dotted key (with optional `[i]` indexes) is defined.
@@ -479,7 +530,10 @@ fn line_of_key(text: &str, dotted: &str) -> Option<usize> {
     let mut best: Option<std::ops::Range<usize>> = None;
     for part in dotted.split('.') {
         let (name, index) = match part.find('[') {
-            Some(pos) => (&part[..pos], part[pos + 1..part.len() - 1].parse::<usize>().ok()),
+            Some(pos) => (
+                &part[..pos],
+                part[pos + 1..part.len() - 1].parse::<usize>().ok(),
+            ),
             None => (part, None),
         };
         let table = item.as_table_like()?;
@@ -521,7 +575,8 @@ mod tests {
 
     #[test]
     fn unknown_key_names_key_and_line() {
-        let err = Policy::from_toml("[limits]\nmax_changes_per_run = 3\nmax_chagnes = 4\n").unwrap_err();
+        let err =
+            Policy::from_toml("[limits]\nmax_changes_per_run = 3\nmax_chagnes = 4\n").unwrap_err();
         let e = &err.0[0];
         assert_eq!(e.key, "max_chagnes");
         assert_eq!(e.line, Some(3));
@@ -538,8 +593,14 @@ mod tests {
         let text = "[tagging.account_environments]\n\"123456789012\" = \"qa\"\n[offhours]\nholidays = [\"2026-12-25\", \"xmas\"]\n";
         let err = Policy::from_toml(text).unwrap_err();
         let keys: Vec<_> = err.0.iter().map(|e| (e.key.as_str(), e.line)).collect();
-        assert!(keys.contains(&("tagging.account_environments.123456789012", Some(2))), "{keys:?}");
-        assert!(keys.contains(&("offhours.holidays[1]", Some(4))), "{keys:?}");
+        assert!(
+            keys.contains(&("tagging.account_environments.123456789012", Some(2))),
+            "{keys:?}"
+        );
+        assert!(
+            keys.contains(&("offhours.holidays[1]", Some(4))),
+            "{keys:?}"
+        );
     }
 
     const EXAMPLE: &str = include_str!("../../infra/policy.example.toml");
@@ -548,15 +609,30 @@ mod tests {
     fn example_policy_is_valid_and_states_the_defaults() {
         let mut example = Policy::from_toml(EXAMPLE).unwrap_or_else(|e| panic!("{e}"));
         example.version = Policy::default().version;
-        assert_eq!(example, Policy::default(), "infra/policy.example.toml must show the built-in defaults");
+        assert_eq!(
+            example,
+            Policy::default(),
+            "infra/policy.example.toml must show the built-in defaults"
+        );
     }
 
     #[test]
     fn example_policy_documents_every_key() {
-        fn walk(prefix: &str, defaults: &toml::Value, example: &toml::Value, missing: &mut Vec<String>) {
-            let toml::Value::Table(table) = defaults else { return };
+        fn walk(
+            prefix: &str,
+            defaults: &toml::Value,
+            example: &toml::Value,
+            missing: &mut Vec<String>,
+        ) {
+            let toml::Value::Table(table) = defaults else {
+                return;
+            };
             for (key, child) in table {
-                let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                let path = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
                 match example.get(key) {
                     None => missing.push(path),
                     Some(documented) => walk(&path, child, documented, missing),
@@ -567,7 +643,10 @@ mod tests {
         let example: toml::Value = toml::from_str(EXAMPLE).unwrap();
         let mut missing = Vec::new();
         walk("", &defaults, &example, &mut missing);
-        assert!(missing.is_empty(), "keys missing from infra/policy.example.toml: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "keys missing from infra/policy.example.toml: {missing:?}"
+        );
     }
 
     #[test]

@@ -23,7 +23,10 @@ pub struct PolicyStore {
 
 impl PolicyStore {
     /// Loads the policy once; errors name the source and the problem.
-    pub async fn load(source: PolicySource, ssm: Option<aws_sdk_ssm::Client>) -> anyhow::Result<PolicyStore> {
+    pub async fn load(
+        source: PolicySource,
+        ssm: Option<aws_sdk_ssm::Client>,
+    ) -> anyhow::Result<PolicyStore> {
         let policy = read(&source, ssm.as_ref()).await?;
         Ok(PolicyStore {
             source,
@@ -66,12 +69,14 @@ async fn read(source: &PolicySource, ssm: Option<&aws_sdk_ssm::Client>) -> anyho
     match source {
         PolicySource::BuiltIn => Ok(Policy::default()),
         PolicySource::File(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| anyhow::anyhow!("STEWARD_POLICY file {path} could not be read: {e}"))?;
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                anyhow::anyhow!("STEWARD_POLICY file {path} could not be read: {e}")
+            })?;
             Policy::from_toml(&text).map_err(|e| anyhow::anyhow!("STEWARD_POLICY file {path}: {e}"))
         }
         PolicySource::Ssm(name) => {
-            let ssm = ssm.ok_or_else(|| anyhow::anyhow!("no SSM client for STEWARD_POLICY=ssm:{name}"))?;
+            let ssm =
+                ssm.ok_or_else(|| anyhow::anyhow!("no SSM client for STEWARD_POLICY=ssm:{name}"))?;
             let output = ssm
                 .get_parameter()
                 .name(name)
@@ -88,7 +93,8 @@ async fn read(source: &PolicySource, ssm: Option<&aws_sdk_ssm::Client>) -> anyho
                 .parameter()
                 .and_then(|p| p.value())
                 .ok_or_else(|| anyhow::anyhow!("STEWARD_POLICY parameter {name} has no value"))?;
-            Policy::from_toml(text).map_err(|e| anyhow::anyhow!("STEWARD_POLICY parameter {name}: {e}"))
+            Policy::from_toml(text)
+                .map_err(|e| anyhow::anyhow!("STEWARD_POLICY parameter {name}: {e}"))
         }
     }
 }

@@ -49,7 +49,8 @@ impl fmt::Display for RunMode {
 
 /// True when the resource's tags carry `steward:exempt=true` (case-insensitive value).
 pub fn is_exempt(tags: &HashMap<String, String>) -> bool {
-    tags.get(tags::EXEMPT).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+    tags.get(tags::EXEMPT)
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
 }
 
 /// Whether a cost-driven action may touch a resource with these tags: its
@@ -63,7 +64,11 @@ pub fn env_allows_cost_action(tags: &HashMap<String, String>, allowed: &[String]
 
 /// Whether security containment may touch a resource: `*` allows every
 /// environment; untagged resources follow `include_untagged`.
-pub fn env_allows_containment(tags: &HashMap<String, String>, allowed: &[String], include_untagged: bool) -> bool {
+pub fn env_allows_containment(
+    tags: &HashMap<String, String>,
+    allowed: &[String],
+    include_untagged: bool,
+) -> bool {
     match tags.get(tags::ENV).map(|v| v.trim()) {
         Some(env) if !env.is_empty() => allowed.iter().any(|a| a == "*" || a == env),
         _ => include_untagged,
@@ -104,7 +109,10 @@ mod tests {
     use super::*;
 
     fn tags(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -127,8 +135,16 @@ mod tests {
     fn containment_includes_untagged_by_default() {
         let all = vec!["*".to_string()];
         assert!(env_allows_containment(&tags(&[]), &all, true));
-        assert!(env_allows_containment(&tags(&[("env", "prod")]), &all, true));
-        assert!(!env_allows_containment(&tags(&[("env", "prod")]), &["dev".to_string()], true));
+        assert!(env_allows_containment(
+            &tags(&[("env", "prod")]),
+            &all,
+            true
+        ));
+        assert!(!env_allows_containment(
+            &tags(&[("env", "prod")]),
+            &["dev".to_string()],
+            true
+        ));
     }
 
     #[test]

@@ -47,13 +47,22 @@ impl Settings {
     }
 
     /// Reads settings from a map of variables (the testable core of `from_env`).
-    pub fn from_map(function_name: &str, vars: &HashMap<String, String>) -> Result<Settings, String> {
-        let get = |name: &str| vars.get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    pub fn from_map(
+        function_name: &str,
+        vars: &HashMap<String, String>,
+    ) -> Result<Settings, String> {
+        let get = |name: &str| {
+            vars.get(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
         let flag = |name: &str| -> Result<bool, String> {
             match get(name).as_deref().map(str::to_ascii_lowercase).as_deref() {
                 None | Some("false") | Some("0") | Some("no") => Ok(false),
                 Some("true") | Some("1") | Some("yes") => Ok(true),
-                Some(other) => Err(format!("{name}={other:?} is not a boolean: set it to `true` or `false`")),
+                Some(other) => Err(format!(
+                    "{name}={other:?} is not a boolean: set it to `true` or `false`"
+                )),
             }
         };
         let disabled = flag(vars::DISABLED)?;
@@ -68,8 +77,11 @@ impl Settings {
         let policy_source = match get(vars::POLICY) {
             None => PolicySource::BuiltIn,
             Some(v) => match v.strip_prefix("ssm:") {
-                Some(name) if name.is_empty() => {
-                    return Err(format!("{}=ssm: names no parameter: use ssm:/parameter/name", vars::POLICY))
+                Some("") => {
+                    return Err(format!(
+                        "{}=ssm: names no parameter: use ssm:/parameter/name",
+                        vars::POLICY
+                    ))
                 }
                 Some(name) => PolicySource::Ssm(name.to_string()),
                 None => PolicySource::File(v),
@@ -78,7 +90,10 @@ impl Settings {
         let topic_arn = get(vars::TOPIC_ARN);
         if let Some(arn) = &topic_arn {
             if !arn.starts_with("arn:") || arn.split(':').count() < 6 {
-                return Err(format!("{}={arn:?} is not an SNS topic ARN", vars::TOPIC_ARN));
+                return Err(format!(
+                    "{}={arn:?} is not an SNS topic ARN",
+                    vars::TOPIC_ARN
+                ));
             }
         }
         Ok(Settings {
@@ -98,12 +113,19 @@ mod tests {
     use super::*;
 
     fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn kill_switch_wins_over_dry_run() {
-        let s = Settings::from_map("f", &map(&[(vars::DISABLED, "TRUE"), (vars::DRY_RUN, "true")])).unwrap();
+        let s = Settings::from_map(
+            "f",
+            &map(&[(vars::DISABLED, "TRUE"), (vars::DRY_RUN, "true")]),
+        )
+        .unwrap();
         assert_eq!(s.mode, RunMode::Disabled);
         let s = Settings::from_map("f", &map(&[(vars::DRY_RUN, "true")])).unwrap();
         assert_eq!(s.mode, RunMode::DryRun);
@@ -122,7 +144,10 @@ mod tests {
         let s = Settings::from_map("f", &map(&[(vars::POLICY, "ssm:/steward/policy")])).unwrap();
         assert_eq!(s.policy_source, PolicySource::Ssm("/steward/policy".into()));
         let s = Settings::from_map("f", &map(&[(vars::POLICY, "/opt/policy.toml")])).unwrap();
-        assert_eq!(s.policy_source, PolicySource::File("/opt/policy.toml".into()));
+        assert_eq!(
+            s.policy_source,
+            PolicySource::File("/opt/policy.toml".into())
+        );
         assert!(Settings::from_map("f", &map(&[(vars::TOPIC_ARN, "topic")])).is_err());
     }
 }

@@ -25,8 +25,22 @@ impl Inbox {
     pub async fn create(config: &SdkConfig, name: &str) -> anyhow::Result<Inbox> {
         let sns = aws_sdk_sns::Client::new(config);
         let sqs = aws_sdk_sqs::Client::new(config);
-        let topic_arn = sns.create_topic().name(name).send().await?.topic_arn().unwrap_or_default().to_string();
-        let queue_url = sqs.create_queue().queue_name(format!("{name}-inbox")).send().await?.queue_url().unwrap_or_default().to_string();
+        let topic_arn = sns
+            .create_topic()
+            .name(name)
+            .send()
+            .await?
+            .topic_arn()
+            .unwrap_or_default()
+            .to_string();
+        let queue_url = sqs
+            .create_queue()
+            .queue_name(format!("{name}-inbox"))
+            .send()
+            .await?
+            .queue_url()
+            .unwrap_or_default()
+            .to_string();
         let attrs = sqs
             .get_queue_attributes()
             .queue_url(&queue_url)
@@ -38,8 +52,17 @@ impl Inbox {
             .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
             .cloned()
             .unwrap_or_default();
-        sns.subscribe().topic_arn(&topic_arn).protocol("sqs").endpoint(queue_arn).send().await?;
-        Ok(Inbox { topic_arn, queue_url, sqs })
+        sns.subscribe()
+            .topic_arn(&topic_arn)
+            .protocol("sqs")
+            .endpoint(queue_arn)
+            .send()
+            .await?;
+        Ok(Inbox {
+            topic_arn,
+            queue_url,
+            sqs,
+        })
     }
 
     /// Everything that arrived so far (drains the queue).
@@ -60,12 +83,20 @@ impl Inbox {
             }
             for m in messages {
                 let raw: serde_json::Value = serde_json::from_str(m.body().unwrap_or("{}"))?;
-                let chat = raw["Message"].as_str().and_then(|s| serde_json::from_str(s).ok()).unwrap_or(serde_json::Value::Null);
+                let chat = raw["Message"]
+                    .as_str()
+                    .and_then(|s| serde_json::from_str(s).ok())
+                    .unwrap_or(serde_json::Value::Null);
                 let attributes = raw["MessageAttributes"]
                     .as_object()
                     .map(|o| {
                         o.iter()
-                            .map(|(k, v)| (k.clone(), v["Value"].as_str().unwrap_or_default().to_string()))
+                            .map(|(k, v)| {
+                                (
+                                    k.clone(),
+                                    v["Value"].as_str().unwrap_or_default().to_string(),
+                                )
+                            })
                             .collect()
                     })
                     .unwrap_or_default();
@@ -76,7 +107,12 @@ impl Inbox {
                     raw,
                 });
                 if let Some(handle) = m.receipt_handle() {
-                    self.sqs.delete_message().queue_url(&self.queue_url).receipt_handle(handle).send().await?;
+                    self.sqs
+                        .delete_message()
+                        .queue_url(&self.queue_url)
+                        .receipt_handle(handle)
+                        .send()
+                        .await?;
                 }
             }
         }

@@ -27,7 +27,8 @@ impl Moto {
     /// Starts the emulator and waits until it answers.
     pub async fn start() -> anyhow::Result<Moto> {
         let root = workspace_root();
-        let python = std::env::var("STEWARD_PYTHON").unwrap_or_else(|_| root.join(".venv/bin/python").display().to_string());
+        let python = std::env::var("STEWARD_PYTHON")
+            .unwrap_or_else(|_| root.join(".venv/bin/python").display().to_string());
         let mut child = Command::new(&python)
             .arg(root.join("tools/moto_launcher.py"))
             .args(["--port", "0", "--max-seconds", "3600"])
@@ -36,7 +37,11 @@ impl Moto {
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| anyhow::anyhow!("starting {python} tools/moto_launcher.py: {e}; run `make venv` first"))?;
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "starting {python} tools/moto_launcher.py: {e}; run `make venv` first"
+                )
+            })?;
         let stdout = child.stdout.take().expect("piped stdout");
         let mut lines = BufReader::new(stdout).lines();
         let ready = tokio::time::timeout(std::time::Duration::from_secs(60), async {
@@ -52,14 +57,20 @@ impl Moto {
         let endpoint = ready.ok_or_else(|| anyhow::anyhow!("moto exited before it was ready"))?;
         // Keep draining stdout so the server never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        let moto = Moto { endpoint, _child: child };
+        let moto = Moto {
+            endpoint,
+            _child: child,
+        };
         moto.get("/_steward/health").await?;
         Ok(moto)
     }
 
     /// The SDK configuration of the hub account.
     pub fn config(&self) -> SdkConfig {
-        config_with(&self.endpoint, Credentials::new("testing", "testing", None, None, "steward-tests"))
+        config_with(
+            &self.endpoint,
+            Credentials::new("testing", "testing", None, None, "steward-tests"),
+        )
     }
 
     /// The SDK configuration of another account, through STS AssumeRole (moto
@@ -72,10 +83,18 @@ impl Moto {
             .role_session_name("steward-tests-setup")
             .send()
             .await?;
-        let c = out.credentials().ok_or_else(|| anyhow::anyhow!("AssumeRole returned no credentials"))?;
+        let c = out
+            .credentials()
+            .ok_or_else(|| anyhow::anyhow!("AssumeRole returned no credentials"))?;
         Ok(config_with(
             &self.endpoint,
-            Credentials::new(c.access_key_id(), c.secret_access_key(), Some(c.session_token().to_string()), None, "steward-tests"),
+            Credentials::new(
+                c.access_key_id(),
+                c.secret_access_key(),
+                Some(c.session_token().to_string()),
+                None,
+                "steward-tests",
+            ),
         ))
     }
 
@@ -96,18 +115,29 @@ impl Moto {
     }
 
     pub async fn post(&self, path: &str, body: &serde_json::Value) -> anyhow::Result<String> {
-        http("POST", &format!("{}{path}", self.endpoint), Some(body.to_string())).await
+        http(
+            "POST",
+            &format!("{}{path}", self.endpoint),
+            Some(body.to_string()),
+        )
+        .await
     }
 
     /// Ties an AWS Config result token to its rule (see the launcher).
     pub async fn register_rule_token(&self, rule: &str, token: &str) -> anyhow::Result<()> {
-        self.post("/_steward/config/rule-token", &serde_json::json!({"rule": rule, "token": token})).await?;
+        self.post(
+            "/_steward/config/rule-token",
+            &serde_json::json!({"rule": rule, "token": token}),
+        )
+        .await?;
         Ok(())
     }
 
     /// The evaluations recorded for a result token.
     pub async fn evaluations(&self, token: &str) -> anyhow::Result<Vec<serde_json::Value>> {
-        let text = self.get(&format!("/_steward/config/evaluations?token={token}")).await?;
+        let text = self
+            .get(&format!("/_steward/config/evaluations?token={token}"))
+            .await?;
         Ok(serde_json::from_str(&text)?)
     }
 }
@@ -117,15 +147,22 @@ fn config_with(endpoint: &str, credentials: Credentials) -> SdkConfig {
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(REGION))
         .endpoint_url(endpoint)
-        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(credentials))
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(credentials),
+        )
         .build()
 }
 
 /// A minimal HTTP/1.1 client for the launcher's test endpoints (loopback only).
 async fn http(method: &str, url: &str, body: Option<String>) -> anyhow::Result<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.strip_prefix("http://").ok_or_else(|| anyhow::anyhow!("not an http URL: {url}"))?;
-    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| anyhow::anyhow!("not an http URL: {url}"))?;
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
     let mut last_error = None;
     for _ in 0..50 {
         match tokio::net::TcpStream::connect(host).await {

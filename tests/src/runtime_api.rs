@@ -74,7 +74,11 @@ pub struct Function {
 
 impl Function {
     /// Starts `binary` as function `name` with the extra environment `env`.
-    pub async fn start(binary: &Path, name: &str, env: &[(String, String)]) -> anyhow::Result<Function> {
+    pub async fn start(
+        binary: &Path,
+        name: &str,
+        env: &[(String, String)],
+    ) -> anyhow::Result<Function> {
         let (sender, receiver) = mpsc::channel::<Pending>(16);
         let waiting: Arc<Mutex<HashMap<String, oneshot::Sender<Outcome>>>> = Arc::default();
         let init_error: Arc<Mutex<Option<String>>> = Arc::default();
@@ -88,7 +92,10 @@ impl Function {
         };
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
-            .route("/2018-06-01/runtime/invocation/{id}/response", post(respond))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(respond),
+            )
             .route("/2018-06-01/runtime/invocation/{id}/error", post(fail))
             .route("/2018-06-01/runtime/init/error", post(init_failed))
             .with_state(state);
@@ -106,7 +113,10 @@ impl Function {
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
             .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
-            .env("AWS_LAMBDA_LOG_STREAM_NAME", "2026/11/22/[$LATEST]0123456789abcdef")
+            .env(
+                "AWS_LAMBDA_LOG_STREAM_NAME",
+                "2026/11/22/[$LATEST]0123456789abcdef",
+            )
             .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
             .env("_HANDLER", "bootstrap")
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -115,11 +125,19 @@ impl Function {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         let started = std::time::Instant::now();
-        let mut child = command.spawn().map_err(|e| anyhow::anyhow!("starting {}: {e}", binary.display()))?;
+        let mut child = command
+            .spawn()
+            .map_err(|e| anyhow::anyhow!("starting {}: {e}", binary.display()))?;
         let output: Arc<Mutex<Vec<String>>> = Arc::default();
         for stream in [
-            child.stdout.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-            child.stderr.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
         ]
         .into_iter()
         .flatten()
@@ -158,9 +176,15 @@ impl Function {
     pub async fn invoke_raw(&mut self, payload: &str) -> anyhow::Result<Outcome> {
         let request_id = uuid::Uuid::new_v4().to_string();
         let (tx, rx) = oneshot::channel();
-        self.waiting.lock().expect("lock").insert(request_id.clone(), tx);
+        self.waiting
+            .lock()
+            .expect("lock")
+            .insert(request_id.clone(), tx);
         self.sender
-            .send(Pending { request_id: request_id.clone(), payload: payload.to_string() })
+            .send(Pending {
+                request_id: request_id.clone(),
+                payload: payload.to_string(),
+            })
             .await
             .map_err(|_| anyhow::anyhow!("the emulator stopped"))?;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
@@ -215,7 +239,11 @@ impl Drop for Function {
 }
 
 async fn next(State(state): State<ServerState>) -> impl IntoResponse {
-    state.first_poll.lock().expect("lock").get_or_insert_with(std::time::Instant::now);
+    state
+        .first_poll
+        .lock()
+        .expect("lock")
+        .get_or_insert_with(std::time::Instant::now);
     let pending = state.queue.lock().await.recv().await;
     let Some(pending) = pending else {
         return (StatusCode::GONE, HeaderMap::new(), String::new());
@@ -225,10 +253,30 @@ async fn next(State(state): State<ServerState>) -> impl IntoResponse {
     let set = |h: &mut HeaderMap, k: &'static str, v: String| {
         h.insert(k, HeaderValue::from_str(&v).expect("header value"));
     };
-    set(&mut headers, "lambda-runtime-aws-request-id", pending.request_id.clone());
-    set(&mut headers, "lambda-runtime-deadline-ms", deadline.to_string());
-    set(&mut headers, "lambda-runtime-invoked-function-arn", state.function_arn.clone());
-    set(&mut headers, "lambda-runtime-trace-id", format!("Root=1-{:x}-{}", chrono::Utc::now().timestamp(), &pending.request_id.replace('-', "")[..24]));
+    set(
+        &mut headers,
+        "lambda-runtime-aws-request-id",
+        pending.request_id.clone(),
+    );
+    set(
+        &mut headers,
+        "lambda-runtime-deadline-ms",
+        deadline.to_string(),
+    );
+    set(
+        &mut headers,
+        "lambda-runtime-invoked-function-arn",
+        state.function_arn.clone(),
+    );
+    set(
+        &mut headers,
+        "lambda-runtime-trace-id",
+        format!(
+            "Root=1-{:x}-{}",
+            chrono::Utc::now().timestamp(),
+            &pending.request_id.replace('-', "")[..24]
+        ),
+    );
     set(&mut headers, "content-type", "application/json".into());
     (StatusCode::OK, headers, pending.payload)
 }
@@ -244,14 +292,23 @@ fn complete(state: &ServerState, id: &str, outcome: Outcome) -> StatusCode {
 }
 
 fn json_or_text(body: &Bytes) -> serde_json::Value {
-    serde_json::from_slice(body).unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(body).into_owned()))
+    serde_json::from_slice(body)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(body).into_owned()))
 }
 
-async fn respond(State(state): State<ServerState>, UrlPath(id): UrlPath<String>, body: Bytes) -> StatusCode {
+async fn respond(
+    State(state): State<ServerState>,
+    UrlPath(id): UrlPath<String>,
+    body: Bytes,
+) -> StatusCode {
     complete(&state, &id, Outcome::Response(json_or_text(&body)))
 }
 
-async fn fail(State(state): State<ServerState>, UrlPath(id): UrlPath<String>, body: Bytes) -> StatusCode {
+async fn fail(
+    State(state): State<ServerState>,
+    UrlPath(id): UrlPath<String>,
+    body: Bytes,
+) -> StatusCode {
     complete(&state, &id, Outcome::Error(json_or_text(&body)))
 }
 

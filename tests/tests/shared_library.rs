@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use steward_shared::idempotency::{create_table, Claim, DynamoStore, IdempotencyStore};
-use steward_shared::notify::{render, Category, Notification, Publish, RenderContext, Severity, SnsPublisher};
+use steward_shared::notify::{
+    render, Category, Notification, Publish, RenderContext, Severity, SnsPublisher,
+};
 use steward_shared::policy_store::PolicyStore;
 use steward_shared::settings::PolicySource;
 use steward_shared::RunMode;
@@ -20,37 +22,73 @@ async fn idempotency_claims_complete_release_and_expire() {
     let ddb = aws_sdk_dynamodb::Client::new(&moto.config());
     let table = unique("idem");
     create_table(&ddb, &table).await.unwrap();
-    create_table(&ddb, &table).await.expect("creating an existing table is fine");
+    create_table(&ddb, &table)
+        .await
+        .expect("creating an existing table is fine");
     let store = DynamoStore::new(ddb.clone(), table.clone());
 
-    assert_eq!(store.claim("k1", Duration::from_secs(900)).await.unwrap(), Claim::Acquired);
-    assert_eq!(store.claim("k1", Duration::from_secs(900)).await.unwrap(), Claim::InProgress);
-    store.complete("k1", Duration::from_secs(3600), Some("msg-1")).await.unwrap();
-    assert_eq!(store.claim("k1", Duration::from_secs(900)).await.unwrap(), Claim::Done(Some("msg-1".into())));
+    assert_eq!(
+        store.claim("k1", Duration::from_secs(900)).await.unwrap(),
+        Claim::Acquired
+    );
+    assert_eq!(
+        store.claim("k1", Duration::from_secs(900)).await.unwrap(),
+        Claim::InProgress
+    );
+    store
+        .complete("k1", Duration::from_secs(3600), Some("msg-1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.claim("k1", Duration::from_secs(900)).await.unwrap(),
+        Claim::Done(Some("msg-1".into()))
+    );
     // Release never drops a completed record.
     store.release("k1").await.unwrap();
-    assert_eq!(store.claim("k1", Duration::from_secs(900)).await.unwrap(), Claim::Done(Some("msg-1".into())));
+    assert_eq!(
+        store.claim("k1", Duration::from_secs(900)).await.unwrap(),
+        Claim::Done(Some("msg-1".into()))
+    );
 
     // A failed attempt releases its claim, so the retry acquires it.
-    assert_eq!(store.claim("k2", Duration::from_secs(900)).await.unwrap(), Claim::Acquired);
+    assert_eq!(
+        store.claim("k2", Duration::from_secs(900)).await.unwrap(),
+        Claim::Acquired
+    );
     store.release("k2").await.unwrap();
-    assert_eq!(store.claim("k2", Duration::from_secs(900)).await.unwrap(), Claim::Acquired);
+    assert_eq!(
+        store.claim("k2", Duration::from_secs(900)).await.unwrap(),
+        Claim::Acquired
+    );
 
     // An expired record (DynamoDB deletes lazily) does not block a new claim.
     ddb.put_item()
         .table_name(&table)
         .item("pk", AttributeValue::S("k3".into()))
         .item("status", AttributeValue::S("DONE".into()))
-        .item("expires_at", AttributeValue::N((chrono::Utc::now().timestamp() - 10).to_string()))
+        .item(
+            "expires_at",
+            AttributeValue::N((chrono::Utc::now().timestamp() - 10).to_string()),
+        )
         .send()
         .await
         .unwrap();
-    assert_eq!(store.claim("k3", Duration::from_secs(900)).await.unwrap(), Claim::Acquired);
+    assert_eq!(
+        store.claim("k3", Duration::from_secs(900)).await.unwrap(),
+        Claim::Acquired
+    );
 
     // A missing table is an error that says what to check.
     let missing = DynamoStore::new(ddb, "no-such-table".into());
-    let err = missing.claim("k", Duration::from_secs(1)).await.unwrap_err().to_string();
-    assert!(err.contains("no-such-table") && err.contains("partition key"), "{err}");
+    let err = missing
+        .claim("k", Duration::from_secs(1))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("no-such-table") && err.contains("partition key"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -58,14 +96,26 @@ async fn huge_notification_is_summarized_and_accepted_by_sns() {
     let moto = Moto::start().await.unwrap();
     let config = moto.config();
     let inbox = Inbox::create(&config, &unique("topic")).await.unwrap();
-    let mut n = Notification::new(Severity::Info, Category::Offhours, "digest", "stopped 20000 resources");
+    let mut n = Notification::new(
+        Severity::Info,
+        Category::Offhours,
+        "digest",
+        "stopped 20000 resources",
+    );
     n.account = "multiple".into();
     n.region = "multiple".into();
     n.dedupe_key = "run-1".into();
     n.thread_id = "run-1".into();
-    n.items = (0..20_000).map(|i| format!("arn:aws:ec2:us-east-1:123456789012:instance/i-{i:017x} stopped")).collect();
+    n.items = (0..20_000)
+        .map(|i| format!("arn:aws:ec2:us-east-1:123456789012:instance/i-{i:017x} stopped"))
+        .collect();
     n.related_resources = n.items.clone();
-    let ctx = RenderContext { mode: RunMode::Live, policy_version: "v".into(), function_name: "f".into(), max_items: 20_000 };
+    let ctx = RenderContext {
+        mode: RunMode::Live,
+        policy_version: "v".into(),
+        function_name: "f".into(),
+        max_items: 20_000,
+    };
     let rendered = render(&n, &ctx);
     assert!(rendered.message.len() < 256 * 1024);
     let publisher = SnsPublisher::new(aws_sdk_sns::Client::new(&config), inbox.topic_arn.clone());
@@ -73,7 +123,10 @@ async fn huge_notification_is_summarized_and_accepted_by_sns() {
     let received = inbox.drain().await.unwrap();
     assert_eq!(received.len(), 1, "one digest, never a flood");
     assert_eq!(received[0].attributes["account"], "multiple");
-    assert_eq!(received[0].chat["metadata"]["additionalContext"]["resourceCount"], "20000");
+    assert_eq!(
+        received[0].chat["metadata"]["additionalContext"]["resourceCount"],
+        "20000"
+    );
 }
 
 #[tokio::test]
@@ -87,7 +140,12 @@ async fn policy_is_read_from_ssm_and_bad_policies_name_the_problem() {
         .send()
         .await
         .unwrap();
-    let store = PolicyStore::load(PolicySource::Ssm("/steward/policy".into()), Some(ssm.clone())).await.unwrap();
+    let store = PolicyStore::load(
+        PolicySource::Ssm("/steward/policy".into()),
+        Some(ssm.clone()),
+    )
+    .await
+    .unwrap();
     assert_eq!(store.current().await.limits.max_changes_per_run, 7);
 
     ssm.put_parameter()
@@ -97,8 +155,17 @@ async fn policy_is_read_from_ssm_and_bad_policies_name_the_problem() {
         .send()
         .await
         .unwrap();
-    let err = PolicyStore::load(PolicySource::Ssm("/steward/bad".into()), Some(ssm.clone())).await.err().unwrap();
-    assert!(err.to_string().contains("/steward/bad") && err.to_string().contains("line 2"), "{err}");
-    let err = PolicyStore::load(PolicySource::Ssm("/steward/missing".into()), Some(ssm)).await.err().unwrap();
+    let err = PolicyStore::load(PolicySource::Ssm("/steward/bad".into()), Some(ssm.clone()))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string().contains("/steward/bad") && err.to_string().contains("line 2"),
+        "{err}"
+    );
+    let err = PolicyStore::load(PolicySource::Ssm("/steward/missing".into()), Some(ssm))
+        .await
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("/steward/missing"), "{err}");
 }

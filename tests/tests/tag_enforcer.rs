@@ -24,12 +24,21 @@ impl Stack {
     async fn new() -> Stack {
         let moto = Moto::start().await.expect("moto starts");
         let config = moto.config();
-        let inbox = Inbox::create(&config, &unique("steward-security")).await.expect("inbox");
+        let inbox = Inbox::create(&config, &unique("steward-security"))
+            .await
+            .expect("inbox");
         let table = unique("steward-idempotency");
-        steward_shared::idempotency::create_table(&aws_sdk_dynamodb::Client::new(&config), &table).await.expect("table");
+        steward_shared::idempotency::create_table(&aws_sdk_dynamodb::Client::new(&config), &table)
+            .await
+            .expect("table");
         let policy_dir = std::env::temp_dir().join(unique("steward-policy"));
         std::fs::create_dir_all(&policy_dir).unwrap();
-        Stack { moto, inbox, table, policy_dir }
+        Stack {
+            moto,
+            inbox,
+            table,
+            policy_dir,
+        }
     }
 
     /// Starts the tag enforcer with a policy and extra variables.
@@ -44,12 +53,19 @@ impl Stack {
         for (k, v) in extra {
             env.push((k.to_string(), v.to_string()));
         }
-        Function::start(&function_binary("tag-enforcer"), "tag-enforcer", &env).await.expect("function starts")
+        Function::start(&function_binary("tag-enforcer"), "tag-enforcer", &env)
+            .await
+            .expect("function starts")
     }
 
     async fn idempotency_records(&self) -> usize {
         let ddb = aws_sdk_dynamodb::Client::new(&self.moto.config());
-        ddb.scan().table_name(&self.table).send().await.unwrap().count() as usize
+        ddb.scan()
+            .table_name(&self.table)
+            .send()
+            .await
+            .unwrap()
+            .count() as usize
     }
 }
 
@@ -59,33 +75,58 @@ const POLICY: &str = r#"
 "111111111111" = "staging"
 "#;
 
-async fn run_instances(config: &aws_config::SdkConfig, count: i32, tags: &[(&str, &str)]) -> Vec<String> {
+async fn run_instances(
+    config: &aws_config::SdkConfig,
+    count: i32,
+    tags: &[(&str, &str)],
+) -> Vec<String> {
     let ec2 = aws_sdk_ec2::Client::new(config);
-    let mut spec = aws_sdk_ec2::types::TagSpecification::builder().resource_type(aws_sdk_ec2::types::ResourceType::Instance);
+    let mut spec = aws_sdk_ec2::types::TagSpecification::builder()
+        .resource_type(aws_sdk_ec2::types::ResourceType::Instance);
     for (k, v) in tags {
         spec = spec.tags(aws_sdk_ec2::types::Tag::builder().key(*k).value(*v).build());
     }
-    let mut request = ec2.run_instances().image_id("ami-12c6146b").instance_type(aws_sdk_ec2::types::InstanceType::T3Micro).min_count(count).max_count(count);
+    let mut request = ec2
+        .run_instances()
+        .image_id("ami-12c6146b")
+        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+        .min_count(count)
+        .max_count(count);
     if !tags.is_empty() {
         request = request.tag_specifications(spec.build());
     }
     let out = request.send().await.unwrap();
-    out.instances().iter().map(|i| i.instance_id().unwrap().to_string()).collect()
+    out.instances()
+        .iter()
+        .map(|i| i.instance_id().unwrap().to_string())
+        .collect()
 }
 
 async fn instance_tags(config: &aws_config::SdkConfig, id: &str) -> HashMap<String, String> {
     let ec2 = aws_sdk_ec2::Client::new(config);
-    let out = ec2.describe_instances().instance_ids(id).send().await.unwrap();
+    let out = ec2
+        .describe_instances()
+        .instance_ids(id)
+        .send()
+        .await
+        .unwrap();
     let instance = &out.reservations()[0].instances()[0];
-    instance.tags().iter().map(|t| (t.key().unwrap().to_string(), t.value().unwrap().to_string())).collect()
+    instance
+        .tags()
+        .iter()
+        .map(|t| (t.key().unwrap().to_string(), t.value().unwrap().to_string()))
+        .collect()
 }
 
 /// The RunInstances fixture, pointed at real instance ids and a fresh event id.
 fn run_instances_event(ids: &[String]) -> Value {
     let mut e = event("cloudtrail-run-instances.json");
     e["id"] = json!(uuid::Uuid::new_v4().to_string());
-    e["detail"]["responseElements"]["instancesSet"]["items"] =
-        Value::Array(ids.iter().map(|id| json!({"instanceId": id, "instanceState": {"code": 0, "name": "pending"}})).collect());
+    e["detail"]["responseElements"]["instancesSet"]["items"] = Value::Array(
+        ids.iter()
+            .map(|id| json!({"instanceId": id, "instanceState": {"code": 0, "name": "pending"}}))
+            .collect(),
+    );
     e
 }
 
@@ -100,15 +141,26 @@ async fn new_instances_get_creator_and_env_and_one_notification() {
     assert_eq!(out["tagged"].as_array().unwrap().len(), 2, "{out}");
     for id in &ids {
         let tags = instance_tags(&config, id).await;
-        assert_eq!(tags.get("steward:created-by").map(String::as_str), Some("alice"));
+        assert_eq!(
+            tags.get("steward:created-by").map(String::as_str),
+            Some("alice")
+        );
         assert_eq!(tags.get("env").map(String::as_str), Some("dev"));
         assert_eq!(tags.get("project").map(String::as_str), Some("web"));
-        assert!(!tags.contains_key("cost_center"), "never invents cost_center");
+        assert!(
+            !tags.contains_key("cost_center"),
+            "never invents cost_center"
+        );
     }
     let received = stack.inbox.drain().await.unwrap();
     assert_eq!(received.len(), 1);
     let m = &received[0];
-    assert!(m.subject.starts_with("[steward] LOW tagging: 2 new resources created by alice"), "{}", m.subject);
+    assert!(
+        m.subject
+            .starts_with("[steward] LOW tagging: 2 new resources created by alice"),
+        "{}",
+        m.subject
+    );
     assert!(m.subject.len() <= 100);
     assert_eq!(m.attributes["severity"], "LOW");
     assert_eq!(m.attributes["category"], "tagging");
@@ -117,15 +169,34 @@ async fn new_instances_get_creator_and_env_and_one_notification() {
     assert_eq!(m.attributes["environment"], "dev");
     assert_eq!(m.chat["version"], "1.0");
     assert_eq!(m.chat["source"], "custom");
-    assert_eq!(m.chat["metadata"]["eventType"], "steward.tagging.noncompliant");
-    assert_eq!(m.chat["metadata"]["relatedResources"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        m.chat["metadata"]["eventType"],
+        "steward.tagging.noncompliant"
+    );
+    assert_eq!(
+        m.chat["metadata"]["relatedResources"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
     let description = m.chat["content"]["description"].as_str().unwrap();
-    assert!(description.contains("missing required tags: cost_center"), "{description}");
-    assert!(m.chat["content"]["nextSteps"][0].as_str().unwrap().contains("cost_center"));
+    assert!(
+        description.contains("missing required tags: cost_center"),
+        "{description}"
+    );
+    assert!(m.chat["content"]["nextSteps"][0]
+        .as_str()
+        .unwrap()
+        .contains("cost_center"));
     // The email body as published.
-    let published: Vec<Value> = serde_json::from_str(&stack.moto.get("/_steward/sns/published").await.unwrap()).unwrap();
+    let published: Vec<Value> =
+        serde_json::from_str(&stack.moto.get("/_steward/sns/published").await.unwrap()).unwrap();
     let body: Value = serde_json::from_str(published[0]["message"].as_str().unwrap()).unwrap();
-    assert!(body["email"].as_str().unwrap().starts_with("2 new resources created by alice lack required tags"));
+    assert!(body["email"]
+        .as_str()
+        .unwrap()
+        .starts_with("2 new resources created by alice lack required tags"));
     assert_eq!(published[0]["structure"], "json");
 
     // The same event again (at-least-once delivery): no new tags, no second message.
@@ -136,27 +207,55 @@ async fn new_instances_get_creator_and_env_and_one_notification() {
     // Logs are JSON with the event id on every invocation line, and an EMF line.
     let logs = f.logs();
     let event_id = e["id"].as_str().unwrap();
-    assert!(logs.iter().any(|l| l.contains("\"tags added\"") && l.contains(event_id)), "{logs:#?}");
-    assert!(logs.iter().any(|l| l.contains("\"Namespace\":\"Steward\"") && l.contains("\"ActionsTaken\":2")));
-    assert!(logs.iter().all(|l| serde_json::from_str::<Value>(l).is_ok()), "every line is JSON");
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("\"tags added\"") && l.contains(event_id)),
+        "{logs:#?}"
+    );
+    assert!(logs
+        .iter()
+        .any(|l| l.contains("\"Namespace\":\"Steward\"") && l.contains("\"ActionsTaken\":2")));
+    assert!(
+        logs.iter()
+            .all(|l| serde_json::from_str::<Value>(l).is_ok()),
+        "every line is JSON"
+    );
 }
 
 #[tokio::test]
 async fn dry_run_and_kill_switch_change_nothing_and_say_so() {
     let stack = Stack::new().await;
     let config = stack.moto.config();
-    for (var, marker) in [("STEWARD_DRY_RUN", "(DRY RUN)"), ("STEWARD_DISABLED", "(DISABLED)")] {
+    for (var, marker) in [
+        ("STEWARD_DRY_RUN", "(DRY RUN)"),
+        ("STEWARD_DISABLED", "(DISABLED)"),
+    ] {
         let ids = run_instances(&config, 1, &[]).await;
         let mut f = stack.enforcer(POLICY, &[(var, "true")]).await;
-        let out = f.invoke(&run_instances_event(&ids)).await.unwrap().response();
+        let out = f
+            .invoke(&run_instances_event(&ids))
+            .await
+            .unwrap()
+            .response();
         assert_eq!(out["tagged"].as_array().unwrap().len(), 0);
         let tags = instance_tags(&config, &ids[0]).await;
         assert!(tags.is_empty(), "{var}: nothing changed, got {tags:?}");
         let received = stack.inbox.drain().await.unwrap();
         assert_eq!(received.len(), 1, "{var}");
-        assert!(received[0].subject.contains(marker), "{}", received[0].subject);
-        assert!(received[0].chat["content"]["description"].as_str().unwrap().contains("steward would add"));
-        assert_eq!(stack.idempotency_records().await, 0, "{var}: no idempotency record");
+        assert!(
+            received[0].subject.contains(marker),
+            "{}",
+            received[0].subject
+        );
+        assert!(received[0].chat["content"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("steward would add"));
+        assert_eq!(
+            stack.idempotency_records().await,
+            0,
+            "{var}: no idempotency record"
+        );
     }
 }
 
@@ -167,15 +266,25 @@ async fn blast_radius_limit_changes_nothing_and_alerts_high() {
     let ids = run_instances(&config, 3, &[]).await;
     let policy = format!("{POLICY}\n[limits]\nmax_changes_per_run = 2\n");
     let mut f = stack.enforcer(&policy, &[]).await;
-    let out = f.invoke(&run_instances_event(&ids)).await.unwrap().response();
-    assert!(out["blocked"].as_str().unwrap().contains("max_changes_per_run = 2"));
+    let out = f
+        .invoke(&run_instances_event(&ids))
+        .await
+        .unwrap()
+        .response();
+    assert!(out["blocked"]
+        .as_str()
+        .unwrap()
+        .contains("max_changes_per_run = 2"));
     for id in &ids {
         assert!(instance_tags(&config, id).await.is_empty());
     }
     let received = stack.inbox.drain().await.unwrap();
     assert_eq!(received.len(), 1);
     assert_eq!(received[0].attributes["severity"], "HIGH");
-    assert_eq!(received[0].chat["metadata"]["eventType"], "steward.tagging.blast-radius");
+    assert_eq!(
+        received[0].chat["metadata"]["eventType"],
+        "steward.tagging.blast-radius"
+    );
 }
 
 #[tokio::test]
@@ -184,20 +293,36 @@ async fn exempt_resource_is_reported_not_changed() {
     let config = stack.moto.config();
     let ids = run_instances(&config, 1, &[("steward:exempt", "true")]).await;
     let mut f = stack.enforcer(POLICY, &[]).await;
-    f.invoke(&run_instances_event(&ids)).await.unwrap().response();
+    f.invoke(&run_instances_event(&ids))
+        .await
+        .unwrap()
+        .response();
     let tags = instance_tags(&config, &ids[0]).await;
     assert_eq!(tags.len(), 1, "only the exempt tag: {tags:?}");
     let received = stack.inbox.drain().await.unwrap();
     assert_eq!(received.len(), 1);
-    assert!(received[0].chat["content"]["description"].as_str().unwrap().contains("steward:exempt, not changed"));
+    assert!(received[0].chat["content"]["description"]
+        .as_str()
+        .unwrap()
+        .contains("steward:exempt, not changed"));
 }
 
 #[tokio::test]
 async fn member_account_resource_is_tagged_through_the_member_role() {
     let stack = Stack::new().await;
-    let member = stack.moto.account_config(MEMBER_ACCOUNT, MEMBER_ROLE).await.unwrap();
+    let member = stack
+        .moto
+        .account_config(MEMBER_ACCOUNT, MEMBER_ROLE)
+        .await
+        .unwrap();
     let ec2 = aws_sdk_ec2::Client::new(&member);
-    let volume = ec2.create_volume().availability_zone("us-east-1a").size(20).send().await.unwrap();
+    let volume = ec2
+        .create_volume()
+        .availability_zone("us-east-1a")
+        .size(20)
+        .send()
+        .await
+        .unwrap();
     let volume_id = volume.volume_id().unwrap().to_string();
     let mut e = event("cloudtrail-create-volume.json");
     e["account"] = json!(MEMBER_ACCOUNT);
@@ -206,13 +331,30 @@ async fn member_account_resource_is_tagged_through_the_member_role() {
     let mut f = stack.enforcer(POLICY, &[]).await;
     let out = f.invoke(&e).await.unwrap().response();
     assert_eq!(out["tagged"].as_array().unwrap().len(), 1, "{out}");
-    let described = ec2.describe_volumes().volume_ids(&volume_id).send().await.unwrap();
-    let tags: HashMap<_, _> = described.volumes()[0].tags().iter().map(|t| (t.key().unwrap(), t.value().unwrap())).collect();
-    assert_eq!(tags.get("steward:created-by"), Some(&"AWSReservedSSO_PowerUser_0123456789abcdef/bob@example.com"));
+    let described = ec2
+        .describe_volumes()
+        .volume_ids(&volume_id)
+        .send()
+        .await
+        .unwrap();
+    let tags: HashMap<_, _> = described.volumes()[0]
+        .tags()
+        .iter()
+        .map(|t| (t.key().unwrap(), t.value().unwrap()))
+        .collect();
+    assert_eq!(
+        tags.get("steward:created-by"),
+        Some(&"AWSReservedSSO_PowerUser_0123456789abcdef/bob@example.com")
+    );
     assert_eq!(tags.get("env"), Some(&"staging"));
     // The hub account has no such volume.
     let hub = aws_sdk_ec2::Client::new(&stack.moto.config());
-    assert!(hub.describe_volumes().volume_ids(&volume_id).send().await.is_err());
+    assert!(hub
+        .describe_volumes()
+        .volume_ids(&volume_id)
+        .send()
+        .await
+        .is_err());
     let received = stack.inbox.drain().await.unwrap();
     assert_eq!(received[0].attributes["account"], MEMBER_ACCOUNT);
     assert_eq!(received[0].attributes["environment"], "staging");
@@ -225,21 +367,44 @@ async fn bad_and_failed_events_change_nothing() {
     let ids = run_instances(&config, 1, &[]).await;
     let mut f = stack.enforcer(POLICY, &[]).await;
     let err = f.invoke_raw("{\"detail-type\": ").await.unwrap().error();
-    assert!(err.to_string().to_lowercase().contains("eof") || err.to_string().contains("JSON"), "{err}");
+    assert!(
+        err.to_string().to_lowercase().contains("eof") || err.to_string().contains("JSON"),
+        "{err}"
+    );
     let err = f.invoke(&json!({"hello": "world"})).await.unwrap().error();
-    assert!(err["errorMessage"].as_str().unwrap().contains("unknown event shape"), "{err}");
+    assert!(
+        err["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("unknown event shape"),
+        "{err}"
+    );
     assert_eq!(err["errorType"], "BadEvent");
     let mut missing = run_instances_event(&ids);
     missing["detail"]["responseElements"] = json!({"reservationId": "r-1"});
     let err = f.invoke(&missing).await.unwrap().error();
-    assert!(err["errorMessage"].as_str().unwrap().contains("responseElements.instancesSet.items"), "{err}");
+    assert!(
+        err["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("responseElements.instancesSet.items"),
+        "{err}"
+    );
     let mut failed = event("cloudtrail-run-instances-failed.json");
-    failed["detail"]["responseElements"] = json!({"instancesSet": {"items": [{"instanceId": ids[0]}]}});
+    failed["detail"]["responseElements"] =
+        json!({"instancesSet": {"items": [{"instanceId": ids[0]}]}});
     let out = f.invoke(&failed).await.unwrap().response();
-    assert!(out["skipped"].as_str().unwrap().contains("Client.UnauthorizedOperation"));
+    assert!(out["skipped"]
+        .as_str()
+        .unwrap()
+        .contains("Client.UnauthorizedOperation"));
     assert!(instance_tags(&config, &ids[0]).await.is_empty());
     // A resource that no longer exists is skipped.
-    let out = f.invoke(&run_instances_event(&["i-00000000000000000".to_string()])).await.unwrap().response();
+    let out = f
+        .invoke(&run_instances_event(&["i-00000000000000000".to_string()]))
+        .await
+        .unwrap()
+        .response();
     assert_eq!(out["resources"].as_array().unwrap().len(), 0);
     assert!(stack.inbox.drain().await.unwrap().is_empty());
 }
@@ -252,27 +417,79 @@ async fn every_create_call_type_is_tagged() {
     // RDS instance and Aurora cluster.
     let rds = aws_sdk_rds::Client::new(&config);
     let db = unique("orders");
-    rds.create_db_instance().db_instance_identifier(&db).engine("postgres").db_instance_class("db.t4g.micro")
-        .allocated_storage(20).master_username("app").master_user_password("not-a-real-password-1").send().await.unwrap();
+    rds.create_db_instance()
+        .db_instance_identifier(&db)
+        .engine("postgres")
+        .db_instance_class("db.t4g.micro")
+        .allocated_storage(20)
+        .master_username("app")
+        .master_user_password("not-a-real-password-1")
+        .send()
+        .await
+        .unwrap();
     let cluster = unique("orders-aurora");
-    rds.create_db_cluster().db_cluster_identifier(&cluster).engine("aurora-postgresql")
-        .master_username("app").master_user_password("not-a-real-password-1").send().await.unwrap();
+    rds.create_db_cluster()
+        .db_cluster_identifier(&cluster)
+        .engine("aurora-postgresql")
+        .master_username("app")
+        .master_user_password("not-a-real-password-1")
+        .send()
+        .await
+        .unwrap();
     // Auto Scaling group.
     let asg = aws_sdk_autoscaling::Client::new(&config);
     let group = unique("web-dev-asg");
-    asg.create_launch_configuration().launch_configuration_name(&group).image_id("ami-12c6146b").instance_type("t3.micro").send().await.unwrap();
-    asg.create_auto_scaling_group().auto_scaling_group_name(&group).launch_configuration_name(&group)
-        .min_size(0).max_size(1).desired_capacity(0).availability_zones("us-east-1a").send().await.unwrap();
+    asg.create_launch_configuration()
+        .launch_configuration_name(&group)
+        .image_id("ami-12c6146b")
+        .instance_type("t3.micro")
+        .send()
+        .await
+        .unwrap();
+    asg.create_auto_scaling_group()
+        .auto_scaling_group_name(&group)
+        .launch_configuration_name(&group)
+        .min_size(0)
+        .max_size(1)
+        .desired_capacity(0)
+        .availability_zones("us-east-1a")
+        .send()
+        .await
+        .unwrap();
     // Secret and bucket.
     let sm = aws_sdk_secretsmanager::Client::new(&config);
-    let secret = sm.create_secret().name(unique("orders/dev/db")).secret_string("{}").send().await.unwrap();
+    let secret = sm
+        .create_secret()
+        .name(unique("orders/dev/db"))
+        .secret_string("{}")
+        .send()
+        .await
+        .unwrap();
     let secret_arn = secret.arn().unwrap().to_string();
-    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build());
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(true)
+            .build(),
+    );
     let bucket = unique("orders-dev-uploads");
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
-    s3.put_bucket_tagging().bucket(&bucket).tagging(
-        aws_sdk_s3::types::Tagging::builder().tag_set(aws_sdk_s3::types::Tag::builder().key("project").value("orders").build().unwrap()).build().unwrap(),
-    ).send().await.unwrap();
+    s3.put_bucket_tagging()
+        .bucket(&bucket)
+        .tagging(
+            aws_sdk_s3::types::Tagging::builder()
+                .tag_set(
+                    aws_sdk_s3::types::Tag::builder()
+                        .key("project")
+                        .value("orders")
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
 
     let mut events = Vec::new();
     let mut e = event("cloudtrail-create-db-instance.json");
@@ -292,27 +509,81 @@ async fn every_create_call_type_is_tagged() {
     events.push(e);
     for e in &events {
         let out = f.invoke(e).await.unwrap().response();
-        assert_eq!(out["tagged"].as_array().unwrap().len(), 1, "{}: {out}", e["detail"]["eventName"]);
+        assert_eq!(
+            out["tagged"].as_array().unwrap().len(),
+            1,
+            "{}: {out}",
+            e["detail"]["eventName"]
+        );
     }
-    let db_tags = rds.describe_db_instances().db_instance_identifier(&db).send().await.unwrap();
-    let t: HashMap<_, _> = db_tags.db_instances()[0].tag_list().iter().map(|t| (t.key().unwrap(), t.value().unwrap())).collect();
+    let db_tags = rds
+        .describe_db_instances()
+        .db_instance_identifier(&db)
+        .send()
+        .await
+        .unwrap();
+    let t: HashMap<_, _> = db_tags.db_instances()[0]
+        .tag_list()
+        .iter()
+        .map(|t| (t.key().unwrap(), t.value().unwrap()))
+        .collect();
     assert_eq!(t.get("steward:created-by"), Some(&"alice"));
     assert_eq!(t.get("env"), Some(&"dev"));
-    let c = rds.describe_db_clusters().db_cluster_identifier(&cluster).send().await.unwrap();
-    assert!(c.db_clusters()[0].tag_list().iter().any(|t| t.key() == Some("steward:created-by")));
-    let g = asg.describe_auto_scaling_groups().auto_scaling_group_names(&group).send().await.unwrap();
-    assert!(g.auto_scaling_groups()[0].tags().iter().any(|t| t.key() == Some("steward:created-by") && t.value() == Some("deployer/deploy-pipeline")));
-    let s = sm.describe_secret().secret_id(&secret_arn).send().await.unwrap();
-    assert!(s.tags().iter().any(|t| t.key() == Some("env") && t.value() == Some("dev")));
-    let b = s3.get_bucket_tagging().bucket(&bucket).send().await.unwrap();
+    let c = rds
+        .describe_db_clusters()
+        .db_cluster_identifier(&cluster)
+        .send()
+        .await
+        .unwrap();
+    assert!(c.db_clusters()[0]
+        .tag_list()
+        .iter()
+        .any(|t| t.key() == Some("steward:created-by")));
+    let g = asg
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(&group)
+        .send()
+        .await
+        .unwrap();
+    assert!(g.auto_scaling_groups()[0]
+        .tags()
+        .iter()
+        .any(|t| t.key() == Some("steward:created-by")
+            && t.value() == Some("deployer/deploy-pipeline")));
+    let s = sm
+        .describe_secret()
+        .secret_id(&secret_arn)
+        .send()
+        .await
+        .unwrap();
+    assert!(s
+        .tags()
+        .iter()
+        .any(|t| t.key() == Some("env") && t.value() == Some("dev")));
+    let b = s3
+        .get_bucket_tagging()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
     let bt: HashMap<_, _> = b.tag_set().iter().map(|t| (t.key(), t.value())).collect();
-    assert_eq!(bt.get("project"), Some(&"orders"), "existing bucket tags are kept");
+    assert_eq!(
+        bt.get("project"),
+        Some(&"orders"),
+        "existing bucket tags are kept"
+    );
     assert_eq!(bt.get("steward:created-by"), Some(&"alice"));
     assert_eq!(stack.inbox.drain().await.unwrap().len(), 5);
 }
 
 /// A Config change event for an item with these tags and status.
-fn config_change(token: &str, resource_id: &str, tags: Value, status: &str, left_scope: bool) -> Value {
+fn config_change(
+    token: &str,
+    resource_id: &str,
+    tags: Value,
+    status: &str,
+    left_scope: bool,
+) -> Value {
     let mut e = event("config-change-ec2-instance.json");
     let mut invoking: Value = serde_json::from_str(e["invokingEvent"].as_str().unwrap()).unwrap();
     invoking["configurationItem"]["tags"] = tags;
@@ -330,29 +601,81 @@ async fn config_change_evaluations() {
     let mut f = stack.enforcer(POLICY, &[]).await;
     let full = json!({"project": "web", "env": "dev", "cost_center": "cc-42"});
     let cases = [
-        ("i-compliant", full.clone(), "OK", false, "COMPLIANT", "all required tags"),
-        ("i-missing", json!({"project": "web"}), "OK", false, "NON_COMPLIANT", "missing required tags: env, cost_center"),
-        ("i-invalid", json!({"project": "web", "env": "qa", "cost_center": "1"}), "OK", false, "NON_COMPLIANT", "env=\"qa\" is not one of dev|staging|prod"),
-        ("i-deleted", json!({}), "ResourceDeleted", false, "NOT_APPLICABLE", "deleted"),
-        ("i-outofscope", full.clone(), "OK", true, "NOT_APPLICABLE", "left the rule's scope"),
+        (
+            "i-compliant",
+            full.clone(),
+            "OK",
+            false,
+            "COMPLIANT",
+            "all required tags",
+        ),
+        (
+            "i-missing",
+            json!({"project": "web"}),
+            "OK",
+            false,
+            "NON_COMPLIANT",
+            "missing required tags: env, cost_center",
+        ),
+        (
+            "i-invalid",
+            json!({"project": "web", "env": "qa", "cost_center": "1"}),
+            "OK",
+            false,
+            "NON_COMPLIANT",
+            "env=\"qa\" is not one of dev|staging|prod",
+        ),
+        (
+            "i-deleted",
+            json!({}),
+            "ResourceDeleted",
+            false,
+            "NOT_APPLICABLE",
+            "deleted",
+        ),
+        (
+            "i-outofscope",
+            full.clone(),
+            "OK",
+            true,
+            "NOT_APPLICABLE",
+            "left the rule's scope",
+        ),
     ];
     for (id, tags, status, left, expected, annotation) in cases {
         let token = unique("token");
-        let out = f.invoke(&config_change(&token, id, tags, status, left)).await.unwrap().response();
+        let out = f
+            .invoke(&config_change(&token, id, tags, status, left))
+            .await
+            .unwrap()
+            .response();
         let recorded = stack.moto.evaluations(&token).await.unwrap();
         assert_eq!(recorded.len(), 1, "{id}: {out}");
         assert_eq!(recorded[0]["ComplianceType"], expected, "{id}");
         assert_eq!(recorded[0]["ResourceId"], id);
-        assert!(recorded[0]["Annotation"].as_str().unwrap().contains(annotation), "{id}: {}", recorded[0]["Annotation"]);
+        assert!(
+            recorded[0]["Annotation"]
+                .as_str()
+                .unwrap()
+                .contains(annotation),
+            "{id}: {}",
+            recorded[0]["Annotation"]
+        );
         // Ordering timestamp is the item's capture time.
-        assert_eq!(recorded[0]["OrderingTimestamp"].as_f64().unwrap() as i64, 1_795_166_411);
+        assert_eq!(
+            recorded[0]["OrderingTimestamp"].as_f64().unwrap() as i64,
+            1_795_166_411
+        );
     }
     // Rule parameters override the policy's required tags.
     let token = unique("token");
     let mut e = config_change(&token, "i-owner", json!({"owner": "alice"}), "OK", false);
     e["ruleParameters"] = json!("{\"tag1Key\": \"owner\"}");
     f.invoke(&e).await.unwrap().response();
-    assert_eq!(stack.moto.evaluations(&token).await.unwrap()[0]["ComplianceType"], "COMPLIANT");
+    assert_eq!(
+        stack.moto.evaluations(&token).await.unwrap()[0]["ComplianceType"],
+        "COMPLIANT"
+    );
     // The Config path changes nothing and notifies nobody.
     assert!(stack.inbox.drain().await.unwrap().is_empty());
 }
@@ -379,20 +702,44 @@ async fn oversized_item_is_fetched_from_config_history() {
 async fn periodic_evaluation_lists_resources_and_retires_vanished_ones() {
     let stack = Stack::new().await;
     let config = stack.moto.config();
-    let good = run_instances(&config, 1, &[("project", "web"), ("env", "dev"), ("cost_center", "cc-1")]).await;
+    let good = run_instances(
+        &config,
+        1,
+        &[("project", "web"), ("env", "dev"), ("cost_center", "cc-1")],
+    )
+    .await;
     let bad = run_instances(&config, 1, &[("project", "web")]).await;
     let sm = aws_sdk_secretsmanager::Client::new(&config);
-    let secret = sm.create_secret().name(unique("api/dev")).secret_string("{}").send().await.unwrap();
+    let secret = sm
+        .create_secret()
+        .name(unique("api/dev"))
+        .secret_string("{}")
+        .send()
+        .await
+        .unwrap();
     let rule = "steward-required-tags";
     // An earlier periodic run reported an instance that is gone now.
     let earlier = unique("token");
-    stack.moto.register_rule_token(rule, &earlier).await.unwrap();
+    stack
+        .moto
+        .register_rule_token(rule, &earlier)
+        .await
+        .unwrap();
     let ct = aws_sdk_config::Client::new(&config);
-    ct.put_evaluations().result_token(&earlier).evaluations(
-        aws_sdk_config::types::Evaluation::builder().compliance_resource_type("AWS::EC2::Instance").compliance_resource_id("i-0gone00000000000")
-            .compliance_type(aws_sdk_config::types::ComplianceType::NonCompliant)
-            .ordering_timestamp(aws_smithy_types::DateTime::from_secs(1_795_600_000)).build().unwrap(),
-    ).send().await.unwrap();
+    ct.put_evaluations()
+        .result_token(&earlier)
+        .evaluations(
+            aws_sdk_config::types::Evaluation::builder()
+                .compliance_resource_type("AWS::EC2::Instance")
+                .compliance_resource_id("i-0gone00000000000")
+                .compliance_type(aws_sdk_config::types::ComplianceType::NonCompliant)
+                .ordering_timestamp(aws_smithy_types::DateTime::from_secs(1_795_600_000))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
 
     let token = unique("token");
     stack.moto.register_rule_token(rule, &token).await.unwrap();
@@ -401,17 +748,37 @@ async fn periodic_evaluation_lists_resources_and_retires_vanished_ones() {
     let mut f = stack.enforcer(POLICY, &[]).await;
     f.invoke(&e).await.unwrap().response();
     let recorded = stack.moto.evaluations(&token).await.unwrap();
-    let verdict = |id: &str| recorded.iter().find(|r| r["ResourceId"] == id).map(|r| r["ComplianceType"].as_str().unwrap().to_string());
+    let verdict = |id: &str| {
+        recorded
+            .iter()
+            .find(|r| r["ResourceId"] == id)
+            .map(|r| r["ComplianceType"].as_str().unwrap().to_string())
+    };
     assert_eq!(verdict(&good[0]).as_deref(), Some("COMPLIANT"));
     assert_eq!(verdict(&bad[0]).as_deref(), Some("NON_COMPLIANT"));
-    assert_eq!(verdict(secret.arn().unwrap()).as_deref(), Some("NON_COMPLIANT"));
-    assert_eq!(verdict("i-0gone00000000000").as_deref(), Some("NOT_APPLICABLE"));
+    assert_eq!(
+        verdict(secret.arn().unwrap()).as_deref(),
+        Some("NON_COMPLIANT")
+    );
+    assert_eq!(
+        verdict("i-0gone00000000000").as_deref(),
+        Some("NOT_APPLICABLE")
+    );
 }
 
 #[tokio::test]
 async fn a_bad_policy_stops_the_function_at_start_with_the_reason() {
     let stack = Stack::new().await;
-    let mut f = stack.enforcer("[limits]\nmax_changes_per_runs = 3\n", &[]).await;
-    let err = f.invoke(&run_instances_event(&["i-1".to_string()])).await.unwrap_err().to_string();
-    assert!(err.contains("max_changes_per_runs") && err.contains("line 2"), "{err}");
+    let mut f = stack
+        .enforcer("[limits]\nmax_changes_per_runs = 3\n", &[])
+        .await;
+    let err = f
+        .invoke(&run_instances_event(&["i-1".to_string()]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("max_changes_per_runs") && err.contains("line 2"),
+        "{err}"
+    );
 }

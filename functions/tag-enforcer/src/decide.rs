@@ -15,10 +15,13 @@ pub fn creator(identity: &UserIdentity) -> Option<String> {
         return None;
     }
     match identity.r#type.as_str() {
-        "IAMUser" => identity
-            .user_name
-            .clone()
-            .or_else(|| identity.arn.as_deref().and_then(|a| a.rsplit('/').next()).map(str::to_string)),
+        "IAMUser" => identity.user_name.clone().or_else(|| {
+            identity
+                .arn
+                .as_deref()
+                .and_then(|a| a.rsplit('/').next())
+                .map(str::to_string)
+        }),
         "Root" => Some("root".to_string()),
         "AssumedRole" => {
             // arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION
@@ -30,7 +33,11 @@ pub fn creator(identity: &UserIdentity) -> Option<String> {
             }
             Some(format!("{role}/{session}"))
         }
-        "FederatedUser" => identity.arn.as_deref().and_then(|a| a.rsplit('/').next()).map(str::to_string),
+        "FederatedUser" => identity
+            .arn
+            .as_deref()
+            .and_then(|a| a.rsplit('/').next())
+            .map(str::to_string),
         "IdentityCenterUser" => identity
             .on_behalf_of
             .as_ref()
@@ -41,8 +48,9 @@ pub fn creator(identity: &UserIdentity) -> Option<String> {
 }
 
 fn is_instance_id(s: &str) -> bool {
-    s.strip_prefix("i-")
-        .is_some_and(|hex| (8..=17).contains(&hex.len()) && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+    s.strip_prefix("i-").is_some_and(|hex| {
+        (8..=17).contains(&hex.len()) && hex.bytes().all(|b| b.is_ascii_hexdigit())
+    })
 }
 
 /// The tags a resource must carry and the values they may take.
@@ -56,7 +64,10 @@ impl Requirements {
     /// The policy's requirements, overridden by AWS Config rule parameters when
     /// they name tags: `requiredTags` (comma-separated keys) and the managed
     /// REQUIRED_TAGS rule's `tagNKey` / `tagNValue` (comma-separated values).
-    pub fn from_policy(policy: &Policy, rule_parameters: &serde_json::Map<String, Value>) -> Result<Requirements, String> {
+    pub fn from_policy(
+        policy: &Policy,
+        rule_parameters: &serde_json::Map<String, Value>,
+    ) -> Result<Requirements, String> {
         let mut keys: Vec<String> = Vec::new();
         let mut allowed = BTreeMap::new();
         let text = |v: &Value| match v {
@@ -65,16 +76,28 @@ impl Requirements {
             other => Some(other.to_string()),
         };
         if let Some(list) = rule_parameters.get("requiredTags").and_then(text) {
-            keys.extend(list.split(',').map(str::trim).filter(|k| !k.is_empty()).map(str::to_string));
+            keys.extend(
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|k| !k.is_empty())
+                    .map(str::to_string),
+            );
         }
         for n in 1..=50 {
-            let Some(key) = rule_parameters.get(&format!("tag{n}Key")).and_then(text) else { continue };
+            let Some(key) = rule_parameters.get(&format!("tag{n}Key")).and_then(text) else {
+                continue;
+            };
             let key = key.trim().to_string();
             if key.is_empty() {
                 continue;
             }
             if let Some(values) = rule_parameters.get(&format!("tag{n}Value")).and_then(text) {
-                let values: Vec<String> = values.split(',').map(str::trim).filter(|v| !v.is_empty()).map(str::to_string).collect();
+                let values: Vec<String> = values
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_string)
+                    .collect();
                 if !values.is_empty() {
                     allowed.insert(key.clone(), values);
                 }
@@ -130,10 +153,16 @@ impl Compliance {
     pub fn annotation(&self) -> String {
         let mut parts = Vec::new();
         if !self.missing.is_empty() {
-            parts.push(format!("missing required tags: {}", self.missing.join(", ")));
+            parts.push(format!(
+                "missing required tags: {}",
+                self.missing.join(", ")
+            ));
         }
         for (key, value, allowed) in &self.invalid {
-            parts.push(format!("{key}={value:?} is not one of {}", allowed.join("|")));
+            parts.push(format!(
+                "{key}={value:?} is not one of {}",
+                allowed.join("|")
+            ));
         }
         if parts.is_empty() {
             parts.push("all required tags present with allowed values".to_string());
@@ -158,7 +187,9 @@ pub fn evaluate(tags: &HashMap<String, String>, requirements: &Requirements) -> 
             Some(value) => {
                 if let Some(allowed) = requirements.allowed.get(key) {
                     if !allowed.iter().any(|a| a == value) {
-                        result.invalid.push((key.clone(), value.to_string(), allowed.clone()));
+                        result
+                            .invalid
+                            .push((key.clone(), value.to_string(), allowed.clone()));
                     }
                 }
             }
@@ -225,30 +256,48 @@ mod tests {
     }
 
     fn tags(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn creators() {
         assert_eq!(
-            creator(&identity(json!({"type": "IAMUser", "userName": "alice", "arn": "arn:aws:iam::1:user/alice"}))),
+            creator(&identity(
+                json!({"type": "IAMUser", "userName": "alice", "arn": "arn:aws:iam::1:user/alice"})
+            )),
             Some("alice".into())
         );
         assert_eq!(
-            creator(&identity(json!({"type": "AssumedRole", "arn": "arn:aws:sts::1:assumed-role/AWSReservedSSO_Admin_0123/bob@example.com"}))),
+            creator(&identity(
+                json!({"type": "AssumedRole", "arn": "arn:aws:sts::1:assumed-role/AWSReservedSSO_Admin_0123/bob@example.com"})
+            )),
             Some("AWSReservedSSO_Admin_0123/bob@example.com".into())
         );
         assert_eq!(
-            creator(&identity(json!({"type": "AssumedRole", "arn": "arn:aws:sts::1:assumed-role/web-role/i-0abc12345def67890"}))),
+            creator(&identity(
+                json!({"type": "AssumedRole", "arn": "arn:aws:sts::1:assumed-role/web-role/i-0abc12345def67890"})
+            )),
             None
         );
         assert_eq!(
-            creator(&identity(json!({"type": "AssumedRole", "arn": "arn:aws:sts::1:assumed-role/AWSServiceRoleForAutoScaling/AutoScaling"}))),
+            creator(&identity(
+                json!({"type": "AssumedRole", "arn": "arn:aws:sts::1:assumed-role/AWSServiceRoleForAutoScaling/AutoScaling"})
+            )),
             None
         );
-        assert_eq!(creator(&identity(json!({"type": "AWSService", "invokedBy": "autoscaling.amazonaws.com"}))), None);
         assert_eq!(
-            creator(&identity(json!({"type": "AssumedRole", "arn": "arn:aws:sts::1:assumed-role/deploy/ci", "invokedBy": "cloudformation.amazonaws.com"}))),
+            creator(&identity(
+                json!({"type": "AWSService", "invokedBy": "autoscaling.amazonaws.com"})
+            )),
+            None
+        );
+        assert_eq!(
+            creator(&identity(
+                json!({"type": "AssumedRole", "arn": "arn:aws:sts::1:assumed-role/deploy/ci", "invokedBy": "cloudformation.amazonaws.com"})
+            )),
             None
         );
     }
@@ -260,9 +309,15 @@ mod tests {
         let c = evaluate(&tags(&[("project", "web"), ("env", "qa")]), &req);
         assert_eq!(c.missing, vec!["cost_center"]);
         assert_eq!(c.invalid[0].0, "env");
-        assert!(c.annotation().contains("missing required tags: cost_center"));
+        assert!(c
+            .annotation()
+            .contains("missing required tags: cost_center"));
         assert!(c.annotation().contains("env=\"qa\""));
-        assert!(evaluate(&tags(&[("project", "web"), ("env", "dev"), ("cost_center", "42")]), &req).is_compliant());
+        assert!(evaluate(
+            &tags(&[("project", "web"), ("env", "dev"), ("cost_center", "42")]),
+            &req
+        )
+        .is_compliant());
         assert_eq!(evaluate(&tags(&[("project", " ")]), &req).missing.len(), 3);
     }
 
@@ -276,22 +331,45 @@ mod tests {
         let params = json!({"requiredTags": "team, app"});
         let req = Requirements::from_policy(&policy, params.as_object().unwrap()).unwrap();
         assert_eq!(req.keys, vec!["team", "app"]);
-        assert!(Requirements::from_policy(&policy, json!({"bogus": 1}).as_object().unwrap()).is_err());
+        assert!(
+            Requirements::from_policy(&policy, json!({"bogus": 1}).as_object().unwrap()).is_err()
+        );
     }
 
     #[test]
     fn plan_never_overwrites_and_never_invents() {
         let mut policy = Policy::default();
-        policy.tagging.account_environments.insert("111111111111".into(), "dev".into());
+        policy
+            .tagging
+            .account_environments
+            .insert("111111111111".into(), "dev".into());
         let req = Requirements::from_policy(&policy, &Default::default()).unwrap();
-        let plan = plan_resource(&tags(&[("steward:created-by", "carol")]), Some("alice"), "111111111111", &policy, &req);
+        let plan = plan_resource(
+            &tags(&[("steward:created-by", "carol")]),
+            Some("alice"),
+            "111111111111",
+            &policy,
+            &req,
+        );
         assert!(!plan.add.contains_key("steward:created-by"));
         assert_eq!(plan.add.get("env").map(String::as_str), Some("dev"));
         assert!(!plan.add.contains_key("project") && !plan.add.contains_key("cost_center"));
         assert_eq!(plan.compliance.missing, vec!["project", "cost_center"]);
-        let plan = plan_resource(&tags(&[("steward:exempt", "true")]), Some("alice"), "111111111111", &policy, &req);
+        let plan = plan_resource(
+            &tags(&[("steward:exempt", "true")]),
+            Some("alice"),
+            "111111111111",
+            &policy,
+            &req,
+        );
         assert!(plan.exempt && plan.add.is_empty());
-        let plan = plan_resource(&tags(&[("env", "prod")]), None, "222222222222", &policy, &req);
+        let plan = plan_resource(
+            &tags(&[("env", "prod")]),
+            None,
+            "222222222222",
+            &policy,
+            &req,
+        );
         assert!(plan.add.is_empty());
     }
 }

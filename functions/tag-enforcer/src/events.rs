@@ -12,8 +12,8 @@ use crate::resources::{ResourceKind, ResourceRef};
 /// A trigger the tag enforcer understands.
 #[derive(Debug, Clone)]
 pub enum Trigger {
-    CreateCall(CreateCall),
-    Config(ConfigRuleEvent),
+    CreateCall(Box<CreateCall>),
+    Config(Box<ConfigRuleEvent>),
 }
 
 /// A create call recorded by CloudTrail.
@@ -51,7 +51,9 @@ pub enum ConfigInvocation {
     /// Only a summary: the item must be fetched with `GetResourceConfigHistory`.
     Oversized(ConfigItemSummary),
     /// Periodic: evaluate every supported resource.
-    Scheduled { notification_time: chrono::DateTime<chrono::Utc> },
+    Scheduled {
+        notification_time: chrono::DateTime<chrono::Utc>,
+    },
 }
 
 /// The parts of a configuration item the evaluation needs.
@@ -95,10 +97,10 @@ pub fn parse(payload: &Value) -> Result<Trigger, BadEvent> {
                 "EventBridge detail-type `{detail_type}` is not handled by the tag enforcer (expected `AWS API Call via CloudTrail`)"
             )));
         }
-        return parse_create_call(payload).map(Trigger::CreateCall);
+        return parse_create_call(payload).map(|call| Trigger::CreateCall(Box::new(call)));
     }
     if object.contains_key("invokingEvent") || object.contains_key("resultToken") {
-        return parse_config_event(payload).map(Trigger::Config);
+        return parse_config_event(payload).map(|event| Trigger::Config(Box::new(event)));
     }
     Err(bad(
         "unknown event shape: expected an EventBridge `AWS API Call via CloudTrail` event or an AWS Config rule event (invokingEvent, resultToken)",
@@ -106,15 +108,21 @@ pub fn parse(payload: &Value) -> Result<Trigger, BadEvent> {
 }
 
 fn parse_create_call(payload: &Value) -> Result<CreateCall, BadEvent> {
-    let event: CloudWatchEvent<AWSAPICall> =
-        serde_json::from_value(payload.clone()).map_err(|e| bad(format!("CloudTrail event: {e}")))?;
-    let event_id = event.id.clone().filter(|s| !s.is_empty()).ok_or_else(|| bad("CloudTrail event: missing `id`"))?;
+    let event: CloudWatchEvent<AWSAPICall> = serde_json::from_value(payload.clone())
+        .map_err(|e| bad(format!("CloudTrail event: {e}")))?;
+    let event_id = event
+        .id
+        .clone()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| bad("CloudTrail event: missing `id`"))?;
     let account = event
         .account_id
         .clone()
         .filter(|s| !s.is_empty())
         .ok_or_else(|| bad("CloudTrail event: missing `account`"))?;
-    let detail = event.detail.ok_or_else(|| bad("CloudTrail event: missing `detail`"))?;
+    let detail = event
+        .detail
+        .ok_or_else(|| bad("CloudTrail event: missing `detail`"))?;
     let region = event
         .region
         .clone()
@@ -128,7 +136,11 @@ fn parse_create_call(payload: &Value) -> Result<CreateCall, BadEvent> {
     let resources = if error_code.is_some() {
         Vec::new()
     } else {
-        created_resources(&detail.event_name, &detail.request_parameters, detail.response_elements.as_ref())?
+        created_resources(
+            &detail.event_name,
+            &detail.request_parameters,
+            detail.response_elements.as_ref(),
+        )?
     };
     Ok(CreateCall {
         event_id,
@@ -150,7 +162,11 @@ fn str_at<'a>(value: Option<&'a Value>, path: &[&str]) -> Option<&'a str> {
 }
 
 /// The resources a successful create call made, from its request and response.
-pub fn created_resources(event_name: &str, request: &Value, response: Option<&Value>) -> Result<Vec<ResourceRef>, BadEvent> {
+pub fn created_resources(
+    event_name: &str,
+    request: &Value,
+    response: Option<&Value>,
+) -> Result<Vec<ResourceRef>, BadEvent> {
     let need = |found: Option<&str>, field: &str| -> Result<String, BadEvent> {
         found
             .map(str::to_string)
@@ -211,8 +227,8 @@ pub fn created_resources(event_name: &str, request: &Value, response: Option<&Va
 }
 
 fn parse_config_event(payload: &Value) -> Result<ConfigRuleEvent, BadEvent> {
-    let event: ConfigEvent =
-        serde_json::from_value(payload.clone()).map_err(|e| bad(format!("AWS Config event: {e}")))?;
+    let event: ConfigEvent = serde_json::from_value(payload.clone())
+        .map_err(|e| bad(format!("AWS Config event: {e}")))?;
     let result_token = event
         .result_token
         .clone()
@@ -228,23 +244,45 @@ fn parse_config_event(payload: &Value) -> Result<ConfigRuleEvent, BadEvent> {
         .as_deref()
         .filter(|s| !s.is_empty())
         .ok_or_else(|| bad("AWS Config event: missing `invokingEvent`"))?;
-    let invoking: Value = serde_json::from_str(invoking_text)
-        .map_err(|e| bad(format!("AWS Config event: `invokingEvent` is not JSON: {e}")))?;
+    let invoking: Value = serde_json::from_str(invoking_text).map_err(|e| {
+        bad(format!(
+            "AWS Config event: `invokingEvent` is not JSON: {e}"
+        ))
+    })?;
     let parameters = match event.rule_parameters.as_deref().map(str::trim) {
         None | Some("") => serde_json::Map::new(),
         Some(text) => match serde_json::from_str::<Value>(text) {
             Ok(Value::Object(map)) => map,
-            Ok(_) => return Err(bad("AWS Config event: `ruleParameters` is not a JSON object")),
-            Err(e) => return Err(bad(format!("AWS Config event: `ruleParameters` is not JSON: {e}"))),
+            Ok(_) => {
+                return Err(bad(
+                    "AWS Config event: `ruleParameters` is not a JSON object",
+                ))
+            }
+            Err(e) => {
+                return Err(bad(format!(
+                    "AWS Config event: `ruleParameters` is not JSON: {e}"
+                )))
+            }
         },
     };
     let message_type = invoking
         .get("messageType")
         .and_then(Value::as_str)
         .ok_or_else(|| bad("AWS Config event: `invokingEvent.messageType` is missing"))?;
-    let rule_arn_parts: Vec<&str> = event.config_rule_arn.as_deref().unwrap_or_default().split(':').collect();
-    let arn_region = rule_arn_parts.get(3).map(|s| s.to_string()).filter(|s| !s.is_empty());
-    let arn_account = rule_arn_parts.get(4).map(|s| s.to_string()).filter(|s| !s.is_empty());
+    let rule_arn_parts: Vec<&str> = event
+        .config_rule_arn
+        .as_deref()
+        .unwrap_or_default()
+        .split(':')
+        .collect();
+    let arn_region = rule_arn_parts
+        .get(3)
+        .map(|s| s.to_string())
+        .filter(|s| !s.is_empty());
+    let arn_account = rule_arn_parts
+        .get(4)
+        .map(|s| s.to_string())
+        .filter(|s| !s.is_empty());
     let invocation = match message_type {
         "ConfigurationItemChangeNotification" => {
             let item = invoking
@@ -276,7 +314,9 @@ fn parse_config_event(payload: &Value) -> Result<ConfigRuleEvent, BadEvent> {
     };
     let item_account = match &invocation {
         ConfigInvocation::Change(_) => invoking.pointer("/configurationItem/awsAccountId"),
-        ConfigInvocation::Oversized(_) => invoking.pointer("/configurationItemSummary/awsAccountId"),
+        ConfigInvocation::Oversized(_) => {
+            invoking.pointer("/configurationItemSummary/awsAccountId")
+        }
         ConfigInvocation::Scheduled { .. } => invoking.get("awsAccountId"),
     }
     .and_then(Value::as_str)
@@ -295,10 +335,13 @@ fn parse_config_event(payload: &Value) -> Result<ConfigRuleEvent, BadEvent> {
         .or(arn_account)
         .or(item_account)
         .ok_or_else(|| bad("AWS Config event: missing `accountId`"))?;
-    let region = arn_region
-        .or(item_region)
-        .ok_or_else(|| bad("AWS Config event: no region in `configRuleArn` or the configuration item"))?;
-    let event_id = format!("config-{}", steward_shared::policy::short_hash(&format!("{result_token}{invoking_text}")));
+    let region = arn_region.or(item_region).ok_or_else(|| {
+        bad("AWS Config event: no region in `configRuleArn` or the configuration item")
+    })?;
+    let event_id = format!(
+        "config-{}",
+        steward_shared::policy::short_hash(&format!("{result_token}{invoking_text}"))
+    );
     Ok(ConfigRuleEvent {
         rule_name,
         account,
@@ -316,14 +359,22 @@ fn field(v: &Value, name: &str) -> Result<String, BadEvent> {
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .map(str::to_string)
-        .ok_or_else(|| bad(format!("AWS Config event: configuration item is missing `{name}`")))
+        .ok_or_else(|| {
+            bad(format!(
+                "AWS Config event: configuration item is missing `{name}`"
+            ))
+        })
 }
 
 fn time_field(v: &Value, name: &str) -> Result<chrono::DateTime<chrono::Utc>, BadEvent> {
     let text = field(v, name)?;
     chrono::DateTime::parse_from_rfc3339(&text)
         .map(|t| t.with_timezone(&chrono::Utc))
-        .map_err(|e| bad(format!("AWS Config event: `{name}` = {text:?} is not a time: {e}")))
+        .map_err(|e| {
+            bad(format!(
+                "AWS Config event: `{name}` = {text:?} is not a time: {e}"
+            ))
+        })
 }
 
 /// Parses a full configuration item (from an event or from `GetResourceConfigHistory`).
@@ -334,12 +385,20 @@ pub fn parse_config_item(item: &Value) -> Result<ConfigItem, BadEvent> {
             .iter()
             .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
             .collect(),
-        Some(_) => return Err(bad("AWS Config event: configuration item `tags` is not an object")),
+        Some(_) => {
+            return Err(bad(
+                "AWS Config event: configuration item `tags` is not an object",
+            ))
+        }
     };
     Ok(ConfigItem {
         resource_type: field(item, "resourceType")?,
         resource_id: field(item, "resourceId")?,
-        arn: item.get("ARN").or_else(|| item.get("arn")).and_then(Value::as_str).map(str::to_string),
+        arn: item
+            .get("ARN")
+            .or_else(|| item.get("arn"))
+            .and_then(Value::as_str)
+            .map(str::to_string),
         status: field(item, "configurationItemStatus")?,
         capture_time: time_field(item, "configurationItemCaptureTime")?,
         tags,
@@ -359,15 +418,33 @@ mod tests {
     #[test]
     fn every_create_fixture_parses() {
         for (file, kind, count) in [
-            ("cloudtrail-run-instances.json", ResourceKind::Ec2Instance, 2),
+            (
+                "cloudtrail-run-instances.json",
+                ResourceKind::Ec2Instance,
+                2,
+            ),
             ("cloudtrail-create-volume.json", ResourceKind::Ec2Volume, 1),
-            ("cloudtrail-create-db-instance.json", ResourceKind::RdsInstance, 1),
-            ("cloudtrail-create-db-cluster.json", ResourceKind::RdsCluster, 1),
-            ("cloudtrail-create-auto-scaling-group.json", ResourceKind::AutoScalingGroup, 1),
+            (
+                "cloudtrail-create-db-instance.json",
+                ResourceKind::RdsInstance,
+                1,
+            ),
+            (
+                "cloudtrail-create-db-cluster.json",
+                ResourceKind::RdsCluster,
+                1,
+            ),
+            (
+                "cloudtrail-create-auto-scaling-group.json",
+                ResourceKind::AutoScalingGroup,
+                1,
+            ),
             ("cloudtrail-create-secret.json", ResourceKind::Secret, 1),
             ("cloudtrail-create-bucket.json", ResourceKind::S3Bucket, 1),
         ] {
-            let Trigger::CreateCall(call) = parse(&fixture(file)).unwrap() else { panic!("{file}") };
+            let Trigger::CreateCall(call) = parse(&fixture(file)).unwrap() else {
+                panic!("{file}")
+            };
             assert_eq!(call.resources.len(), count, "{file}");
             assert!(call.resources.iter().all(|r| r.kind == kind), "{file}");
             assert!(call.error_code.is_none());
@@ -376,25 +453,46 @@ mod tests {
 
     #[test]
     fn failed_call_has_no_resources() {
-        let Trigger::CreateCall(call) = parse(&fixture("cloudtrail-run-instances-failed.json")).unwrap() else { panic!() };
-        assert_eq!(call.error_code.as_deref(), Some("Client.UnauthorizedOperation"));
+        let Trigger::CreateCall(call) =
+            parse(&fixture("cloudtrail-run-instances-failed.json")).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            call.error_code.as_deref(),
+            Some("Client.UnauthorizedOperation")
+        );
         assert!(call.resources.is_empty());
     }
 
     #[test]
     fn config_fixtures_parse() {
-        let Trigger::Config(e) = parse(&fixture("config-change-ec2-instance.json")).unwrap() else { panic!() };
-        assert!(matches!(e.invocation, ConfigInvocation::Change(ref item) if item.resource_type == "AWS::EC2::Instance"));
-        let Trigger::Config(e) = parse(&fixture("config-oversized.json")).unwrap() else { panic!() };
+        let Trigger::Config(e) = parse(&fixture("config-change-ec2-instance.json")).unwrap() else {
+            panic!()
+        };
+        assert!(
+            matches!(e.invocation, ConfigInvocation::Change(ref item) if item.resource_type == "AWS::EC2::Instance")
+        );
+        let Trigger::Config(e) = parse(&fixture("config-oversized.json")).unwrap() else {
+            panic!()
+        };
         assert!(matches!(e.invocation, ConfigInvocation::Oversized(_)));
-        let Trigger::Config(e) = parse(&fixture("config-scheduled.json")).unwrap() else { panic!() };
+        let Trigger::Config(e) = parse(&fixture("config-scheduled.json")).unwrap() else {
+            panic!()
+        };
         assert!(matches!(e.invocation, ConfigInvocation::Scheduled { .. }));
     }
 
     #[test]
     fn bad_inputs_name_the_problem() {
-        assert!(parse(&json!([1])).unwrap_err().0.contains("not a JSON object"));
-        assert!(parse(&json!({"foo": 1})).unwrap_err().0.contains("unknown event shape"));
+        assert!(parse(&json!([1]))
+            .unwrap_err()
+            .0
+            .contains("not a JSON object"));
+        assert!(parse(&json!({"foo": 1}))
+            .unwrap_err()
+            .0
+            .contains("unknown event shape"));
         let mut e = fixture("cloudtrail-run-instances.json");
         e["detail"]["responseElements"] = json!({});
         assert!(parse(&e).unwrap_err().0.contains("instancesSet"));

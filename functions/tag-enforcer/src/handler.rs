@@ -21,8 +21,18 @@ use crate::FUNCTION_NAME;
 /// Builds the per-account adapters (the real ones assume the member role).
 #[async_trait::async_trait]
 pub trait Apis: Send + Sync {
-    async fn resources(&self, account: &str, region: &str, event_id: &str) -> anyhow::Result<Arc<dyn ResourceApi>>;
-    async fn config(&self, account: &str, region: &str, event_id: &str) -> anyhow::Result<Arc<dyn ConfigApi>>;
+    async fn resources(
+        &self,
+        account: &str,
+        region: &str,
+        event_id: &str,
+    ) -> anyhow::Result<Arc<dyn ResourceApi>>;
+    async fn config(
+        &self,
+        account: &str,
+        region: &str,
+        event_id: &str,
+    ) -> anyhow::Result<Arc<dyn ConfigApi>>;
 }
 
 /// The SDK adapters, reached through the shared AWS context.
@@ -38,12 +48,22 @@ impl AwsApis {
 
 #[async_trait::async_trait]
 impl Apis for AwsApis {
-    async fn resources(&self, account: &str, region: &str, event_id: &str) -> anyhow::Result<Arc<dyn ResourceApi>> {
+    async fn resources(
+        &self,
+        account: &str,
+        region: &str,
+        event_id: &str,
+    ) -> anyhow::Result<Arc<dyn ResourceApi>> {
         let config = self.aws.config_for(account, region, event_id).await?;
         Ok(Arc::new(AwsResources::new(&config, account)))
     }
 
-    async fn config(&self, account: &str, region: &str, event_id: &str) -> anyhow::Result<Arc<dyn ConfigApi>> {
+    async fn config(
+        &self,
+        account: &str,
+        region: &str,
+        event_id: &str,
+    ) -> anyhow::Result<Arc<dyn ConfigApi>> {
         let config = self.aws.config_for(account, region, event_id).await?;
         Ok(Arc::new(AwsConfig::new(&config)))
     }
@@ -82,48 +102,82 @@ impl<A: Apis> TagEnforcer<A> {
         match trigger {
             Trigger::CreateCall(call) => {
                 tracing::Span::current().record("event_id", call.event_id.as_str());
-                self.on_create(call, &policy, metrics).await
+                self.on_create(*call, &policy, metrics).await
             }
             Trigger::Config(event) => {
                 tracing::Span::current().record("event_id", event.event_id.as_str());
-                self.on_config(event, &policy, metrics).await
+                self.on_config(*event, &policy, metrics).await
             }
         }
     }
 
-    async fn on_create(&self, call: CreateCall, policy: &Policy, metrics: &mut Metrics) -> anyhow::Result<Value> {
+    async fn on_create(
+        &self,
+        call: CreateCall,
+        policy: &Policy,
+        metrics: &mut Metrics,
+    ) -> anyhow::Result<Value> {
         if let Some(code) = &call.error_code {
             tracing::info!(event_name = %call.event_name, error_code = %code, "the call failed, so nothing was created; nothing to do");
-            return Ok(json!({"event_id": call.event_id, "skipped": format!("{} failed with {code}", call.event_name)}));
+            return Ok(
+                json!({"event_id": call.event_id, "skipped": format!("{} failed with {code}", call.event_name)}),
+            );
         }
-        let api = self.apis.resources(&call.account, &call.region, &call.event_id).await?;
+        let api = self
+            .apis
+            .resources(&call.account, &call.region, &call.event_id)
+            .await?;
         let found = api.read(&call.resources).await?;
-        for missing in call.resources.iter().filter(|r| !found.iter().any(|s| &s.r == *r)) {
+        for missing in call
+            .resources
+            .iter()
+            .filter(|r| !found.iter().any(|s| &s.r == *r))
+        {
             tracing::warn!(resource = %missing.id, kind = ?missing.kind, "resource no longer exists; skipped");
         }
         metrics.resources_evaluated += found.len() as u64;
         let creator = decide::creator(&call.identity);
-        let requirements = Requirements::from_policy(policy, &Default::default()).map_err(anyhow::Error::msg)?;
+        let requirements =
+            Requirements::from_policy(policy, &Default::default()).map_err(anyhow::Error::msg)?;
         let plans: Vec<(ResourceState, ResourcePlan)> = found
             .into_iter()
             .map(|state| {
-                let plan = decide::plan_resource(&state.tags, creator.as_deref(), &call.account, policy, &requirements);
+                let plan = decide::plan_resource(
+                    &state.tags,
+                    creator.as_deref(),
+                    &call.account,
+                    policy,
+                    &requirements,
+                );
                 (state, plan)
             })
             .collect();
         let changes = plans.iter().filter(|(_, p)| !p.add.is_empty()).count();
-        if let Err(exceeded) = safety::check_blast_radius(changes, policy.limits.max_changes_per_run) {
-            tracing::error!(planned = changes, limit = policy.limits.max_changes_per_run, "blast-radius limit exceeded; changing nothing");
+        if let Err(exceeded) =
+            safety::check_blast_radius(changes, policy.limits.max_changes_per_run)
+        {
+            tracing::error!(
+                planned = changes,
+                limit = policy.limits.max_changes_per_run,
+                "blast-radius limit exceeded; changing nothing"
+            );
             let mut n = Notification::new(
                 Severity::High,
                 Category::Tagging,
                 "blast-radius",
-                format!("{} {} would tag {changes} resources; limit {}", call.event_name, call.event_id, exceeded.limit),
+                format!(
+                    "{} {} would tag {changes} resources; limit {}",
+                    call.event_name, call.event_id, exceeded.limit
+                ),
             );
             n.details.push(exceeded.to_string());
             n.items = plans.iter().map(|(s, _)| s.arn.clone()).collect();
-            n.next_steps.push("Check who made this call and why it created so many resources.".into());
-            n.next_steps.push("If it is intended, raise [limits] max_changes_per_run and replay the event.".into());
+            n.next_steps
+                .push("Check who made this call and why it created so many resources.".into());
+            n.next_steps.push(
+                "If it is intended, raise [limits] max_changes_per_run and replay the event."
+                    .into(),
+            );
             self.fill_common(&mut n, &call, None);
             if self.send(&n, policy).await? {
                 metrics.notifications_sent += 1;
@@ -155,11 +209,20 @@ impl<A: Apis> TagEnforcer<A> {
             }
         }
 
-        let noncompliant: Vec<&(ResourceState, ResourcePlan)> =
-            plans.iter().filter(|(_, p)| !p.compliance.is_compliant()).collect();
+        let noncompliant: Vec<&(ResourceState, ResourcePlan)> = plans
+            .iter()
+            .filter(|(_, p)| !p.compliance.is_compliant())
+            .collect();
         let mut notification_outcome = "none";
-        if (!noncompliant.is_empty() && policy.tagging.notify_noncompliant) || !failures.is_empty() {
-            let n = self.create_notification(&call, creator.as_deref(), &plans, &noncompliant, &failures);
+        if (!noncompliant.is_empty() && policy.tagging.notify_noncompliant) || !failures.is_empty()
+        {
+            let n = self.create_notification(
+                &call,
+                creator.as_deref(),
+                &plans,
+                &noncompliant,
+                &failures,
+            );
             notification_outcome = if self.send(&n, policy).await? {
                 metrics.notifications_sent += 1;
                 "sent"
@@ -205,7 +268,8 @@ impl<A: Apis> TagEnforcer<A> {
         n.environment = environment;
         n.dedupe_key = call.event_id.clone();
         n.facts.insert("eventName".into(), call.event_name.clone());
-        n.facts.insert("cloudTrailEventId".into(), call.event_id.clone());
+        n.facts
+            .insert("cloudTrailEventId".into(), call.event_id.clone());
     }
 
     fn create_notification(
@@ -217,9 +281,17 @@ impl<A: Apis> TagEnforcer<A> {
         failures: &[(String, String)],
     ) -> Notification {
         let who = creator.unwrap_or("an AWS service or instance role");
-        let severity = if failures.is_empty() { Severity::Low } else { Severity::Medium };
+        let severity = if failures.is_empty() {
+            Severity::Low
+        } else {
+            Severity::Medium
+        };
         let summary = if noncompliant.is_empty() {
-            format!("tagging failed on {} new resources from {}", failures.len(), call.event_name)
+            format!(
+                "tagging failed on {} new resources from {}",
+                failures.len(),
+                call.event_name
+            )
         } else {
             match noncompliant.len() {
                 1 => format!("1 new resource created by {who} lacks required tags"),
@@ -239,13 +311,22 @@ impl<A: Apis> TagEnforcer<A> {
             call.event_name
         ));
         for (state, plan) in noncompliant {
-            let mut line = format!("{} ({}): {}", state.arn, kind_label(state.r.kind), plan.compliance.annotation());
+            let mut line = format!(
+                "{} ({}): {}",
+                state.arn,
+                kind_label(state.r.kind),
+                plan.compliance.annotation()
+            );
             if plan.exempt {
                 line.push_str(" [steward:exempt, not changed]");
             }
             if !plan.add.is_empty() {
                 let added: Vec<String> = plan.add.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                let verb = if self.steward.mode().may_change() { "steward added" } else { "steward would add" };
+                let verb = if self.steward.mode().may_change() {
+                    "steward added"
+                } else {
+                    "steward would add"
+                };
                 line.push_str(&format!("; {verb} {}", added.join(", ")));
             }
             n.items.push(line);
@@ -254,24 +335,44 @@ impl<A: Apis> TagEnforcer<A> {
         for (arn, error) in failures {
             n.items.push(format!("{arn}: adding tags failed: {error}"));
         }
-        let mut missing: Vec<String> = noncompliant.iter().flat_map(|(_, p)| p.compliance.missing.clone()).collect();
+        let mut missing: Vec<String> = noncompliant
+            .iter()
+            .flat_map(|(_, p)| p.compliance.missing.clone())
+            .collect();
         missing.sort();
         missing.dedup();
         if !missing.is_empty() {
-            n.next_steps.push(format!("Ask {who} to add the missing tags: {}.", missing.join(", ")));
+            n.next_steps.push(format!(
+                "Ask {who} to add the missing tags: {}.",
+                missing.join(", ")
+            ));
         }
-        if noncompliant.iter().any(|(_, p)| !p.compliance.invalid.is_empty()) {
-            n.next_steps.push("Correct tag values that are not allowed (see each resource).".into());
+        if noncompliant
+            .iter()
+            .any(|(_, p)| !p.compliance.invalid.is_empty())
+        {
+            n.next_steps
+                .push("Correct tag values that are not allowed (see each resource).".into());
         }
         if !failures.is_empty() {
-            n.next_steps.push("Check the member role's tagging permissions; the event is retried.".into());
+            n.next_steps
+                .push("Check the member role's tagging permissions; the event is retried.".into());
         }
         let envs: std::collections::BTreeSet<String> = plans
             .iter()
-            .filter_map(|(s, p)| p.add.get(tags::ENV).or_else(|| s.tags.get(tags::ENV)).cloned())
+            .filter_map(|(s, p)| {
+                p.add
+                    .get(tags::ENV)
+                    .or_else(|| s.tags.get(tags::ENV))
+                    .cloned()
+            })
             .collect();
         let environment = (envs.len() == 1).then(|| envs.into_iter().next().unwrap_or_default());
-        n.thread_id = if noncompliant.len() == 1 { noncompliant[0].0.arn.clone() } else { call.event_id.clone() };
+        n.thread_id = if noncompliant.len() == 1 {
+            noncompliant[0].0.arn.clone()
+        } else {
+            call.event_id.clone()
+        };
         n.facts.insert("createdBy".into(), who.to_string());
         self.fill_common(&mut n, call, environment);
         n
@@ -279,23 +380,51 @@ impl<A: Apis> TagEnforcer<A> {
 
     /// Publishes once per event; true when sent now, false for a duplicate.
     async fn send(&self, n: &Notification, policy: &Policy) -> anyhow::Result<bool> {
-        Ok(matches!(self.steward.notify(n, policy).await?, NotifyOutcome::Sent(_)))
+        Ok(matches!(
+            self.steward.notify(n, policy).await?,
+            NotifyOutcome::Sent(_)
+        ))
     }
 
-    async fn on_config(&self, event: ConfigRuleEvent, policy: &Policy, metrics: &mut Metrics) -> anyhow::Result<Value> {
+    async fn on_config(
+        &self,
+        event: ConfigRuleEvent,
+        policy: &Policy,
+        metrics: &mut Metrics,
+    ) -> anyhow::Result<Value> {
         let requirements = Requirements::from_policy(policy, &event.parameters)
             .map_err(|e| anyhow::anyhow!("bad event: AWS Config rule {}: {e}", event.rule_name))?;
-        let config = self.apis.config(&event.account, &event.region, &event.event_id).await?;
+        let config = self
+            .apis
+            .config(&event.account, &event.region, &event.event_id)
+            .await?;
         let evaluations: Vec<Evaluation> = match &event.invocation {
-            ConfigInvocation::Change(item) => vec![config_rule::evaluate_item(item, event.event_left_scope, &requirements)],
+            ConfigInvocation::Change(item) => vec![config_rule::evaluate_item(
+                item,
+                event.event_left_scope,
+                &requirements,
+            )],
             ConfigInvocation::Oversized(summary) => {
-                let item = if summary.status.starts_with("ResourceDeleted") || summary.status == "ResourceNotRecorded" || event.event_left_scope {
+                let item = if summary.status.starts_with("ResourceDeleted")
+                    || summary.status == "ResourceNotRecorded"
+                    || event.event_left_scope
+                {
                     None
                 } else {
-                    config.latest_item(&summary.resource_type, &summary.resource_id, summary.capture_time).await?
+                    config
+                        .latest_item(
+                            &summary.resource_type,
+                            &summary.resource_id,
+                            summary.capture_time,
+                        )
+                        .await?
                 };
                 match item {
-                    Some(item) => vec![config_rule::evaluate_item(&item, event.event_left_scope, &requirements)],
+                    Some(item) => vec![config_rule::evaluate_item(
+                        &item,
+                        event.event_left_scope,
+                        &requirements,
+                    )],
                     None => vec![Evaluation {
                         resource_type: summary.resource_type.clone(),
                         resource_id: summary.resource_id.clone(),
@@ -303,24 +432,37 @@ impl<A: Apis> TagEnforcer<A> {
                         annotation: if event.event_left_scope {
                             "the resource left the rule's scope".into()
                         } else {
-                            format!("the resource is deleted or not recorded ({})", summary.status)
+                            format!(
+                                "the resource is deleted or not recorded ({})",
+                                summary.status
+                            )
                         },
                         ordering: summary.capture_time,
                     }],
                 }
             }
             ConfigInvocation::Scheduled { notification_time } => {
-                let api = self.apis.resources(&event.account, &event.region, &event.event_id).await?;
+                let api = self
+                    .apis
+                    .resources(&event.account, &event.region, &event.event_id)
+                    .await?;
                 let mut current = Vec::new();
                 for kind in ResourceKind::ALL {
                     current.extend(api.list(kind).await?);
                 }
                 let previous = config.reported_resources(&event.rule_name).await?;
-                config_rule::periodic_evaluations(&current, &previous, &requirements, *notification_time)
+                config_rule::periodic_evaluations(
+                    &current,
+                    &previous,
+                    &requirements,
+                    *notification_time,
+                )
             }
         };
         metrics.resources_evaluated += evaluations.len() as u64;
-        let failed = config.put_evaluations(&event.result_token, &evaluations).await?;
+        let failed = config
+            .put_evaluations(&event.result_token, &evaluations)
+            .await?;
         let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
         for e in &evaluations {
             *counts.entry(e.verdict.as_str()).or_default() += 1;
@@ -328,7 +470,10 @@ impl<A: Apis> TagEnforcer<A> {
         tracing::info!(rule = %event.rule_name, evaluations = evaluations.len(), ?counts, failed, "evaluations reported to AWS Config");
         if failed > 0 {
             metrics.actions_failed += failed as u64;
-            anyhow::bail!("AWS Config rejected {failed} of {} evaluations; the invocation is retried", evaluations.len());
+            anyhow::bail!(
+                "AWS Config rejected {failed} of {} evaluations; the invocation is retried",
+                evaluations.len()
+            );
         }
         Ok(json!({
             "rule": event.rule_name,

@@ -16,7 +16,10 @@ async fn main() -> Result<(), Error> {
         tracing::error!(error = %format!("{e:#}"), "start-up failed");
         e
     })?);
-    let enforcer = Arc::new(TagEnforcer::new(steward.clone(), AwsApis::new(steward.aws.clone())));
+    let enforcer = Arc::new(TagEnforcer::new(
+        steward.clone(),
+        AwsApis::new(steward.aws.clone()),
+    ));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let enforcer = enforcer.clone();
         async move {

@@ -71,7 +71,11 @@ pub trait ResourceApi: Send + Sync {
     /// Reads the resources; those that no longer exist are left out.
     async fn read(&self, refs: &[ResourceRef]) -> anyhow::Result<Vec<ResourceState>>;
     /// Adds tags (existing keys not named are kept).
-    async fn add_tags(&self, resource: &ResourceState, tags: &BTreeMap<String, String>) -> anyhow::Result<()>;
+    async fn add_tags(
+        &self,
+        resource: &ResourceState,
+        tags: &BTreeMap<String, String>,
+    ) -> anyhow::Result<()>;
     /// Every resource of a kind in the account and region (paginated).
     async fn list(&self, kind: ResourceKind) -> anyhow::Result<Vec<ResourceState>>;
 }
@@ -89,7 +93,9 @@ pub struct AwsResources {
 
 impl AwsResources {
     pub fn new(config: &SdkConfig, account: &str) -> AwsResources {
-        let s3_config = aws_sdk_s3::config::Builder::from(config).force_path_style(true).build();
+        let s3_config = aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(true)
+            .build();
         AwsResources {
             region: config.region().map(|r| r.to_string()).unwrap_or_default(),
             account: account.to_string(),
@@ -129,15 +135,23 @@ impl AwsResources {
                 Err(e) => return Err(sdk("ec2:DescribeInstances", e)),
             };
             for instance in page.reservations().iter().flat_map(|r| r.instances()) {
-                let Some(id) = instance.instance_id() else { continue };
-                if instance.state().and_then(|s| s.name()).map(|n| n.as_str()) == Some("terminated") {
+                let Some(id) = instance.instance_id() else {
+                    continue;
+                };
+                if instance.state().and_then(|s| s.name()).map(|n| n.as_str()) == Some("terminated")
+                {
                     continue;
                 }
                 out.push(ResourceState {
-                    r: ResourceRef { kind: ResourceKind::Ec2Instance, id: id.to_string() },
+                    r: ResourceRef {
+                        kind: ResourceKind::Ec2Instance,
+                        id: id.to_string(),
+                    },
                     arn: self.ec2_arn("instance", id),
                     config_id: id.to_string(),
-                    tags: steward_shared::tags::to_map(instance.tags().iter().map(|t| (t.key(), t.value()))),
+                    tags: steward_shared::tags::to_map(
+                        instance.tags().iter().map(|t| (t.key(), t.value())),
+                    ),
                 });
             }
         }
@@ -146,7 +160,12 @@ impl AwsResources {
 
     async fn read_volumes(&self, ids: &[String]) -> anyhow::Result<Vec<ResourceState>> {
         let mut out = Vec::new();
-        let mut pages = self.ec2.describe_volumes().set_volume_ids(Some(ids.to_vec())).into_paginator().send();
+        let mut pages = self
+            .ec2
+            .describe_volumes()
+            .set_volume_ids(Some(ids.to_vec()))
+            .into_paginator()
+            .send();
         while let Some(page) = pages.next().await {
             let page = match page {
                 Ok(p) => p,
@@ -157,19 +176,30 @@ impl AwsResources {
                 Err(e) => return Err(sdk("ec2:DescribeVolumes", e)),
             };
             for volume in page.volumes() {
-                let Some(id) = volume.volume_id() else { continue };
+                let Some(id) = volume.volume_id() else {
+                    continue;
+                };
                 out.push(ResourceState {
-                    r: ResourceRef { kind: ResourceKind::Ec2Volume, id: id.to_string() },
+                    r: ResourceRef {
+                        kind: ResourceKind::Ec2Volume,
+                        id: id.to_string(),
+                    },
                     arn: self.ec2_arn("volume", id),
                     config_id: id.to_string(),
-                    tags: steward_shared::tags::to_map(volume.tags().iter().map(|t| (t.key(), t.value()))),
+                    tags: steward_shared::tags::to_map(
+                        volume.tags().iter().map(|t| (t.key(), t.value())),
+                    ),
                 });
             }
         }
         Ok(out)
     }
 
-    async fn read_each(&self, ids: &[String], kind: ResourceKind) -> anyhow::Result<Vec<ResourceState>> {
+    async fn read_each(
+        &self,
+        ids: &[String],
+        kind: ResourceKind,
+    ) -> anyhow::Result<Vec<ResourceState>> {
         let mut out = Vec::new();
         for id in ids {
             let one = vec![id.clone()];
@@ -184,20 +214,38 @@ impl AwsResources {
 
     async fn read_db_instances(&self, id: Option<&str>) -> anyhow::Result<Vec<ResourceState>> {
         let mut out = Vec::new();
-        let mut pages = self.rds.describe_db_instances().set_db_instance_identifier(id.map(str::to_string)).into_paginator().send();
+        let mut pages = self
+            .rds
+            .describe_db_instances()
+            .set_db_instance_identifier(id.map(str::to_string))
+            .into_paginator()
+            .send();
         while let Some(page) = pages.next().await {
             let page = match page {
                 Ok(p) => p,
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_db_instance_not_found_fault()) => return Ok(out),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_db_instance_not_found_fault()) =>
+                {
+                    return Ok(out)
+                }
                 Err(e) => return Err(sdk("rds:DescribeDBInstances", e)),
             };
             for db in page.db_instances() {
-                let (Some(name), Some(arn)) = (db.db_instance_identifier(), db.db_instance_arn()) else { continue };
+                let (Some(name), Some(arn)) = (db.db_instance_identifier(), db.db_instance_arn())
+                else {
+                    continue;
+                };
                 out.push(ResourceState {
-                    r: ResourceRef { kind: ResourceKind::RdsInstance, id: name.to_string() },
+                    r: ResourceRef {
+                        kind: ResourceKind::RdsInstance,
+                        id: name.to_string(),
+                    },
                     arn: arn.to_string(),
                     config_id: db.dbi_resource_id().unwrap_or(name).to_string(),
-                    tags: steward_shared::tags::to_map(db.tag_list().iter().map(|t| (t.key(), t.value()))),
+                    tags: steward_shared::tags::to_map(
+                        db.tag_list().iter().map(|t| (t.key(), t.value())),
+                    ),
                 });
             }
         }
@@ -206,20 +254,39 @@ impl AwsResources {
 
     async fn read_db_clusters(&self, id: Option<&str>) -> anyhow::Result<Vec<ResourceState>> {
         let mut out = Vec::new();
-        let mut pages = self.rds.describe_db_clusters().set_db_cluster_identifier(id.map(str::to_string)).into_paginator().send();
+        let mut pages = self
+            .rds
+            .describe_db_clusters()
+            .set_db_cluster_identifier(id.map(str::to_string))
+            .into_paginator()
+            .send();
         while let Some(page) = pages.next().await {
             let page = match page {
                 Ok(p) => p,
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_db_cluster_not_found_fault()) => return Ok(out),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_db_cluster_not_found_fault()) =>
+                {
+                    return Ok(out)
+                }
                 Err(e) => return Err(sdk("rds:DescribeDBClusters", e)),
             };
             for cluster in page.db_clusters() {
-                let (Some(name), Some(arn)) = (cluster.db_cluster_identifier(), cluster.db_cluster_arn()) else { continue };
+                let (Some(name), Some(arn)) =
+                    (cluster.db_cluster_identifier(), cluster.db_cluster_arn())
+                else {
+                    continue;
+                };
                 out.push(ResourceState {
-                    r: ResourceRef { kind: ResourceKind::RdsCluster, id: name.to_string() },
+                    r: ResourceRef {
+                        kind: ResourceKind::RdsCluster,
+                        id: name.to_string(),
+                    },
                     arn: arn.to_string(),
                     config_id: cluster.db_cluster_resource_id().unwrap_or(name).to_string(),
-                    tags: steward_shared::tags::to_map(cluster.tag_list().iter().map(|t| (t.key(), t.value()))),
+                    tags: steward_shared::tags::to_map(
+                        cluster.tag_list().iter().map(|t| (t.key(), t.value())),
+                    ),
                 });
             }
         }
@@ -228,7 +295,12 @@ impl AwsResources {
 
     async fn read_groups(&self, names: Option<Vec<String>>) -> anyhow::Result<Vec<ResourceState>> {
         let mut out = Vec::new();
-        let mut pages = self.autoscaling.describe_auto_scaling_groups().set_auto_scaling_group_names(names).into_paginator().send();
+        let mut pages = self
+            .autoscaling
+            .describe_auto_scaling_groups()
+            .set_auto_scaling_group_names(names)
+            .into_paginator()
+            .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| sdk("autoscaling:DescribeAutoScalingGroups", e))?;
             for group in page.auto_scaling_groups() {
@@ -237,10 +309,15 @@ impl AwsResources {
                     format!("arn:aws:autoscaling:{}:{}:autoScalingGroup:*:autoScalingGroupName/{name}", self.region, self.account)
                 });
                 out.push(ResourceState {
-                    r: ResourceRef { kind: ResourceKind::AutoScalingGroup, id: name.to_string() },
+                    r: ResourceRef {
+                        kind: ResourceKind::AutoScalingGroup,
+                        id: name.to_string(),
+                    },
                     config_id: arn.clone(),
                     arn,
-                    tags: steward_shared::tags::to_map(group.tags().iter().map(|t| (t.key(), t.value()))),
+                    tags: steward_shared::tags::to_map(
+                        group.tags().iter().map(|t| (t.key(), t.value())),
+                    ),
                 });
             }
         }
@@ -255,13 +332,23 @@ impl AwsResources {
                 }
                 let arn = secret.arn().unwrap_or(id).to_string();
                 Ok(vec![ResourceState {
-                    r: ResourceRef { kind: ResourceKind::Secret, id: arn.clone() },
+                    r: ResourceRef {
+                        kind: ResourceKind::Secret,
+                        id: arn.clone(),
+                    },
                     config_id: arn.clone(),
                     arn,
-                    tags: steward_shared::tags::to_map(secret.tags().iter().map(|t| (t.key(), t.value()))),
+                    tags: steward_shared::tags::to_map(
+                        secret.tags().iter().map(|t| (t.key(), t.value())),
+                    ),
                 }])
             }
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(Vec::new()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
+                Ok(Vec::new())
+            }
             Err(e) => Err(sdk("secretsmanager:DescribeSecret", e)),
         }
     }
@@ -274,10 +361,15 @@ impl AwsResources {
             for secret in page.secret_list() {
                 let Some(arn) = secret.arn() else { continue };
                 out.push(ResourceState {
-                    r: ResourceRef { kind: ResourceKind::Secret, id: arn.to_string() },
+                    r: ResourceRef {
+                        kind: ResourceKind::Secret,
+                        id: arn.to_string(),
+                    },
                     arn: arn.to_string(),
                     config_id: arn.to_string(),
-                    tags: steward_shared::tags::to_map(secret.tags().iter().map(|t| (t.key(), t.value()))),
+                    tags: steward_shared::tags::to_map(
+                        secret.tags().iter().map(|t| (t.key(), t.value())),
+                    ),
                 });
             }
         }
@@ -286,14 +378,24 @@ impl AwsResources {
 
     async fn read_bucket(&self, name: &str) -> anyhow::Result<Vec<ResourceState>> {
         let tags = match self.s3.get_bucket_tagging().bucket(name).send().await {
-            Ok(out) => steward_shared::tags::to_map(out.tag_set().iter().map(|t| (Some(t.key()), Some(t.value())))),
+            Ok(out) => steward_shared::tags::to_map(
+                out.tag_set()
+                    .iter()
+                    .map(|t| (Some(t.key()), Some(t.value()))),
+            ),
             Err(e) if is_code(&e, "NoSuchTagSet") => HashMap::new(),
             Err(e) if is_code(&e, "NoSuchBucket") => return Ok(Vec::new()),
             Err(e) => return Err(sdk("s3:GetBucketTagging", e)),
         };
         Ok(vec![ResourceState {
-            r: ResourceRef { kind: ResourceKind::S3Bucket, id: name.to_string() },
-            arn: format!("arn:{}:s3:::{name}", steward_shared::aws::partition_of(&self.region)),
+            r: ResourceRef {
+                kind: ResourceKind::S3Bucket,
+                id: name.to_string(),
+            },
+            arn: format!(
+                "arn:{}:s3:::{name}",
+                steward_shared::aws::partition_of(&self.region)
+            ),
             config_id: name.to_string(),
             tags,
         }])
@@ -301,7 +403,12 @@ impl AwsResources {
 
     async fn list_buckets(&self) -> anyhow::Result<Vec<ResourceState>> {
         let mut out = Vec::new();
-        let mut pages = self.s3.list_buckets().bucket_region(&self.region).into_paginator().send();
+        let mut pages = self
+            .s3
+            .list_buckets()
+            .bucket_region(&self.region)
+            .into_paginator()
+            .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| sdk("s3:ListBuckets", e))?;
             for bucket in page.buckets() {
@@ -330,7 +437,10 @@ where
     E: std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    anyhow::anyhow!("{call} failed: {}", aws_smithy_types::error::display::DisplayErrorContext(&e))
+    anyhow::anyhow!(
+        "{call} failed: {}",
+        aws_smithy_types::error::display::DisplayErrorContext(&e)
+    )
 }
 
 #[async_trait::async_trait]
@@ -383,7 +493,11 @@ impl ResourceApi for AwsResources {
         Ok(out)
     }
 
-    async fn add_tags(&self, resource: &ResourceState, tags: &BTreeMap<String, String>) -> anyhow::Result<()> {
+    async fn add_tags(
+        &self,
+        resource: &ResourceState,
+        tags: &BTreeMap<String, String>,
+    ) -> anyhow::Result<()> {
         if tags.is_empty() {
             return Ok(());
         }
@@ -391,16 +505,21 @@ impl ResourceApi for AwsResources {
             ResourceKind::Ec2Instance | ResourceKind::Ec2Volume => {
                 let mut request = self.ec2.create_tags().resources(&resource.r.id);
                 for (k, v) in tags {
-                    request = request.tags(aws_sdk_ec2::types::Tag::builder().key(k).value(v).build());
+                    request =
+                        request.tags(aws_sdk_ec2::types::Tag::builder().key(k).value(v).build());
                 }
                 request.send().await.map_err(|e| sdk("ec2:CreateTags", e))?;
             }
             ResourceKind::RdsInstance | ResourceKind::RdsCluster => {
                 let mut request = self.rds.add_tags_to_resource().resource_name(&resource.arn);
                 for (k, v) in tags {
-                    request = request.tags(aws_sdk_rds::types::Tag::builder().key(k).value(v).build());
+                    request =
+                        request.tags(aws_sdk_rds::types::Tag::builder().key(k).value(v).build());
                 }
-                request.send().await.map_err(|e| sdk("rds:AddTagsToResource", e))?;
+                request
+                    .send()
+                    .await
+                    .map_err(|e| sdk("rds:AddTagsToResource", e))?;
             }
             ResourceKind::AutoScalingGroup => {
                 let mut request = self.autoscaling.create_or_update_tags();
@@ -415,20 +534,33 @@ impl ResourceApi for AwsResources {
                             .build(),
                     );
                 }
-                request.send().await.map_err(|e| sdk("autoscaling:CreateOrUpdateTags", e))?;
+                request
+                    .send()
+                    .await
+                    .map_err(|e| sdk("autoscaling:CreateOrUpdateTags", e))?;
             }
             ResourceKind::Secret => {
                 let mut request = self.secrets.tag_resource().secret_id(&resource.arn);
                 for (k, v) in tags {
-                    request = request.tags(aws_sdk_secretsmanager::types::Tag::builder().key(k).value(v).build());
+                    request = request.tags(
+                        aws_sdk_secretsmanager::types::Tag::builder()
+                            .key(k)
+                            .value(v)
+                            .build(),
+                    );
                 }
-                request.send().await.map_err(|e| sdk("secretsmanager:TagResource", e))?;
+                request
+                    .send()
+                    .await
+                    .map_err(|e| sdk("secretsmanager:TagResource", e))?;
             }
             ResourceKind::S3Bucket => {
                 // PutBucketTagging replaces the whole set: merge with what is there now.
                 let current = self.read_bucket(&resource.r.id).await?;
-                let mut merged: BTreeMap<String, String> =
-                    current.first().map(|s| s.tags.clone().into_iter().collect()).unwrap_or_default();
+                let mut merged: BTreeMap<String, String> = current
+                    .first()
+                    .map(|s| s.tags.clone().into_iter().collect())
+                    .unwrap_or_default();
                 merged.extend(tags.clone());
                 let mut set = Vec::new();
                 for (k, v) in merged {
@@ -437,7 +569,11 @@ impl ResourceApi for AwsResources {
                 self.s3
                     .put_bucket_tagging()
                     .bucket(&resource.r.id)
-                    .tagging(aws_sdk_s3::types::Tagging::builder().set_tag_set(Some(set)).build()?)
+                    .tagging(
+                        aws_sdk_s3::types::Tagging::builder()
+                            .set_tag_set(Some(set))
+                            .build()?,
+                    )
                     .send()
                     .await
                     .map_err(|e| sdk("s3:PutBucketTagging", e))?;
@@ -450,19 +586,33 @@ impl ResourceApi for AwsResources {
         match kind {
             ResourceKind::Ec2Instance => {
                 let mut out = Vec::new();
-                let mut pages = self.ec2.describe_instances().max_results(1000).into_paginator().send();
+                let mut pages = self
+                    .ec2
+                    .describe_instances()
+                    .max_results(1000)
+                    .into_paginator()
+                    .send();
                 while let Some(page) = pages.next().await {
                     let page = page.map_err(|e| sdk("ec2:DescribeInstances", e))?;
                     for instance in page.reservations().iter().flat_map(|r| r.instances()) {
-                        let Some(id) = instance.instance_id() else { continue };
-                        if instance.state().and_then(|s| s.name()).map(|n| n.as_str()) == Some("terminated") {
+                        let Some(id) = instance.instance_id() else {
+                            continue;
+                        };
+                        if instance.state().and_then(|s| s.name()).map(|n| n.as_str())
+                            == Some("terminated")
+                        {
                             continue;
                         }
                         out.push(ResourceState {
-                            r: ResourceRef { kind, id: id.to_string() },
+                            r: ResourceRef {
+                                kind,
+                                id: id.to_string(),
+                            },
                             arn: self.ec2_arn("instance", id),
                             config_id: id.to_string(),
-                            tags: steward_shared::tags::to_map(instance.tags().iter().map(|t| (t.key(), t.value()))),
+                            tags: steward_shared::tags::to_map(
+                                instance.tags().iter().map(|t| (t.key(), t.value())),
+                            ),
                         });
                     }
                 }
@@ -470,16 +620,28 @@ impl ResourceApi for AwsResources {
             }
             ResourceKind::Ec2Volume => {
                 let mut out = Vec::new();
-                let mut pages = self.ec2.describe_volumes().max_results(500).into_paginator().send();
+                let mut pages = self
+                    .ec2
+                    .describe_volumes()
+                    .max_results(500)
+                    .into_paginator()
+                    .send();
                 while let Some(page) = pages.next().await {
                     let page = page.map_err(|e| sdk("ec2:DescribeVolumes", e))?;
                     for volume in page.volumes() {
-                        let Some(id) = volume.volume_id() else { continue };
+                        let Some(id) = volume.volume_id() else {
+                            continue;
+                        };
                         out.push(ResourceState {
-                            r: ResourceRef { kind, id: id.to_string() },
+                            r: ResourceRef {
+                                kind,
+                                id: id.to_string(),
+                            },
                             arn: self.ec2_arn("volume", id),
                             config_id: id.to_string(),
-                            tags: steward_shared::tags::to_map(volume.tags().iter().map(|t| (t.key(), t.value()))),
+                            tags: steward_shared::tags::to_map(
+                                volume.tags().iter().map(|t| (t.key(), t.value())),
+                            ),
                         });
                     }
                 }

@@ -33,9 +33,16 @@ async fn main() -> anyhow::Result<()> {
         ms(samples[runs / 10]),
         ms(samples[runs * 9 / 10])
     );
-    let zip = workspace_root().join("target/lambda").join(&name).join("bootstrap.zip");
+    let zip = workspace_root()
+        .join("target/lambda")
+        .join(&name)
+        .join("bootstrap.zip");
     if let Ok(meta) = std::fs::metadata(&zip) {
-        println!("release bootstrap.zip: {} bytes ({:.2} MiB)", meta.len(), meta.len() as f64 / 1_048_576.0);
+        println!(
+            "release bootstrap.zip: {} bytes ({:.2} MiB)",
+            meta.len(),
+            meta.len() as f64 / 1_048_576.0
+        );
     }
     Ok(())
 }

@@ -12,13 +12,32 @@ fn format_tags(tags: &BTreeMap<String, String>) -> String {
     if tags.is_empty() {
         return "(none)".into();
     }
-    tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
+    tags.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
-async fn instance_tags(ec2: &aws_sdk_ec2::Client, id: &str) -> anyhow::Result<BTreeMap<String, String>> {
+async fn instance_tags(
+    ec2: &aws_sdk_ec2::Client,
+    id: &str,
+) -> anyhow::Result<BTreeMap<String, String>> {
     let out = ec2.describe_instances().instance_ids(id).send().await?;
-    let instance = out.reservations().first().and_then(|r| r.instances().first()).ok_or_else(|| anyhow::anyhow!("{id} not found"))?;
-    Ok(instance.tags().iter().map(|t| (t.key().unwrap_or_default().to_string(), t.value().unwrap_or_default().to_string())).collect())
+    let instance = out
+        .reservations()
+        .first()
+        .and_then(|r| r.instances().first())
+        .ok_or_else(|| anyhow::anyhow!("{id} not found"))?;
+    Ok(instance
+        .tags()
+        .iter()
+        .map(|t| {
+            (
+                t.key().unwrap_or_default().to_string(),
+                t.value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect())
 }
 
 pub async fn run(stack: &DemoStack) -> anyhow::Result<()> {
@@ -34,19 +53,33 @@ pub async fn run(stack: &DemoStack) -> anyhow::Result<()> {
         .tag_specifications(
             aws_sdk_ec2::types::TagSpecification::builder()
                 .resource_type(aws_sdk_ec2::types::ResourceType::Instance)
-                .tags(aws_sdk_ec2::types::Tag::builder().key("project").value("orders").build())
+                .tags(
+                    aws_sdk_ec2::types::Tag::builder()
+                        .key("project")
+                        .value("orders")
+                        .build(),
+                )
                 .build(),
         )
         .send()
         .await?;
-    let instance = launched.instances()[0].instance_id().unwrap_or_default().to_string();
-    step(&format!("alice launches {instance} in the dev account with tags: {}", format_tags(&instance_tags(&ec2, &instance).await?)));
+    let instance = launched.instances()[0]
+        .instance_id()
+        .unwrap_or_default()
+        .to_string();
+    step(&format!(
+        "alice launches {instance} in the dev account with tags: {}",
+        format_tags(&instance_tags(&ec2, &instance).await?)
+    ));
 
     let mut f = stack.function("tag-enforcer", &[]).await?;
     let mut e = event("cloudtrail-run-instances.json");
     e["detail"]["responseElements"]["instancesSet"]["items"] = json!([{"instanceId": instance}]);
     f.invoke(&e).await?.response();
-    step(&format!("EventBridge delivers RunInstances; afterwards: {}", format_tags(&instance_tags(&ec2, &instance).await?)));
+    step(&format!(
+        "EventBridge delivers RunInstances; afterwards: {}",
+        format_tags(&instance_tags(&ec2, &instance).await?)
+    ));
     let notes = stack.new_notifications().await?;
     if let Some((subject, text, _)) = notes.first() {
         show_email(subject, text);
@@ -66,26 +99,45 @@ pub async fn run(stack: &DemoStack) -> anyhow::Result<()> {
         .allocated_storage(20)
         .master_username("app")
         .master_user_password("demo-only-password-1")
-        .tags(aws_sdk_rds::types::Tag::builder().key("cost_center").value("cc-1042").build())
+        .tags(
+            aws_sdk_rds::types::Tag::builder()
+                .key("cost_center")
+                .value("cc-1042")
+                .build(),
+        )
         .send()
         .await?;
     let mut db_event = event("cloudtrail-create-db-instance.json");
     // bob signs in through IAM Identity Center: his session is ROLE/SESSION.
-    db_event["detail"]["userIdentity"] = event("cloudtrail-create-volume.json")["detail"]["userIdentity"].clone();
+    db_event["detail"]["userIdentity"] =
+        event("cloudtrail-create-volume.json")["detail"]["userIdentity"].clone();
     f.invoke(&db_event).await?.response();
-    let db = rds.describe_db_instances().db_instance_identifier("orders-dev").send().await?;
+    let db = rds
+        .describe_db_instances()
+        .db_instance_identifier("orders-dev")
+        .send()
+        .await?;
     let tags: BTreeMap<String, String> = db.db_instances()[0]
         .tag_list()
         .iter()
-        .map(|t| (t.key().unwrap_or_default().to_string(), t.value().unwrap_or_default().to_string()))
+        .map(|t| {
+            (
+                t.key().unwrap_or_default().to_string(),
+                t.value().unwrap_or_default().to_string(),
+            )
+        })
         .collect();
-    step(&format!("bob (single sign-on) creates RDS orders-dev; afterwards: {}", format_tags(&tags)));
+    step(&format!(
+        "bob (single sign-on) creates RDS orders-dev; afterwards: {}",
+        format_tags(&tags)
+    ));
     if let Some((_, _, chat)) = stack.new_notifications().await?.first() {
         show_chat(chat);
     }
 
     let mut config_event = event("config-change-ec2-instance.json");
-    let mut invoking: serde_json::Value = serde_json::from_str(config_event["invokingEvent"].as_str().unwrap_or("{}"))?;
+    let mut invoking: serde_json::Value =
+        serde_json::from_str(config_event["invokingEvent"].as_str().unwrap_or("{}"))?;
     invoking["configurationItem"]["resourceId"] = json!(instance);
     invoking["configurationItem"]["tags"] = json!(instance_tags(&ec2, &instance).await?);
     config_event["invokingEvent"] = json!(invoking.to_string());
