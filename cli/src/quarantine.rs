@@ -1,13 +1,91 @@
-//! `steward quarantine release` (work in progress).
+//! `steward quarantine release INSTANCE`: undoes a GuardDuty containment from
+//! the tags steward recorded (each interface's `steward:previous-groups`,
+//! the instance's `steward:quarantined`), in the hub's own account or, with
+//! `--account`, through the member role, and says what it left in place.
 
 use std::process::ExitCode;
+
+use guardduty_responder::ec2::AwsEc2;
+use guardduty_responder::release;
+use steward_shared::aws::AwsContext;
 
 #[derive(clap::Args)]
 pub struct ReleaseArgs {
     /// The contained instance id.
     pub instance: String,
+    /// Account of the instance (default: the account of your credentials).
+    #[arg(long)]
+    pub account: Option<String>,
+    /// Region of the instance (default: your configured region).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Role assumed in a member account (default: $STEWARD_MEMBER_ROLE).
+    #[arg(long)]
+    pub role: Option<String>,
+    /// Say what would be restored; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
-pub fn release(_args: ReleaseArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("steward quarantine release is not built yet")
+pub fn release(args: ReleaseArgs) -> anyhow::Result<ExitCode> {
+    if !args.instance.starts_with("i-") {
+        anyhow::bail!("`{}` is not an instance id (i-...)", args.instance);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: ReleaseArgs) -> anyhow::Result<ExitCode> {
+    let role = args.role.clone().or_else(|| {
+        std::env::var("STEWARD_MEMBER_ROLE")
+            .ok()
+            .filter(|r| !r.is_empty())
+    });
+    let aws = AwsContext::load("steward-cli", role).await?;
+    let account = args
+        .account
+        .clone()
+        .unwrap_or_else(|| aws.own_account().to_string());
+    let region = args
+        .region
+        .clone()
+        .unwrap_or_else(|| aws.own_region().to_string());
+    let config = aws
+        .config_for(&account, &region, &format!("release-{}", args.instance))
+        .await?;
+    let ec2 = AwsEc2::new(&config);
+    let report = release::release(&ec2, &args.instance, args.dry_run).await?;
+    if args.json {
+        let value = serde_json::json!({
+            "instance": report.instance_id,
+            "account": account,
+            "region": region,
+            "dry_run": report.dry_run,
+            "quarantined": report.quarantined,
+            "restored": report.restored.iter().map(|(eni, groups)| serde_json::json!({"interface": eni, "groups": groups})).collect::<Vec<_>>(),
+            "unrecorded_interfaces": report.unrecorded,
+            "snapshots_left": report.snapshots_left,
+            "termination_protection_left": report.termination_protection_left,
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        let head = if report.dry_run {
+            "would release"
+        } else {
+            "released"
+        };
+        println!(
+            "{head} {} in account {account} ({region}):",
+            report.instance_id
+        );
+        for line in report.lines() {
+            println!("  - {line}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,1066 @@
+//! The GuardDuty responder end to end: the built binary under the Lambda
+//! Runtime API emulator, against moto, with the security team's inbox
+//! subscribed; the release through the built `steward` CLI.
+
+use std::collections::HashMap;
+
+use aws_config::SdkConfig;
+use aws_sdk_ec2::types::{
+    Filter, InstanceAttributeName, InstanceType, ResourceType, Tag, TagSpecification,
+};
+use serde_json::{json, Value};
+use steward_tests::inbox::{Inbox, Received};
+use steward_tests::moto::{Moto, HUB_ACCOUNT, REGION};
+use steward_tests::runtime_api::Function;
+use steward_tests::{event, function_binary, unique, workspace_root};
+
+const MEMBER_ACCOUNT: &str = "111111111111";
+const MEMBER_ROLE: &str = "steward-member";
+
+/// One emulator, one inbox, one idempotency table, and a policy directory.
+struct Stack {
+    moto: Moto,
+    inbox: Inbox,
+    table: String,
+    policy_dir: std::path::PathBuf,
+}
+
+impl Stack {
+    async fn new() -> Stack {
+        let moto = Moto::start().await.expect("moto starts");
+        let config = moto.config();
+        let inbox = Inbox::create(&config, &unique("steward-security"))
+            .await
+            .expect("inbox");
+        let table = unique("steward-idempotency");
+        steward_shared::idempotency::create_table(&aws_sdk_dynamodb::Client::new(&config), &table)
+            .await
+            .expect("table");
+        let policy_dir = std::env::temp_dir().join(unique("steward-policy"));
+        std::fs::create_dir_all(&policy_dir).unwrap();
+        Stack {
+            moto,
+            inbox,
+            table,
+            policy_dir,
+        }
+    }
+
+    async fn responder(&self, policy: &str, extra: &[(&str, &str)]) -> Function {
+        let path = self.policy_dir.join(format!("{}.toml", unique("policy")));
+        std::fs::write(&path, policy).unwrap();
+        let mut env = self.moto.env();
+        env.push(("STEWARD_TOPIC_ARN".into(), self.inbox.topic_arn.clone()));
+        env.push(("STEWARD_IDEMPOTENCY_TABLE".into(), self.table.clone()));
+        env.push(("STEWARD_MEMBER_ROLE".into(), MEMBER_ROLE.into()));
+        env.push(("STEWARD_POLICY".into(), path.display().to_string()));
+        for (k, v) in extra {
+            env.push((k.to_string(), v.to_string()));
+        }
+        Function::start(
+            &function_binary("guardduty-responder"),
+            "guardduty-responder",
+            &env,
+        )
+        .await
+        .expect("function starts")
+    }
+
+    async fn idempotency_records(&self) -> usize {
+        let ddb = aws_sdk_dynamodb::Client::new(&self.moto.config());
+        ddb.scan()
+            .table_name(&self.table)
+            .send()
+            .await
+            .unwrap()
+            .count() as usize
+    }
+}
+
+/// An instance with two network interfaces (each with its own groups) and two volumes.
+struct Victim {
+    instance: String,
+    interfaces: Vec<String>,
+    groups: Vec<Vec<String>>,
+    volumes: Vec<String>,
+    vpc: String,
+}
+
+async fn launch_victim(config: &SdkConfig, tags: &[(&str, &str)]) -> Victim {
+    let ec2 = aws_sdk_ec2::Client::new(config);
+    let vpc = ec2
+        .describe_vpcs()
+        .filters(Filter::builder().name("is-default").values("true").build())
+        .send()
+        .await
+        .unwrap()
+        .vpcs()[0]
+        .vpc_id()
+        .unwrap()
+        .to_string();
+    let web = ec2
+        .create_security_group()
+        .group_name(unique("web"))
+        .description("web")
+        .vpc_id(&vpc)
+        .send()
+        .await
+        .unwrap();
+    let web = web.group_id().unwrap().to_string();
+    let admin = ec2
+        .create_security_group()
+        .group_name(unique("admin"))
+        .description("admin")
+        .vpc_id(&vpc)
+        .send()
+        .await
+        .unwrap();
+    let admin = admin.group_id().unwrap().to_string();
+    let mut request = ec2
+        .run_instances()
+        .image_id("ami-12c6146b")
+        .instance_type(InstanceType::T3Micro)
+        .min_count(1)
+        .max_count(1)
+        .security_group_ids(&web);
+    if !tags.is_empty() {
+        let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
+        for (k, v) in tags {
+            spec = spec.tags(Tag::builder().key(*k).value(*v).build());
+        }
+        request = request.tag_specifications(spec.build());
+    }
+    let out = request.send().await.unwrap();
+    let instance = &out.instances()[0];
+    let id = instance.instance_id().unwrap().to_string();
+    let subnet = instance.subnet_id().unwrap().to_string();
+    let first_eni = instance.network_interfaces()[0]
+        .network_interface_id()
+        .unwrap()
+        .to_string();
+    let second = ec2
+        .create_network_interface()
+        .subnet_id(&subnet)
+        .groups(&admin)
+        .groups(&web)
+        .send()
+        .await
+        .unwrap();
+    let second_eni = second
+        .network_interface()
+        .unwrap()
+        .network_interface_id()
+        .unwrap()
+        .to_string();
+    ec2.attach_network_interface()
+        .network_interface_id(&second_eni)
+        .instance_id(&id)
+        .device_index(1)
+        .send()
+        .await
+        .unwrap();
+    let az = instance
+        .placement()
+        .unwrap()
+        .availability_zone()
+        .unwrap()
+        .to_string();
+    let data = ec2
+        .create_volume()
+        .availability_zone(&az)
+        .size(10)
+        .send()
+        .await
+        .unwrap();
+    let data = data.volume_id().unwrap().to_string();
+    ec2.attach_volume()
+        .volume_id(&data)
+        .instance_id(&id)
+        .device("/dev/sdf")
+        .send()
+        .await
+        .unwrap();
+    let described = ec2
+        .describe_instances()
+        .instance_ids(&id)
+        .send()
+        .await
+        .unwrap();
+    let volumes: Vec<String> = described.reservations()[0].instances()[0]
+        .block_device_mappings()
+        .iter()
+        .filter_map(|b| b.ebs().and_then(|e| e.volume_id()).map(str::to_string))
+        .collect();
+    assert_eq!(
+        volumes.len(),
+        2,
+        "root and data volume attached: {volumes:?}"
+    );
+    Victim {
+        instance: id,
+        interfaces: vec![first_eni, second_eni],
+        groups: vec![vec![web.clone()], vec![admin, web]],
+        volumes,
+        vpc,
+    }
+}
+
+/// The EC2 fixture pointed at a real instance, with a fresh finding id.
+fn ec2_finding(instance: &str, account: &str) -> Value {
+    let mut e = event("guardduty-ec2-backdoor.json");
+    e["id"] = json!(uuid::Uuid::new_v4().to_string());
+    // The envelope's account stays the hub's (GuardDuty's delegated
+    // administrator); the acting account is the finding's own.
+    e["detail"]["accountId"] = json!(account);
+    e["detail"]["id"] = json!(uuid::Uuid::new_v4().simple().to_string());
+    e["detail"]["resource"]["instanceDetails"]["instanceId"] = json!(instance);
+    e
+}
+
+async fn instance_tags(ec2: &aws_sdk_ec2::Client, id: &str) -> HashMap<String, String> {
+    let out = ec2
+        .describe_instances()
+        .instance_ids(id)
+        .send()
+        .await
+        .unwrap();
+    out.reservations()[0].instances()[0]
+        .tags()
+        .iter()
+        .map(|t| (t.key().unwrap().to_string(), t.value().unwrap().to_string()))
+        .collect()
+}
+
+async fn eni_tags(ec2: &aws_sdk_ec2::Client, id: &str) -> HashMap<String, String> {
+    let out = ec2
+        .describe_network_interfaces()
+        .network_interface_ids(id)
+        .send()
+        .await
+        .unwrap();
+    out.network_interfaces()[0]
+        .tag_set()
+        .iter()
+        .map(|t| (t.key().unwrap().to_string(), t.value().unwrap().to_string()))
+        .collect()
+}
+
+async fn termination_protected(ec2: &aws_sdk_ec2::Client, id: &str) -> bool {
+    let out = ec2
+        .describe_instance_attribute()
+        .instance_id(id)
+        .attribute(InstanceAttributeName::DisableApiTermination)
+        .send()
+        .await
+        .unwrap();
+    out.disable_api_termination()
+        .and_then(|v| v.value())
+        .unwrap_or(false)
+}
+
+async fn finding_snapshots(ec2: &aws_sdk_ec2::Client, finding_id: &str) -> Vec<(String, String)> {
+    let out = ec2
+        .describe_snapshots()
+        .owner_ids("self")
+        .filters(
+            Filter::builder()
+                .name("tag:steward:finding")
+                .values(finding_id)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    out.snapshots()
+        .iter()
+        .map(|s| {
+            (
+                s.snapshot_id().unwrap().to_string(),
+                s.volume_id().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+async fn quarantine_group(
+    ec2: &aws_sdk_ec2::Client,
+    vpc: &str,
+) -> aws_sdk_ec2::types::SecurityGroup {
+    let out = ec2
+        .describe_security_groups()
+        .filters(Filter::builder().name("vpc-id").values(vpc).build())
+        .filters(
+            Filter::builder()
+                .name("group-name")
+                .values("steward-quarantine")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.security_groups().len(),
+        1,
+        "exactly one quarantine group per VPC"
+    );
+    out.security_groups()[0].clone()
+}
+
+fn description(m: &Received) -> String {
+    m.chat["content"]["description"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test]
+async fn high_ec2_finding_quarantines_snapshots_protects_and_notifies_once() {
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let victim = launch_victim(&config, &[("project", "orders"), ("env", "dev")]).await;
+    let mut f = stack.responder("", &[]).await;
+    let e = ec2_finding(&victim.instance, HUB_ACCOUNT);
+    let finding_id = e["detail"]["id"].as_str().unwrap().to_string();
+    let out = f.invoke(&e).await.unwrap().response();
+    assert_eq!(out["containment"], "contained", "{out}");
+    assert_eq!(out["notification"], "sent");
+
+    // The quarantine group: managed, no inbound and no outbound rules.
+    let group = quarantine_group(&ec2, &victim.vpc).await;
+    let group_id = group.group_id().unwrap().to_string();
+    assert!(
+        group.ip_permissions().is_empty() && group.ip_permissions_egress().is_empty(),
+        "{group:?}"
+    );
+    assert!(group
+        .tags()
+        .iter()
+        .any(|t| t.key() == Some("steward:managed") && t.value() == Some("true")));
+    // Every interface records its previous groups; the responder says it replaced them with the group it created.
+    for (eni, groups) in victim.interfaces.iter().zip(&victim.groups) {
+        let tags = eni_tags(&ec2, eni).await;
+        let mut recorded: Vec<&str> = tags
+            .get("steward:previous-groups")
+            .expect("record")
+            .split(',')
+            .collect();
+        recorded.sort();
+        let mut expected: Vec<&str> = groups.iter().map(String::as_str).collect();
+        expected.sort();
+        assert_eq!(recorded, expected, "{eni}");
+        let actions = out["actions"].as_array().unwrap();
+        assert!(
+            actions.iter().any(|a| a
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("replaced the security groups of {eni}"))),
+            "{out}"
+        );
+    }
+    assert!(
+        out["actions"][0].as_str().unwrap().contains(&group_id),
+        "the created group is named: {out}"
+    );
+    // Tag, termination protection, one snapshot per volume.
+    let tags = instance_tags(&ec2, &victim.instance).await;
+    let quarantined = tags.get("steward:quarantined").expect("quarantine tag");
+    assert!(quarantined.starts_with(&finding_id), "{quarantined}");
+    assert!(termination_protected(&ec2, &victim.instance).await);
+    let snapshots = finding_snapshots(&ec2, &finding_id).await;
+    let mut snapped: Vec<String> = snapshots.iter().map(|(_, v)| v.clone()).collect();
+    snapped.sort();
+    let mut volumes = victim.volumes.clone();
+    volumes.sort();
+    assert_eq!(snapped, volumes);
+    // Nothing detached, nothing terminated.
+    let described = ec2
+        .describe_instances()
+        .instance_ids(&victim.instance)
+        .send()
+        .await
+        .unwrap();
+    let instance = &described.reservations()[0].instances()[0];
+    assert_eq!(
+        instance.state().unwrap().name().unwrap().as_str(),
+        "running"
+    );
+    assert_eq!(instance.block_device_mappings().len(), 2);
+    assert_eq!(instance.network_interfaces().len(), 2);
+
+    // The message the security team receives.
+    let received = stack.inbox.drain().await.unwrap();
+    assert_eq!(received.len(), 1);
+    let m = &received[0];
+    assert!(
+        m.subject.starts_with(&format!(
+            "[steward] HIGH guardduty: {} contained: Backdoor:EC2/C&CActivity.B!DNS",
+            victim.instance
+        )),
+        "{}",
+        m.subject
+    );
+    assert!(m.subject.len() <= 100);
+    assert_eq!(m.attributes["severity"], "HIGH");
+    assert_eq!(m.attributes["category"], "guardduty");
+    assert_eq!(m.attributes["account"], HUB_ACCOUNT);
+    assert_eq!(m.attributes["region"], REGION);
+    assert_eq!(m.attributes["environment"], "dev");
+    assert_eq!(
+        m.chat["metadata"]["eventType"],
+        "steward.guardduty.contained"
+    );
+    let arn = format!(
+        "arn:aws:ec2:{REGION}:{HUB_ACCOUNT}:instance/{}",
+        victim.instance
+    );
+    assert_eq!(m.chat["metadata"]["threadId"], arn);
+    assert_eq!(m.chat["metadata"]["relatedResources"][0], arn);
+    let context = &m.chat["metadata"]["additionalContext"];
+    assert_eq!(context["findingId"], finding_id);
+    assert_eq!(context["band"], "HIGH");
+    assert_eq!(context["severityScore"], "8.0");
+    assert_eq!(context["count"], "3");
+    assert_eq!(context["project"], "orders");
+    assert!(context["consoleUrl"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("fId={finding_id}")));
+    let text = description(m);
+    for expected in [
+        "Command and Control server domain name queried",
+        "Environment: dev | Project: orders",
+        "Severity: HIGH (8.0)",
+        "First seen: 2026-11-20T09:12:31Z | Last seen: 2026-11-20T09:41:05Z | Count: 3",
+        "snapshotted",
+        "enabled termination protection",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in {text}");
+    }
+    let next: Vec<String> = m.chat["content"]["nextSteps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        next.iter()
+            .any(|s| s.contains("do not cut tracked connections")),
+        "{next:?}"
+    );
+    assert!(
+        next.iter()
+            .any(|s| s.contains(&format!("steward quarantine release {}", victim.instance))),
+        "{next:?}"
+    );
+
+    // The same delivery again: nothing new, no second snapshot, no second message.
+    let again = f.invoke(&e).await.unwrap().response();
+    assert_eq!(again["containment"], "already-contained", "{again}");
+    assert_eq!(again["notification"], "duplicate");
+    assert_eq!(finding_snapshots(&ec2, &finding_id).await.len(), 2);
+    assert_eq!(
+        instance_tags(&ec2, &victim.instance)
+            .await
+            .get("steward:quarantined"),
+        Some(quarantined)
+    );
+    assert!(stack.inbox.drain().await.unwrap().is_empty());
+
+    // The repeated finding (same id, higher count, same window): no message, no change.
+    let mut repeated = event("guardduty-ec2-backdoor-repeated.json");
+    repeated["detail"]["id"] = json!(finding_id);
+    repeated["detail"]["resource"]["instanceDetails"]["instanceId"] = json!(victim.instance);
+    let out = f.invoke(&repeated).await.unwrap().response();
+    assert_eq!(out["notification"], "duplicate", "{out}");
+    assert!(stack.inbox.drain().await.unwrap().is_empty());
+    // Its band rises to CRITICAL: notified again, with the new count; still no new snapshot.
+    repeated["id"] = json!(uuid::Uuid::new_v4().to_string());
+    repeated["detail"]["severity"] = json!(9.2);
+    let out = f.invoke(&repeated).await.unwrap().response();
+    assert_eq!(out["notification"], "sent", "{out}");
+    let received = stack.inbox.drain().await.unwrap();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].attributes["severity"], "CRITICAL");
+    assert_eq!(
+        received[0].chat["metadata"]["additionalContext"]["count"],
+        "17"
+    );
+    assert_eq!(
+        received[0].chat["metadata"]["eventType"],
+        "steward.guardduty.already-contained"
+    );
+    assert_eq!(finding_snapshots(&ec2, &finding_id).await.len(), 2);
+    // A later update back in HIGH within the same window is not notified again.
+    repeated["id"] = json!(uuid::Uuid::new_v4().to_string());
+    repeated["detail"]["severity"] = json!(8.0);
+    let out = f.invoke(&repeated).await.unwrap().response();
+    assert_eq!(out["notification"], "suppressed", "{out}");
+    // A new window (policy interval passed) notifies again.
+    repeated["id"] = json!(uuid::Uuid::new_v4().to_string());
+    repeated["detail"]["updatedAt"] = json!("2026-11-21T11:05:12.901Z");
+    let out = f.invoke(&repeated).await.unwrap().response();
+    assert_eq!(out["notification"], "sent", "{out}");
+    assert_eq!(stack.inbox.drain().await.unwrap().len(), 1);
+
+    // JSON logs with the event id, and the metrics line.
+    let logs = f.logs();
+    let event_id = e["id"].as_str().unwrap();
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("containment step done") && l.contains(event_id)),
+        "{logs:#?}"
+    );
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("\"Namespace\":\"Steward\"") && l.contains("\"ActionsTaken\":7")),
+        "{logs:#?}"
+    );
+    assert!(
+        logs.iter()
+            .all(|l| serde_json::from_str::<Value>(l).is_ok()),
+        "every line is JSON"
+    );
+}
+
+#[tokio::test]
+async fn low_finding_only_notifies_and_archived_is_silent() {
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let victim = launch_victim(&config, &[("env", "prod")]).await;
+    let mut f = stack.responder("", &[]).await;
+    let mut low = event("guardduty-low-port-probe.json");
+    low["detail"]["resource"]["instanceDetails"]["instanceId"] = json!(victim.instance);
+    let out = f.invoke(&low).await.unwrap().response();
+    assert_eq!(out["containment"], "not-contained", "{out}");
+    assert!(out["held"]
+        .as_str()
+        .unwrap()
+        .contains("LOW is below the containment threshold HIGH"));
+    assert!(!instance_tags(&ec2, &victim.instance)
+        .await
+        .contains_key("steward:quarantined"));
+    assert!(eni_tags(&ec2, &victim.interfaces[0]).await.is_empty());
+    assert!(!termination_protected(&ec2, &victim.instance).await);
+    let received = stack.inbox.drain().await.unwrap();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].attributes["severity"], "LOW");
+    assert_eq!(
+        received[0].chat["metadata"]["eventType"],
+        "steward.guardduty.finding"
+    );
+    // The fixture's tags (from the finding) name the environment when nothing was read.
+    assert_eq!(received[0].attributes["environment"], "dev");
+    assert!(description(&received[0])
+        .contains("Containment: LOW is below the containment threshold HIGH"));
+
+    let mut archived = event("guardduty-archived.json");
+    archived["detail"]["resource"]["instanceDetails"]["instanceId"] = json!(victim.instance);
+    let out = f.invoke(&archived).await.unwrap().response();
+    assert_eq!(out["skipped"], "archived");
+    assert!(stack.inbox.drain().await.unwrap().is_empty());
+    assert!(!instance_tags(&ec2, &victim.instance)
+        .await
+        .contains_key("steward:quarantined"));
+
+    // A policy that notifies from MEDIUM logs the LOW finding only.
+    let mut quiet = stack
+        .responder("[containment]\nnotify_min_band = \"MEDIUM\"\n", &[])
+        .await;
+    low["id"] = json!(uuid::Uuid::new_v4().to_string());
+    let out = quiet.invoke(&low).await.unwrap().response();
+    assert!(
+        out["skipped"]
+            .as_str()
+            .unwrap()
+            .contains("below the notify threshold MEDIUM"),
+        "{out}"
+    );
+    assert!(stack.inbox.drain().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn s3_finding_and_exempt_instance_are_notified_not_changed() {
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let mut f = stack.responder("", &[]).await;
+    let out = f
+        .invoke(&event("guardduty-s3-block-public-access-disabled.json"))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(out["containment"], "not-contained", "{out}");
+    let received = stack.inbox.drain().await.unwrap();
+    assert_eq!(received[0].attributes["severity"], "MEDIUM");
+    assert_eq!(received[0].attributes["environment"], "prod");
+    assert_eq!(
+        received[0].chat["metadata"]["threadId"],
+        "arn:aws:s3:::orders-prod-exports"
+    );
+
+    let exempt = launch_victim(&config, &[("env", "prod"), ("steward:exempt", "true")]).await;
+    let out = f
+        .invoke(&ec2_finding(&exempt.instance, HUB_ACCOUNT))
+        .await
+        .unwrap()
+        .response();
+    assert!(
+        out["held"]
+            .as_str()
+            .unwrap()
+            .contains("steward:exempt=true"),
+        "{out}"
+    );
+    assert!(!instance_tags(&ec2, &exempt.instance)
+        .await
+        .contains_key("steward:quarantined"));
+    assert!(!termination_protected(&ec2, &exempt.instance).await);
+    let received = stack.inbox.drain().await.unwrap();
+    assert_eq!(received[0].attributes["severity"], "HIGH");
+    assert!(description(&received[0]).contains("steward:exempt=true; notified only"));
+
+    // An environment outside the containment list is notified only, too.
+    let mut only_dev = stack
+        .responder("[containment]\nenvironments = [\"dev\"]\n", &[])
+        .await;
+    let prod = launch_victim(&config, &[("env", "prod")]).await;
+    let out = only_dev
+        .invoke(&ec2_finding(&prod.instance, HUB_ACCOUNT))
+        .await
+        .unwrap()
+        .response();
+    assert!(
+        out["held"]
+            .as_str()
+            .unwrap()
+            .contains("env=prod is not in [containment] environments"),
+        "{out}"
+    );
+    assert!(eni_tags(&ec2, &prod.interfaces[0]).await.is_empty());
+}
+
+#[tokio::test]
+async fn user_key_is_deactivated_but_break_glass_is_spared() {
+    let stack = Stack::new().await;
+    let iam = aws_sdk_iam::Client::new(&stack.moto.config());
+    let mut keys = Vec::new();
+    for user in ["ci-deployer", "breakglass-admin"] {
+        iam.create_user()
+            .user_name(user)
+            .tags(
+                aws_sdk_iam::types::Tag::builder()
+                    .key("env")
+                    .value("prod")
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let key = iam
+            .create_access_key()
+            .user_name(user)
+            .send()
+            .await
+            .unwrap();
+        let id = key.access_key().unwrap().access_key_id().to_string();
+        assert!(id.starts_with("AKIA"));
+        keys.push(id);
+    }
+    let policy = "[containment]\nbreak_glass_users = [\"breakglass-admin\"]\n";
+    let mut f = stack.responder(policy, &[]).await;
+    let status = |user: &'static str| {
+        let iam = iam.clone();
+        async move {
+            let out = iam.list_access_keys().user_name(user).send().await.unwrap();
+            out.access_key_metadata()[0]
+                .status()
+                .unwrap()
+                .as_str()
+                .to_string()
+        }
+    };
+
+    let mut e = event("guardduty-iam-user-tor.json");
+    e["detail"]["resource"]["accessKeyDetails"]["accessKeyId"] = json!(keys[0]);
+    let out = f.invoke(&e).await.unwrap().response();
+    assert_eq!(out["containment"], "contained", "{out}");
+    assert_eq!(status("ci-deployer").await, "Inactive");
+    let received = stack.inbox.drain().await.unwrap();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].attributes["severity"], "HIGH");
+    assert_eq!(received[0].attributes["environment"], "prod");
+    assert!(
+        received[0].subject.contains(&keys[0]),
+        "{}",
+        received[0].subject
+    );
+    assert!(description(&received[0]).contains(&format!(
+        "set access key {} of IAM user ci-deployer inactive",
+        keys[0]
+    )));
+    let next = received[0].chat["content"]["nextSteps"].to_string();
+    assert!(
+        next.contains("--status Active"),
+        "the undo is in the message: {next}"
+    );
+
+    let mut spared = event("guardduty-iam-user-tor.json");
+    spared["id"] = json!(uuid::Uuid::new_v4().to_string());
+    spared["detail"]["id"] = json!("aa11bb22cc33dd44ee55ff6600778899");
+    spared["detail"]["resource"]["accessKeyDetails"]["accessKeyId"] = json!(keys[1]);
+    spared["detail"]["resource"]["accessKeyDetails"]["userName"] = json!("breakglass-admin");
+    let out = f.invoke(&spared).await.unwrap().response();
+    assert!(
+        out["held"].as_str().unwrap().contains("break-glass"),
+        "{out}"
+    );
+    assert_eq!(status("breakglass-admin").await, "Active");
+    let received = stack.inbox.drain().await.unwrap();
+    assert_eq!(received.len(), 1, "the security team still hears about it");
+    assert!(description(&received[0]).contains("break-glass list"));
+}
+
+#[tokio::test]
+async fn role_session_finding_attaches_the_deny_policy_once() {
+    let stack = Stack::new().await;
+    let iam = aws_sdk_iam::Client::new(&stack.moto.config());
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    iam.create_role()
+        .role_name("orders-api-dev")
+        .assume_role_policy_document(trust)
+        .send()
+        .await
+        .unwrap();
+    let mut f = stack.responder("", &[]).await;
+    let e = event("guardduty-instance-credential-exfiltration.json");
+    let out = f.invoke(&e).await.unwrap().response();
+    assert_eq!(out["containment"], "contained", "{out}");
+    let policy = iam
+        .get_role_policy()
+        .role_name("orders-api-dev")
+        .policy_name("steward-revoke-sessions")
+        .send()
+        .await
+        .unwrap();
+    let document = policy.policy_document();
+    let decoded = document
+        .replace("%22", "\"")
+        .replace("%3A", ":")
+        .replace("%7B", "{")
+        .replace("%7D", "}");
+    assert!(
+        decoded.contains("aws:TokenIssueTime")
+            && decoded.contains("DateLessThan")
+            && decoded.contains("Deny"),
+        "{document}"
+    );
+    let received = stack.inbox.drain().await.unwrap();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].attributes["severity"], "HIGH");
+    assert!(received[0].chat["content"]["nextSteps"].to_string().contains("aws iam delete-role-policy --role-name orders-api-dev --policy-name steward-revoke-sessions"));
+    assert_eq!(
+        received[0].chat["metadata"]["threadId"],
+        format!("arn:aws:iam::{HUB_ACCOUNT}:role/orders-api-dev")
+    );
+
+    // The same finding again: the revocation already covers its activity; nothing changes.
+    let mut again = e.clone();
+    again["id"] = json!(uuid::Uuid::new_v4().to_string());
+    let out = f.invoke(&again).await.unwrap().response();
+    assert_eq!(out["containment"], "already-contained", "{out}");
+    let after = iam
+        .get_role_policy()
+        .role_name("orders-api-dev")
+        .policy_name("steward-revoke-sessions")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.policy_document(), document, "the cutoff is not moved");
+}
+
+#[tokio::test]
+async fn member_account_finding_is_contained_there() {
+    let stack = Stack::new().await;
+    let member = stack
+        .moto
+        .account_config(MEMBER_ACCOUNT, MEMBER_ROLE)
+        .await
+        .unwrap();
+    let member_ec2 = aws_sdk_ec2::Client::new(&member);
+    let victim = launch_victim(&member, &[("env", "staging")]).await;
+    let mut f = stack.responder("", &[]).await;
+    let out = f
+        .invoke(&ec2_finding(&victim.instance, MEMBER_ACCOUNT))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(out["containment"], "contained", "{out}");
+    assert!(instance_tags(&member_ec2, &victim.instance)
+        .await
+        .contains_key("steward:quarantined"));
+    assert!(termination_protected(&member_ec2, &victim.instance).await);
+    quarantine_group(&member_ec2, &victim.vpc).await;
+    // Nothing in the hub account.
+    let hub = aws_sdk_ec2::Client::new(&stack.moto.config());
+    assert!(hub
+        .describe_instances()
+        .instance_ids(&victim.instance)
+        .send()
+        .await
+        .is_err());
+    let received = stack.inbox.drain().await.unwrap();
+    assert_eq!(received[0].attributes["account"], MEMBER_ACCOUNT);
+    assert_eq!(received[0].attributes["environment"], "staging");
+
+    // The operator releases it from the hub through the member role.
+    let output = std::process::Command::new(workspace_root().join("target/debug/steward"))
+        .args([
+            "quarantine",
+            "release",
+            &victim.instance,
+            "--account",
+            MEMBER_ACCOUNT,
+            "--role",
+            MEMBER_ROLE,
+            "--json",
+        ])
+        .env_clear()
+        .envs(stack.moto.env())
+        .output()
+        .expect("the steward CLI is built (cargo build -p steward-cli)");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["account"], MEMBER_ACCOUNT);
+    assert_eq!(report["restored"].as_array().unwrap().len(), 2, "{report}");
+    assert!(!instance_tags(&member_ec2, &victim.instance)
+        .await
+        .contains_key("steward:quarantined"));
+}
+
+#[tokio::test]
+async fn release_restores_groups_and_says_what_it_left() {
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let victim = launch_victim(&config, &[("env", "dev")]).await;
+    let mut f = stack.responder("", &[]).await;
+    f.invoke(&ec2_finding(&victim.instance, HUB_ACCOUNT))
+        .await
+        .unwrap()
+        .response();
+    assert!(instance_tags(&ec2, &victim.instance)
+        .await
+        .contains_key("steward:quarantined"));
+
+    let steward = workspace_root().join("target/debug/steward");
+    let run = |args: Vec<String>| {
+        let mut command = std::process::Command::new(&steward);
+        command
+            .args(&args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default());
+        for (k, v) in stack.moto.env() {
+            command.env(k, v);
+        }
+        command
+            .output()
+            .expect("the steward CLI is built (cargo build -p steward-cli)")
+    };
+    let dry = run(vec![
+        "quarantine".into(),
+        "release".into(),
+        victim.instance.clone(),
+        "--dry-run".into(),
+    ]);
+    assert!(
+        dry.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    assert!(String::from_utf8_lossy(&dry.stdout).contains("would restore"));
+    assert!(
+        instance_tags(&ec2, &victim.instance)
+            .await
+            .contains_key("steward:quarantined"),
+        "dry run changes nothing"
+    );
+
+    let out = run(vec![
+        "quarantine".into(),
+        "release".into(),
+        victim.instance.clone(),
+        "--json".into(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["restored"].as_array().unwrap().len(), 2, "{report}");
+    for (i, groups) in victim.groups.iter().enumerate() {
+        assert_eq!(
+            report["restored"][i]["interface"],
+            victim.interfaces[i].as_str()
+        );
+        let mut restored: Vec<String> =
+            serde_json::from_value(report["restored"][i]["groups"].clone()).unwrap();
+        restored.sort();
+        let mut expected = groups.clone();
+        expected.sort();
+        assert_eq!(restored, expected);
+        assert!(!eni_tags(&ec2, &victim.interfaces[i])
+            .await
+            .contains_key("steward:previous-groups"));
+    }
+    assert_eq!(report["snapshots_left"].as_array().unwrap().len(), 2);
+    assert_eq!(report["termination_protection_left"], true);
+    assert!(!instance_tags(&ec2, &victim.instance)
+        .await
+        .contains_key("steward:quarantined"));
+    // The groups the release set (moto lists what the last call set for attached interfaces).
+    for (eni, groups) in victim.interfaces.iter().zip(&victim.groups) {
+        let d = ec2
+            .describe_network_interfaces()
+            .network_interface_ids(eni)
+            .send()
+            .await
+            .unwrap();
+        let listed: Vec<String> = d.network_interfaces()[0]
+            .groups()
+            .iter()
+            .map(|g| g.group_id().unwrap().to_string())
+            .collect();
+        for g in groups {
+            assert!(listed.contains(g), "{eni}: {listed:?} lacks {g}");
+        }
+    }
+    // Releasing again is refused with the reason.
+    let again = run(vec![
+        "quarantine".into(),
+        "release".into(),
+        victim.instance.clone(),
+    ]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not quarantined by steward"));
+}
+
+#[tokio::test]
+async fn vanished_instance_malformed_findings_dry_run_and_kill_switch_change_nothing() {
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let mut f = stack.responder("", &[]).await;
+
+    let out = f
+        .invoke(&ec2_finding("i-0deadbeef0000000a", HUB_ACCOUNT))
+        .await
+        .unwrap()
+        .response();
+    assert!(
+        out["held"].as_str().unwrap().contains("no longer exists"),
+        "{out}"
+    );
+    let received = stack.inbox.drain().await.unwrap();
+    assert_eq!(received.len(), 1);
+    assert!(description(&received[0]).contains("instance i-0deadbeef0000000a no longer exists"));
+
+    let victim = launch_victim(&config, &[("env", "dev")]).await;
+    let err = f.invoke_raw("{\"detail-type\": ").await.unwrap().error();
+    assert!(
+        err.to_string().to_lowercase().contains("eof") || err.to_string().contains("JSON"),
+        "{err}"
+    );
+    let mut bad = ec2_finding(&victim.instance, HUB_ACCOUNT);
+    bad["detail"]["severity"] = json!("8.0");
+    let err = f.invoke(&bad).await.unwrap().error();
+    assert!(
+        err["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("bad event: detail.severity must be a JSON number"),
+        "{err}"
+    );
+    let mut bad = ec2_finding(&victim.instance, HUB_ACCOUNT);
+    bad["detail"].as_object_mut().unwrap().remove("accountId");
+    let err = f.invoke(&bad).await.unwrap().error();
+    assert!(
+        err["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("missing detail.accountId"),
+        "{err}"
+    );
+    let err = f.invoke(&json!({"source": "aws.ec2", "detail-type": "EC2 Instance State-change Notification", "id": "x", "detail": {}})).await.unwrap().error();
+    assert!(
+        err["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("unknown event shape"),
+        "{err}"
+    );
+    assert!(stack.inbox.drain().await.unwrap().is_empty());
+
+    for (var, marker) in [
+        ("STEWARD_DRY_RUN", "(DRY RUN)"),
+        ("STEWARD_DISABLED", "(DISABLED)"),
+    ] {
+        let mut g = stack.responder("", &[(var, "true")]).await;
+        let out = g
+            .invoke(&ec2_finding(&victim.instance, HUB_ACCOUNT))
+            .await
+            .unwrap()
+            .response();
+        assert_eq!(out["containment"], "would-contain", "{var}: {out}");
+        let received = stack.inbox.drain().await.unwrap();
+        assert_eq!(received.len(), 1, "{var}");
+        assert!(
+            received[0].subject.contains(marker),
+            "{}",
+            received[0].subject
+        );
+        assert!(description(&received[0]).contains("would replace the security groups"));
+    }
+    assert!(!instance_tags(&ec2, &victim.instance)
+        .await
+        .contains_key("steward:quarantined"));
+    assert!(eni_tags(&ec2, &victim.interfaces[0]).await.is_empty());
+    assert!(!termination_protected(&ec2, &victim.instance).await);
+    let groups = ec2
+        .describe_security_groups()
+        .filters(
+            Filter::builder()
+                .name("group-name")
+                .values("steward-quarantine")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        groups.security_groups().is_empty(),
+        "no quarantine group created"
+    );
+    let snaps = ec2
+        .describe_snapshots()
+        .owner_ids("self")
+        .filters(
+            Filter::builder()
+                .name("tag-key")
+                .values("steward:finding")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(snaps.snapshots().is_empty());
+    // Only the vanished-instance notification above wrote records; dry-run and kill switch wrote none.
+    assert_eq!(stack.idempotency_records().await, 1);
+}
