@@ -190,7 +190,8 @@ pub struct Containment {
     /// Per finding-type prefix overrides of the two bands.
     pub overrides: Vec<ContainmentOverride>,
     pub quarantine_group_name: String,
-    /// IAM user names whose keys are never deactivated.
+    /// IAM user names whose keys are never deactivated (role names listed here
+    /// never have their sessions revoked).
     pub break_glass_users: Vec<String>,
     /// Deny role sessions issued before now when temporary credentials leak.
     pub revoke_role_sessions: bool,

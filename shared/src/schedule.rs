@@ -1,1 +1,0 @@
-//! Off-hours schedules (work in progress).
