@@ -12,7 +12,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "steward", version, about = "Operator tools for steward, serverless governance for AWS organizations")]
+#[command(
+    name = "steward",
+    version,
+    about = "Operator tools for steward, serverless governance for AWS organizations"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
