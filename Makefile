@@ -48,7 +48,9 @@ lint:
 
 release: venv
 	cargo lambda build --release --x86-64 --output-format zip $(addprefix -p ,$(FUNCTIONS))
-	@for f in $(FUNCTIONS); do ls -l target/lambda/$$f/bootstrap.zip; done
+	@for f in $(FUNCTIONS); do \
+		$(PYTHON) -m zipfile -e target/lambda/$$f/bootstrap.zip target/lambda/$$f/ && \
+		chmod +x target/lambda/$$f/bootstrap && ls -l target/lambda/$$f/bootstrap.zip; done
 
 ## Cold start of the release tag-enforcer: process start to its first Runtime API poll.
 coldstart: venv release

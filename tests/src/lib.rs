@@ -27,13 +27,11 @@ pub fn event(name: &str) -> serde_json::Value {
 /// example release builds), else the workspace's debug build.
 pub fn function_binary(name: &str) -> PathBuf {
     if let Ok(dir) = std::env::var("STEWARD_BIN_DIR") {
-        let candidate = PathBuf::from(&dir).join(name);
-        if candidate.exists() {
-            return candidate;
-        }
-        let bootstrap = PathBuf::from(&dir).join(name).join("bootstrap");
-        if bootstrap.exists() {
-            return bootstrap;
+        // A plain build directory holds `<name>`; cargo lambda's holds `<name>/bootstrap`.
+        for candidate in [PathBuf::from(&dir).join(name), PathBuf::from(&dir).join(name).join("bootstrap")] {
+            if candidate.is_file() {
+                return candidate;
+            }
         }
     }
     let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| workspace_root().join("target"));

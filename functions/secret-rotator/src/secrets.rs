@@ -1,0 +1,194 @@
+//! The Secrets Manager adapter behind a narrow trait: describe the secret's
+//! versions, read one version's value, generate a password, store the
+//! pending version, and move the staging labels. Values are returned to the
+//! caller and never logged here.
+
+use aws_sdk_secretsmanager::error::DisplayErrorContext;
+use aws_sdk_secretsmanager::Client;
+
+use crate::decide::{SecretFacts, AWSCURRENT, AWSPENDING};
+
+/// What the rotation needs from Secrets Manager.
+#[async_trait::async_trait]
+pub trait SecretsApi: Send + Sync {
+    async fn describe(&self, secret_id: &str) -> anyhow::Result<SecretFacts>;
+    /// The `SecretString` of a version (by id and/or stage); `None` when that
+    /// version has no value under the stage yet.
+    async fn value(
+        &self,
+        secret_id: &str,
+        version_id: Option<&str>,
+        stage: &str,
+    ) -> anyhow::Result<Option<String>>;
+    async fn random_password(
+        &self,
+        length: u32,
+        exclude_characters: &str,
+    ) -> anyhow::Result<String>;
+    /// Stores `value` as version `token`, labelled `AWSPENDING`.
+    async fn put_pending(
+        &self,
+        secret_id: &str,
+        token: &str,
+        value: &str,
+        rotation_token: Option<&str>,
+    ) -> anyhow::Result<()>;
+    /// Moves `AWSCURRENT` from `from_version` to `token` (Secrets Manager moves `AWSPREVIOUS`).
+    async fn move_current(
+        &self,
+        secret_id: &str,
+        token: &str,
+        from_version: Option<&str>,
+    ) -> anyhow::Result<()>;
+    /// Removes the `AWSPENDING` label from version `token`.
+    async fn clear_pending(&self, secret_id: &str, token: &str) -> anyhow::Result<()>;
+}
+
+/// The SDK implementation.
+pub struct AwsSecrets {
+    client: Client,
+}
+
+impl AwsSecrets {
+    pub fn new(config: &aws_config::SdkConfig) -> AwsSecrets {
+        AwsSecrets {
+            client: Client::new(config),
+        }
+    }
+}
+
+fn sdk_error<E: std::error::Error + 'static, R: std::fmt::Debug>(
+    call: &str,
+    secret_id: &str,
+    e: aws_sdk_secretsmanager::error::SdkError<E, R>,
+) -> anyhow::Error {
+    anyhow::anyhow!(
+        "Secrets Manager {call} on {secret_id} failed: {}",
+        DisplayErrorContext(&e)
+    )
+}
+
+#[async_trait::async_trait]
+impl SecretsApi for AwsSecrets {
+    async fn describe(&self, secret_id: &str) -> anyhow::Result<SecretFacts> {
+        let out = self
+            .client
+            .describe_secret()
+            .secret_id(secret_id)
+            .send()
+            .await
+            .map_err(|e| sdk_error("DescribeSecret", secret_id, e))?;
+        Ok(SecretFacts {
+            arn: out.arn().unwrap_or(secret_id).to_string(),
+            name: out.name().unwrap_or(secret_id).to_string(),
+            rotation_enabled: out.rotation_enabled().unwrap_or(false),
+            versions: out
+                .version_ids_to_stages()
+                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default(),
+            environment: out
+                .tags()
+                .iter()
+                .find(|t| t.key() == Some(steward_shared::tags::ENV))
+                .and_then(|t| t.value())
+                .map(str::to_string),
+        })
+    }
+
+    async fn value(
+        &self,
+        secret_id: &str,
+        version_id: Option<&str>,
+        stage: &str,
+    ) -> anyhow::Result<Option<String>> {
+        let result = self
+            .client
+            .get_secret_value()
+            .secret_id(secret_id)
+            .set_version_id(version_id.map(str::to_string))
+            .version_stage(stage)
+            .send()
+            .await;
+        match result {
+            Ok(out) => match out.secret_string() {
+                Some(s) => Ok(Some(s.to_string())),
+                None => anyhow::bail!("{secret_id} ({stage}) holds a binary value; store the credentials as a JSON SecretString"),
+            },
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(None),
+            Err(e) => Err(sdk_error("GetSecretValue", secret_id, e)),
+        }
+    }
+
+    async fn random_password(
+        &self,
+        length: u32,
+        exclude_characters: &str,
+    ) -> anyhow::Result<String> {
+        let out = self
+            .client
+            .get_random_password()
+            .password_length(i64::from(length))
+            .exclude_characters(exclude_characters)
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "Secrets Manager GetRandomPassword failed: {}",
+                    DisplayErrorContext(&e)
+                )
+            })?;
+        out.random_password().map(str::to_string).ok_or_else(|| {
+            anyhow::anyhow!("Secrets Manager GetRandomPassword returned no password")
+        })
+    }
+
+    async fn put_pending(
+        &self,
+        secret_id: &str,
+        token: &str,
+        value: &str,
+        rotation_token: Option<&str>,
+    ) -> anyhow::Result<()> {
+        self.client
+            .put_secret_value()
+            .secret_id(secret_id)
+            .client_request_token(token)
+            .secret_string(value)
+            .version_stages(AWSPENDING)
+            .set_rotation_token(rotation_token.map(str::to_string))
+            .send()
+            .await
+            .map_err(|e| sdk_error("PutSecretValue", secret_id, e))?;
+        Ok(())
+    }
+
+    async fn move_current(
+        &self,
+        secret_id: &str,
+        token: &str,
+        from_version: Option<&str>,
+    ) -> anyhow::Result<()> {
+        self.client
+            .update_secret_version_stage()
+            .secret_id(secret_id)
+            .version_stage(AWSCURRENT)
+            .move_to_version_id(token)
+            .set_remove_from_version_id(from_version.map(str::to_string))
+            .send()
+            .await
+            .map_err(|e| sdk_error("UpdateSecretVersionStage", secret_id, e))?;
+        Ok(())
+    }
+
+    async fn clear_pending(&self, secret_id: &str, token: &str) -> anyhow::Result<()> {
+        self.client
+            .update_secret_version_stage()
+            .secret_id(secret_id)
+            .version_stage(AWSPENDING)
+            .remove_from_version_id(token)
+            .send()
+            .await
+            .map_err(|e| sdk_error("UpdateSecretVersionStage", secret_id, e))?;
+        Ok(())
+    }
+}
