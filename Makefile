@@ -42,7 +42,8 @@ test: venv c7n-venv postgres build
 demo: venv postgres build
 	cargo run --quiet -p steward-tests --bin steward-demo
 
-lint:
+lint: venv
+	cfn-lint infra/template.yaml infra/member-role.yaml
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
