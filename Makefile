@@ -4,7 +4,8 @@
 #   make test    everything needed, then the whole test suite
 #   make lint    rustfmt and clippy, warnings are errors
 #   make release release bootstrap.zip of every function (cargo lambda, x86_64)
-#   make bench   benchmarks (release builds; not part of make test)
+#   make coldstart  cold start of the release tag-enforcer
+#   make bench   the scheduler benchmark against Cloud Custodian (release build; not part of make test)
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -57,8 +58,10 @@ release: venv
 coldstart: venv release
 	STEWARD_BIN_DIR=target/lambda cargo run --quiet --release -p steward-tests --bin steward-coldstart -- tag-enforcer
 
-bench: venv c7n-venv release
-	STEWARD_BIN_DIR=target/lambda cargo run --quiet --release -p steward-tests --bin steward-bench
+## The scheduler sweep over 5,000 instances, side by side with Cloud Custodian.
+bench: venv c7n-venv
+	cargo build --release -p offhours-scheduler
+	cargo run --quiet --release -p steward-tests --bin steward-bench
 
 clean-venv:
 	rm -rf $(VENV) $(C7N_VENV)

@@ -17,6 +17,8 @@ Extensions (each documented where it is made):
    record: items seeded with `POST /_steward/config/items` are served first.
 4. SNS `Publish` is recorded (after moto has delivered it) so the demo and
    the tests can show what an email subscriber reads: moto delivers no email.
+5. EKS `TagResource`, `UntagResource` and `ListTagsForResource` on managed
+   node group ARNs: moto only looks resources up among clusters.
 
 Test endpoints (never reached by steward itself):
     GET  /_steward/health
@@ -203,6 +205,51 @@ def publish(self, message, arn, *args, **kwargs):
 
 
 sns_models.SNSBackend.publish = publish
+
+
+# 5. EKS tags on managed node groups.
+from moto.eks import models as eks_models  # noqa: E402
+
+_eks_tag_resource = eks_models.EKSBackend.tag_resource
+_eks_untag_resource = eks_models.EKSBackend.untag_resource
+_eks_list_tags = eks_models.EKSBackend.list_tags_for_resource
+
+
+def _eks_nodegroup_by_arn(backend, arn):
+    for cluster in backend.clusters.values():
+        for nodegroup in cluster.nodegroups.values():
+            if nodegroup.arn == arn:
+                return nodegroup
+    return None
+
+
+def eks_tag_resource(self, resource_arn, tags):
+    nodegroup = _eks_nodegroup_by_arn(self, resource_arn)
+    if nodegroup is None:
+        return _eks_tag_resource(self, resource_arn, tags)
+    if nodegroup.tags is None:
+        nodegroup.tags = {}
+    nodegroup.tags.update(tags)
+
+
+def eks_untag_resource(self, resource_arn, tag_keys):
+    nodegroup = _eks_nodegroup_by_arn(self, resource_arn)
+    if nodegroup is None:
+        return _eks_untag_resource(self, resource_arn, tag_keys)
+    for key in tag_keys if isinstance(tag_keys, list) else [tag_keys]:
+        (nodegroup.tags or {}).pop(key, None)
+
+
+def eks_list_tags_for_resource(self, resource_arn):
+    nodegroup = _eks_nodegroup_by_arn(self, resource_arn)
+    if nodegroup is None:
+        return _eks_list_tags(self, resource_arn)
+    return nodegroup.tags or {}
+
+
+eks_models.EKSBackend.tag_resource = eks_tag_resource
+eks_models.EKSBackend.untag_resource = eks_untag_resource
+eks_models.EKSBackend.list_tags_for_resource = eks_list_tags_for_resource
 
 
 def seed_item(item):

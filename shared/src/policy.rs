@@ -429,6 +429,12 @@ impl Policy {
         if self.offhours.concurrency == 0 {
             problems.push(("offhours.concurrency".into(), "must be at least 1".into()));
         }
+        if self.offhours.restart_wait_seconds > 840 {
+            problems.push((
+                "offhours.restart_wait_seconds".into(),
+                "must be at most 840 (the Lambda timeout is at most 900 s)".into(),
+            ));
+        }
         problems.extend(crate::schedule::policy_problems(&self.offhours));
         if self.rotation.password_length < 16 || self.rotation.password_length > 4096 {
             problems.push((

@@ -1,4 +1,23 @@
-//! offhours-scheduler (work in progress).
+//! The off-hours scheduler: stops dev EC2 instances, Auto Scaling groups, EKS
+//! managed node groups, RDS instances, Aurora clusters and ECS services
+//! outside business hours and starts them again, in every target account and
+//! region, with one digest per run.
+//!
+//! Data flows one way: `events` (typed triggers) -> `resources` (one adapter
+//! per type behind one trait) -> `plan` (pure decisions) -> `run` (apply per
+//! target) -> `digest` (the notification). `handler` wires the flow.
+
+pub mod calls;
+pub mod digest;
+pub mod events;
+pub mod handler;
+pub mod model;
+pub mod plan;
+pub mod preview;
+pub mod resources;
+pub mod run;
+pub mod schedule;
+pub mod targets;
 
 /// The function's name: binary name, log field and metric dimension.
 pub const FUNCTION_NAME: &str = "offhours-scheduler";

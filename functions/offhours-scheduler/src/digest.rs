@@ -1,0 +1,145 @@
+//! The one digest a run sends: what was stopped, started, skipped (with the
+//! reason), what failed, which targets failed, and which schedule tags do
+//! not parse. INFO unless something failed (MEDIUM); account and region say
+//! `multiple` when the run covered several.
+
+use steward_shared::notify::{Category, Notification, Severity, MULTIPLE};
+use steward_shared::Policy;
+
+use crate::plan::Window;
+use crate::run::TargetReport;
+
+/// Related resources listed in the chat JSON (the rest are counted).
+const MAX_RELATED: usize = 50;
+
+/// Whether a run has anything worth a message: a change, a skip, a failure,
+/// or malformed tags in a run where the default schedule has a transition.
+pub fn worth_sending(reports: &[TargetReport], default_transition: bool) -> bool {
+    reports.iter().any(|r| {
+        r.error.is_some() || !r.done.is_empty() || (default_transition && !r.malformed.is_empty())
+    })
+}
+
+/// Builds the digest of a run.
+pub fn build(
+    reports: &[TargetReport],
+    window: Window,
+    policy: &Policy,
+    run_id: &str,
+    dedupe_key: &str,
+) -> Notification {
+    let count = |outcome: &str| reports.iter().map(|r| r.count(outcome)).sum::<usize>();
+    let stopped = count("stopped")
+        + count("hibernated")
+        + count("would be stopped")
+        + count("would be hibernated");
+    let started = count("started") + count("would be started");
+    let skipped = count("skipped");
+    let failed = count("failed");
+    let failed_targets: Vec<&TargetReport> = reports.iter().filter(|r| r.error.is_some()).collect();
+    let malformed: usize = reports.iter().map(|r| r.malformed.len()).sum();
+    let severity = if failed > 0 || !failed_targets.is_empty() {
+        Severity::Medium
+    } else {
+        Severity::Info
+    };
+    let mut summary = format!("{stopped} stopped, {started} started");
+    if skipped > 0 {
+        summary.push_str(&format!(", {skipped} skipped"));
+    }
+    if failed > 0 {
+        summary.push_str(&format!(", {failed} failed"));
+    }
+    if !failed_targets.is_empty() {
+        summary.push_str(&format!(", {} target(s) failed", failed_targets.len()));
+    }
+    let mut n = Notification::new(
+        severity,
+        Category::Offhours,
+        "digest",
+        format!("off-hours run: {summary}"),
+    );
+    n.details.push(format!(
+        "Window ({}, {}] across {} target(s); {} resource(s) evaluated.",
+        window.start.to_rfc3339(),
+        window.end.to_rfc3339(),
+        reports.len(),
+        reports.iter().map(|r| r.evaluated).sum::<usize>()
+    ));
+    if malformed > 0 {
+        n.details.push(format!(
+            "{malformed} resource(s) have a schedule tag that does not parse and were left alone."
+        ));
+    }
+    for r in &failed_targets {
+        n.items.push(format!(
+            "target {} failed: {}",
+            r.target,
+            r.error.as_deref().unwrap_or_default()
+        ));
+    }
+    for r in reports {
+        for d in &r.done {
+            let reason = d
+                .reason
+                .as_deref()
+                .map(|x| format!(": {x}"))
+                .unwrap_or_default();
+            n.items.push(format!(
+                "{} {} {} in {}{reason}",
+                d.outcome, d.kind, d.id, r.target
+            ));
+        }
+        for m in &r.malformed {
+            n.items.push(format!(
+                "malformed {}={:?} on {}: {}",
+                m.tag, m.value, m.arn, m.error
+            ));
+        }
+    }
+    if failed > 0 || !failed_targets.is_empty() {
+        n.next_steps.push("Check the failures above; the next run retries failed targets, and stop/start are safe to repeat.".into());
+    }
+    if skipped > 0 {
+        n.next_steps.push("Skipped resources were left alone for the reason shown; tag them steward:offhours=off to silence them.".into());
+    }
+    if malformed > 0 {
+        n.next_steps.push("Fix the steward:offhours tags named above (grammar: off=(M-F,19);on=(M-F,7);tz=utc); `steward schedule explain --tag VALUE` shows how a value parses.".into());
+    }
+    let single = reports.len() == 1;
+    n.account = if single {
+        reports[0].target.account.clone()
+    } else {
+        MULTIPLE.into()
+    };
+    n.region = if single {
+        reports[0].target.region.clone()
+    } else {
+        MULTIPLE.into()
+    };
+    if policy.offhours.environments.len() == 1 {
+        n.environment = Some(policy.offhours.environments[0].clone());
+    }
+    n.related_resources = reports
+        .iter()
+        .flat_map(|r| {
+            r.done
+                .iter()
+                .filter(|d| d.outcome != "skipped")
+                .map(|d| d.arn.clone())
+        })
+        .filter(|a| !a.is_empty())
+        .take(MAX_RELATED)
+        .collect();
+    n.thread_id = run_id.to_string();
+    n.dedupe_key = dedupe_key.to_string();
+    n.fact("window_start", window.start.to_rfc3339())
+        .fact("window_end", window.end.to_rfc3339())
+        .fact("stopped", stopped.to_string())
+        .fact("started", started.to_string())
+        .fact("skipped", skipped.to_string())
+        .fact("failed", failed.to_string())
+        .fact("failed_targets", failed_targets.len().to_string())
+        .fact("malformed_tags", malformed.to_string())
+        .fact("targets", reports.len().to_string())
+}

@@ -1,0 +1,128 @@
+//! Aurora DB clusters: the whole cluster is stopped and started (its member
+//! instances follow). Aurora Serverless v1 clusters cannot be stopped and are
+//! skipped with the reason; non-Aurora (Multi-AZ) DB clusters are not listed.
+
+use aws_config::SdkConfig;
+
+use super::rds::{clear_restart_marker, rds_power};
+use super::{bounded, Operation, ScheduledResource, StopItem};
+use crate::model::{ItemResult, Kind, Power, Resource};
+
+pub struct AuroraClusters {
+    client: aws_sdk_rds::Client,
+}
+
+impl AuroraClusters {
+    async fn stop_one(&self, item: StopItem<'_>) -> ItemResult {
+        let id = &item.resource.id;
+        match self
+            .client
+            .stop_db_cluster()
+            .db_cluster_identifier(id)
+            .send()
+            .await
+        {
+            Ok(_) => clear_restart_marker(&self.client, item.resource).await,
+            Err(e) => ItemResult::failed(id, crate::model::aws_error("StopDBCluster", &e)),
+        }
+    }
+
+    async fn start_one(&self, r: &Resource) -> ItemResult {
+        match self
+            .client
+            .start_db_cluster()
+            .db_cluster_identifier(&r.id)
+            .send()
+            .await
+        {
+            Ok(_) => ItemResult::ok(&r.id),
+            Err(e) => ItemResult::failed(&r.id, crate::model::aws_error("StartDBCluster", &e)),
+        }
+    }
+
+    pub fn new(config: &SdkConfig) -> AuroraClusters {
+        AuroraClusters {
+            client: aws_sdk_rds::Client::from_conf(
+                aws_sdk_rds::config::Builder::from(config)
+                    .interceptor(crate::calls::CallCounter)
+                    .build(),
+            ),
+        }
+    }
+
+    /// The current power state of one cluster (for the seven-day restart).
+    pub async fn power(&self, id: &str) -> anyhow::Result<Power> {
+        let out = self
+            .client
+            .describe_db_clusters()
+            .db_cluster_identifier(id)
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(crate::model::aws_error(
+                    &format!("DescribeDBClusters {id}"),
+                    &e
+                ))
+            })?;
+        Ok(out
+            .db_clusters()
+            .first()
+            .map(|c| rds_power(c.status()))
+            .unwrap_or(Power::Busy("gone".into())))
+    }
+}
+
+#[async_trait::async_trait]
+impl ScheduledResource for AuroraClusters {
+    fn kind(&self) -> Kind {
+        Kind::AuroraCluster
+    }
+
+    async fn list(&self) -> anyhow::Result<Vec<Resource>> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .describe_db_clusters()
+            .max_records(100)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page
+                .map_err(|e| anyhow::anyhow!(crate::model::aws_error("DescribeDBClusters", &e)))?;
+            for c in page.db_clusters() {
+                let Some(id) = c.db_cluster_identifier() else {
+                    continue;
+                };
+                if !c.engine().unwrap_or_default().starts_with("aurora") {
+                    continue;
+                }
+                let tags =
+                    steward_shared::tags::to_map(c.tag_list().iter().map(|t| (t.key(), t.value())));
+                let arn = c.db_cluster_arn().unwrap_or(id).to_string();
+                let mut r =
+                    Resource::new(Kind::AuroraCluster, id, arn, tags, rds_power(c.status()));
+                if c.engine_mode() == Some("serverless") {
+                    r.owner_skip = Some("is Aurora Serverless v1, which cannot be stopped".into());
+                }
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn stop(&self, batch: &[StopItem<'_>]) -> Vec<ItemResult> {
+        let operations: Vec<_> = batch
+            .iter()
+            .map(|item| Box::pin(self.stop_one(*item)) as Operation<'_>)
+            .collect();
+        bounded(operations).await
+    }
+
+    async fn start(&self, batch: &[&Resource]) -> Vec<ItemResult> {
+        let operations: Vec<_> = batch
+            .iter()
+            .map(|r| Box::pin(self.start_one(r)) as Operation<'_>)
+            .collect();
+        bounded(operations).await
+    }
+}

@@ -1,0 +1,209 @@
+//! EC2 instances: stopped and started in batches (many ids per call); a
+//! failing batch is split until the failing id is isolated, so the rest
+//! proceed. Instances in an Auto Scaling group are left to their group.
+//! Hibernation when planned, falling back to a plain stop when AWS refuses.
+
+use aws_config::SdkConfig;
+use aws_sdk_ec2::types::{Filter, InstanceStateName};
+use steward_shared::aws::partition_of;
+
+use super::{ScheduledResource, StopItem, Target};
+use crate::model::{ItemResult, Kind, Power, Resource};
+
+/// Ids per StopInstances/StartInstances call (the API takes many; a failing
+/// batch is split, so a large batch costs nothing when something fails).
+pub const BATCH: usize = 500;
+/// The tag AWS puts on instances launched by an Auto Scaling group.
+pub const ASG_TAG: &str = "aws:autoscaling:groupName";
+
+pub struct Ec2Instances {
+    client: aws_sdk_ec2::Client,
+    arn_prefix: String,
+}
+
+impl Ec2Instances {
+    pub fn new(config: &SdkConfig, target: &Target) -> Ec2Instances {
+        Ec2Instances {
+            client: aws_sdk_ec2::Client::from_conf(
+                aws_sdk_ec2::config::Builder::from(config)
+                    .interceptor(crate::calls::CallCounter)
+                    .build(),
+            ),
+            arn_prefix: format!(
+                "arn:{}:ec2:{}:{}:instance/",
+                partition_of(&target.region),
+                target.region,
+                target.account
+            ),
+        }
+    }
+
+    async fn stop_ids(&self, ids: Vec<String>, hibernate: bool) -> Result<(), String> {
+        self.client
+            .stop_instances()
+            .set_instance_ids(Some(ids))
+            .set_hibernate(hibernate.then_some(true))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| crate::model::aws_error("StopInstances", &e))
+    }
+}
+
+/// Runs `call` on `ids`; on failure splits the batch in halves until the
+/// failing ids are isolated.
+pub async fn isolate<F, Fut>(ids: Vec<String>, call: F) -> Vec<ItemResult>
+where
+    F: Fn(Vec<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let mut results = Vec::new();
+    let mut pending: Vec<Vec<String>> = ids.chunks(BATCH).map(|c| c.to_vec()).collect();
+    while let Some(batch) = pending.pop() {
+        match call(batch.clone()).await {
+            Ok(()) => results.extend(batch.iter().map(|id| ItemResult::ok(id))),
+            Err(e) if batch.len() == 1 => results.push(ItemResult::failed(&batch[0], e)),
+            Err(e) => {
+                tracing::warn!(batch = batch.len(), error = %e, "EC2 batch failed; splitting it to isolate the failing instance");
+                let half = batch.len() / 2;
+                pending.push(batch[half..].to_vec());
+                pending.push(batch[..half].to_vec());
+            }
+        }
+    }
+    results
+}
+
+#[async_trait::async_trait]
+impl ScheduledResource for Ec2Instances {
+    fn kind(&self) -> Kind {
+        Kind::Ec2Instance
+    }
+
+    async fn list(&self) -> anyhow::Result<Vec<Resource>> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .describe_instances()
+            .filters(
+                Filter::builder()
+                    .name("instance-state-name")
+                    .set_values(Some(
+                        ["pending", "running", "stopping", "stopped"]
+                            .map(String::from)
+                            .to_vec(),
+                    ))
+                    .build(),
+            )
+            .max_results(1000)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page
+                .map_err(|e| anyhow::anyhow!(crate::model::aws_error("DescribeInstances", &e)))?;
+            for instance in page.reservations().iter().flat_map(|r| r.instances()) {
+                let Some(id) = instance.instance_id() else {
+                    continue;
+                };
+                let tags = steward_shared::tags::to_map(
+                    instance.tags().iter().map(|t| (t.key(), t.value())),
+                );
+                let power = match instance.state().and_then(|s| s.name()) {
+                    Some(InstanceStateName::Running) => Power::Running,
+                    Some(InstanceStateName::Stopped) => Power::Stopped,
+                    Some(other) => Power::Busy(other.as_str().to_string()),
+                    None => Power::Busy("unknown".into()),
+                };
+                let mut r = Resource::new(
+                    Kind::Ec2Instance,
+                    id,
+                    format!("{}{id}", self.arn_prefix),
+                    tags,
+                    power,
+                );
+                if let Some(group) = r.tags.get(ASG_TAG) {
+                    r.owner_skip = Some(format!(
+                        "belongs to Auto Scaling group {group}; the group is scheduled instead"
+                    ));
+                }
+                r.hibernation_configured = instance
+                    .hibernation_options()
+                    .and_then(|h| h.configured())
+                    .unwrap_or(false);
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn stop(&self, batch: &[StopItem<'_>]) -> Vec<ItemResult> {
+        let plain: Vec<String> = batch
+            .iter()
+            .filter(|i| !i.hibernate)
+            .map(|i| i.resource.id.clone())
+            .collect();
+        let hibernate: Vec<String> = batch
+            .iter()
+            .filter(|i| i.hibernate)
+            .map(|i| i.resource.id.clone())
+            .collect();
+        let mut results = isolate(plain, |ids| self.stop_ids(ids, false)).await;
+        for r in isolate(hibernate, |ids| self.stop_ids(ids, true)).await {
+            match r.result {
+                Ok(()) => results.push(r),
+                Err(e) => {
+                    // AWS refuses hibernation when the instance cannot (yet) hibernate: stop it plainly.
+                    tracing::warn!(instance = %r.id, error = %e, "hibernation refused; stopping without hibernation");
+                    results.push(match self.stop_ids(vec![r.id.clone()], false).await {
+                        Ok(()) => ItemResult::ok(&r.id),
+                        Err(e2) => ItemResult::failed(&r.id, format!("{e}; then {e2}")),
+                    });
+                }
+            }
+        }
+        results
+    }
+
+    async fn start(&self, batch: &[&Resource]) -> Vec<ItemResult> {
+        let ids = batch.iter().map(|r| r.id.clone()).collect();
+        isolate(ids, |ids| async move {
+            self.client
+                .start_instances()
+                .set_instance_ids(Some(ids))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| crate::model::aws_error("StartInstances", &e))
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_failing_id_is_isolated_and_the_rest_proceed() {
+        let ids: Vec<String> = (0..1200).map(|i| format!("i-{i:04}")).collect();
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let results = isolate(ids, |batch| {
+            calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            async move {
+                if batch.iter().any(|id| id == "i-0777") {
+                    Err("IncorrectInstanceState: i-0777 cannot be stopped".to_string())
+                } else {
+                    Ok(())
+                }
+            }
+        })
+        .await;
+        assert_eq!(results.len(), 1200);
+        let failed: Vec<&ItemResult> = results.iter().filter(|r| r.result.is_err()).collect();
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].id, "i-0777");
+        // Three batches of at most 500, then about log2(500) splits for the failing one.
+        let n = calls.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(n <= 3 + 2 * 9, "{n} calls");
+    }
+}

@@ -1,0 +1,216 @@
+//! One run over its targets: list every resource type in every target
+//! (concurrently, with the policy's bound), plan with the pure planner, and
+//! apply the plan through the adapters. A failing target is reported and
+//! the others proceed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures::stream::{self, StreamExt};
+use serde::Serialize;
+use steward_shared::Policy;
+
+use crate::model::Kind;
+use crate::plan::{self, Decision, Malformed, Plan, Window};
+use crate::resources::{self, ScheduledResource, StopItem, Target};
+
+/// Builds the adapters of one target (the real one assumes the member role).
+#[async_trait::async_trait]
+pub trait Fleet: Send + Sync {
+    async fn adapters(
+        &self,
+        target: &Target,
+        session: &str,
+    ) -> anyhow::Result<Vec<Arc<dyn ScheduledResource>>>;
+}
+
+/// The SDK adapters reached through the shared AWS context.
+pub struct AwsFleet {
+    pub aws: steward_shared::aws::AwsContext,
+}
+
+#[async_trait::async_trait]
+impl Fleet for AwsFleet {
+    async fn adapters(
+        &self,
+        target: &Target,
+        session: &str,
+    ) -> anyhow::Result<Vec<Arc<dyn ScheduledResource>>> {
+        let config = self
+            .aws
+            .config_for(&target.account, &target.region, session)
+            .await?;
+        Ok(resources::registry(&config, target))
+    }
+}
+
+/// The plan of one target, or why it could not be planned.
+pub struct TargetPlan {
+    pub target: Target,
+    pub result: anyhow::Result<(Plan, Vec<Arc<dyn ScheduledResource>>)>,
+}
+
+/// Lists and plans every target, at most `policy.offhours.concurrency` at a time.
+pub async fn plan_targets(
+    fleet: &dyn Fleet,
+    targets: &[Target],
+    policy: &Policy,
+    window: Window,
+    session: &str,
+) -> Vec<TargetPlan> {
+    let bound = policy.offhours.concurrency.max(1) as usize;
+    let mut plans: Vec<TargetPlan> = stream::iter(targets.iter().cloned())
+        .map(|target| async move {
+            let result = async {
+                let adapters = fleet.adapters(&target, session).await?;
+                let listed = futures::future::join_all(adapters.iter().map(|a| a.list())).await;
+                let mut resources = Vec::new();
+                for (adapter, list) in adapters.iter().zip(listed) {
+                    resources.extend(
+                        list.map_err(|e| anyhow::anyhow!("listing {}: {e:#}", adapter.kind()))?,
+                    );
+                }
+                Ok((plan::plan(resources, policy, window), adapters))
+            }
+            .await;
+            TargetPlan { target, result }
+        })
+        .buffer_unordered(bound)
+        .collect()
+        .await;
+    plans.sort_by(|a, b| a.target.cmp(&b.target));
+    plans
+}
+
+/// What happened to one resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Done {
+    pub kind: Kind,
+    pub id: String,
+    pub arn: String,
+    /// `stopped`, `hibernated`, `started`, `skipped`, `failed`, or with
+    /// `would ` in front when the run changes nothing.
+    pub outcome: String,
+    /// The skip reason or the error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The outcome of one target.
+#[derive(Debug, Serialize)]
+pub struct TargetReport {
+    pub target: Target,
+    pub error: Option<String>,
+    pub done: Vec<Done>,
+    pub malformed: Vec<Malformed>,
+    pub evaluated: usize,
+}
+
+impl TargetReport {
+    pub fn count(&self, outcome: &str) -> usize {
+        self.done.iter().filter(|d| d.outcome == outcome).count()
+    }
+}
+
+/// Applies a target's plan (or, when `change` is false, reports what it
+/// would do). Stops and starts are batched per resource type.
+pub async fn apply(
+    plan: &Plan,
+    adapters: &[Arc<dyn ScheduledResource>],
+    change: bool,
+) -> Vec<Done> {
+    let mut done = Vec::new();
+    let mut by_kind: BTreeMap<Kind, (Vec<StopItem<'_>>, Vec<&crate::model::Resource>)> =
+        BTreeMap::new();
+    for p in &plan.items {
+        let r = &p.resource;
+        match &p.decision {
+            Decision::Skip { reason } => done.push(Done {
+                kind: r.kind,
+                id: r.id.clone(),
+                arn: r.arn.clone(),
+                outcome: "skipped".into(),
+                reason: Some(reason.clone()),
+            }),
+            Decision::Stop { hibernate } => by_kind.entry(r.kind).or_default().0.push(StopItem {
+                resource: r,
+                hibernate: *hibernate,
+            }),
+            Decision::Start => by_kind.entry(r.kind).or_default().1.push(r),
+        }
+    }
+    for (kind, (stops, starts)) in by_kind {
+        let Some(adapter) = adapters.iter().find(|a| a.kind() == kind) else {
+            continue;
+        };
+        let hibernating: std::collections::HashSet<&str> = stops
+            .iter()
+            .filter(|s| s.hibernate)
+            .map(|s| s.resource.id.as_str())
+            .collect();
+        let arn_of = |id: &str| {
+            plan.items
+                .iter()
+                .find(|p| p.resource.kind == kind && p.resource.id == id)
+                .map(|p| p.resource.arn.clone())
+                .unwrap_or_default()
+        };
+        let stop_results = if change && !stops.is_empty() {
+            adapter.stop(&stops).await
+        } else {
+            stops
+                .iter()
+                .map(|s| crate::model::ItemResult::ok(&s.resource.id))
+                .collect()
+        };
+        for r in stop_results {
+            let verb = if hibernating.contains(r.id.as_str()) {
+                "hibernated"
+            } else {
+                "stopped"
+            };
+            done.push(outcome(kind, &r, arn_of(&r.id), verb, change));
+        }
+        let start_results = if change && !starts.is_empty() {
+            adapter.start(&starts).await
+        } else {
+            starts
+                .iter()
+                .map(|s| crate::model::ItemResult::ok(&s.id))
+                .collect()
+        };
+        for r in start_results {
+            done.push(outcome(kind, &r, arn_of(&r.id), "started", change));
+        }
+    }
+    done
+}
+
+fn outcome(
+    kind: Kind,
+    r: &crate::model::ItemResult,
+    arn: String,
+    verb: &str,
+    change: bool,
+) -> Done {
+    match &r.result {
+        Ok(()) => Done {
+            kind,
+            id: r.id.clone(),
+            arn,
+            outcome: if change {
+                verb.to_string()
+            } else {
+                format!("would be {verb}")
+            },
+            reason: None,
+        },
+        Err(e) => Done {
+            kind,
+            id: r.id.clone(),
+            arn,
+            outcome: "failed".into(),
+            reason: Some(e.clone()),
+        },
+    }
+}

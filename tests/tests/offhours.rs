@@ -1,0 +1,958 @@
+//! The off-hours scheduler end to end: the built binary under the Lambda
+//! Runtime API emulator, against moto, with a fleet of every governed
+//! resource type and the security team's inbox subscribed.
+
+use std::collections::HashMap;
+
+use aws_config::SdkConfig;
+use serde_json::{json, Value};
+use steward_tests::inbox::{Inbox, Received};
+use steward_tests::moto::{Moto, HUB_ACCOUNT, REGION};
+use steward_tests::runtime_api::Function;
+use steward_tests::{event, function_binary, unique};
+
+const MEMBER_ACCOUNT: &str = "111111111111";
+const MEMBER_ROLE: &str = "steward-member";
+/// Friday 2026-11-20, five minutes after the default 19:00 off transition.
+const FRIDAY_EVENING: &str = "2026-11-20T19:05:00Z";
+/// Saturday noon: no transition.
+const SATURDAY_NOON: &str = "2026-11-21T12:00:00Z";
+/// Monday 2026-11-23, five minutes after the 07:00 on transition.
+const MONDAY_MORNING: &str = "2026-11-23T07:05:00Z";
+
+struct Stack {
+    moto: Moto,
+    inbox: Inbox,
+    table: String,
+    dir: std::path::PathBuf,
+}
+
+impl Stack {
+    async fn new() -> Stack {
+        let moto = Moto::start().await.expect("moto starts");
+        let config = moto.config();
+        let inbox = Inbox::create(&config, &unique("steward-security"))
+            .await
+            .expect("inbox");
+        let table = unique("steward-idempotency");
+        steward_shared::idempotency::create_table(&aws_sdk_dynamodb::Client::new(&config), &table)
+            .await
+            .expect("table");
+        let dir = std::env::temp_dir().join(unique("steward-offhours"));
+        std::fs::create_dir_all(&dir).unwrap();
+        Stack {
+            moto,
+            inbox,
+            table,
+            dir,
+        }
+    }
+
+    async fn scheduler(&self, policy: &str, extra: &[(&str, &str)]) -> Function {
+        let path = self.dir.join(format!("{}.toml", unique("policy")));
+        std::fs::write(&path, policy).unwrap();
+        let mut env = self.moto.env();
+        env.push(("STEWARD_TOPIC_ARN".into(), self.inbox.topic_arn.clone()));
+        env.push(("STEWARD_IDEMPOTENCY_TABLE".into(), self.table.clone()));
+        env.push(("STEWARD_MEMBER_ROLE".into(), MEMBER_ROLE.into()));
+        env.push(("STEWARD_POLICY".into(), path.display().to_string()));
+        for (k, v) in extra {
+            env.push((k.to_string(), v.to_string()));
+        }
+        Function::start(
+            &function_binary("offhours-scheduler"),
+            "offhours-scheduler",
+            &env,
+        )
+        .await
+        .expect("function starts")
+    }
+}
+
+/// The EventBridge scheduled-rule fixture at `time` with a fresh id.
+fn scheduled(time: &str) -> Value {
+    let mut e = event("scheduler-eventbridge-rule.json");
+    e["id"] = json!(uuid::Uuid::new_v4().to_string());
+    e["time"] = json!(time);
+    e
+}
+
+fn tag_spec(tags: &[(&str, &str)]) -> aws_sdk_ec2::types::TagSpecification {
+    let mut spec = aws_sdk_ec2::types::TagSpecification::builder()
+        .resource_type(aws_sdk_ec2::types::ResourceType::Instance);
+    for (k, v) in tags {
+        spec = spec.tags(aws_sdk_ec2::types::Tag::builder().key(*k).value(*v).build());
+    }
+    spec.build()
+}
+
+async fn instance(config: &SdkConfig, tags: &[(&str, &str)], hibernation: bool) -> String {
+    let ec2 = aws_sdk_ec2::Client::new(config);
+    let mut request = ec2
+        .run_instances()
+        .image_id("ami-12c6146b")
+        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+        .min_count(1)
+        .max_count(1);
+    if !tags.is_empty() {
+        request = request.tag_specifications(tag_spec(tags));
+    }
+    if hibernation {
+        request = request.hibernation_options(
+            aws_sdk_ec2::types::HibernationOptionsRequest::builder()
+                .configured(true)
+                .build(),
+        );
+    }
+    request.send().await.unwrap().instances()[0]
+        .instance_id()
+        .unwrap()
+        .to_string()
+}
+
+async fn instance_state(config: &SdkConfig, id: &str) -> String {
+    let out = aws_sdk_ec2::Client::new(config)
+        .describe_instances()
+        .instance_ids(id)
+        .send()
+        .await
+        .unwrap();
+    out.reservations()[0].instances()[0]
+        .state()
+        .unwrap()
+        .name()
+        .unwrap()
+        .as_str()
+        .to_string()
+}
+
+async fn asg(
+    config: &SdkConfig,
+    name: &str,
+    tags: &[(&str, &str)],
+    (min, max, desired): (i32, i32, i32),
+) {
+    let ec2 = aws_sdk_ec2::Client::new(config);
+    let template = format!("{name}-template");
+    ec2.create_launch_template()
+        .launch_template_name(&template)
+        .launch_template_data(
+            aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+                .image_id("ami-12c6146b")
+                .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut request = aws_sdk_autoscaling::Client::new(config)
+        .create_auto_scaling_group()
+        .auto_scaling_group_name(name)
+        .launch_template(
+            aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
+                .launch_template_name(&template)
+                .build(),
+        )
+        .min_size(min)
+        .max_size(max)
+        .desired_capacity(desired)
+        .availability_zones(format!("{REGION}a"));
+    for (k, v) in tags {
+        request = request.tags(
+            aws_sdk_autoscaling::types::Tag::builder()
+                .resource_id(name)
+                .resource_type("auto-scaling-group")
+                .key(*k)
+                .value(*v)
+                .propagate_at_launch(true)
+                .build(),
+        );
+    }
+    request.send().await.unwrap();
+}
+
+async fn asg_capacity(
+    config: &SdkConfig,
+    name: &str,
+) -> ((i32, i32, i32), HashMap<String, String>) {
+    let out = aws_sdk_autoscaling::Client::new(config)
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(name)
+        .send()
+        .await
+        .unwrap();
+    let g = &out.auto_scaling_groups()[0];
+    let tags = g
+        .tags()
+        .iter()
+        .map(|t| {
+            (
+                t.key().unwrap().to_string(),
+                t.value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    (
+        (
+            g.min_size().unwrap(),
+            g.max_size().unwrap(),
+            g.desired_capacity().unwrap(),
+        ),
+        tags,
+    )
+}
+
+fn rds_tags(tags: &[(&str, &str)]) -> Vec<aws_sdk_rds::types::Tag> {
+    tags.iter()
+        .map(|(k, v)| aws_sdk_rds::types::Tag::builder().key(*k).value(*v).build())
+        .collect()
+}
+
+async fn db_instance(config: &SdkConfig, id: &str, tags: &[(&str, &str)], cluster: Option<&str>) {
+    let rds = aws_sdk_rds::Client::new(config);
+    let mut request = rds
+        .create_db_instance()
+        .db_instance_identifier(id)
+        .db_instance_class("db.t3.micro")
+        .set_tags(Some(rds_tags(tags)));
+    request = match cluster {
+        Some(c) => request.engine("aurora-postgresql").db_cluster_identifier(c),
+        None => request
+            .engine("postgres")
+            .allocated_storage(20)
+            .master_username("app")
+            .master_user_password("not-a-secret-1"),
+    };
+    request.send().await.unwrap();
+}
+
+async fn db_status(config: &SdkConfig, id: &str) -> String {
+    let out = aws_sdk_rds::Client::new(config)
+        .describe_db_instances()
+        .db_instance_identifier(id)
+        .send()
+        .await
+        .unwrap();
+    out.db_instances()[0]
+        .db_instance_status()
+        .unwrap()
+        .to_string()
+}
+
+async fn aurora(config: &SdkConfig, id: &str, tags: &[(&str, &str)]) {
+    aws_sdk_rds::Client::new(config)
+        .create_db_cluster()
+        .db_cluster_identifier(id)
+        .engine("aurora-postgresql")
+        .master_username("app")
+        .master_user_password("not-a-secret-1")
+        .set_tags(Some(rds_tags(tags)))
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn cluster_status(config: &SdkConfig, id: &str) -> String {
+    let out = aws_sdk_rds::Client::new(config)
+        .describe_db_clusters()
+        .db_cluster_identifier(id)
+        .send()
+        .await
+        .unwrap();
+    out.db_clusters()[0].status().unwrap().to_string()
+}
+
+async fn ecs_service(
+    config: &SdkConfig,
+    cluster: &str,
+    name: &str,
+    desired: i32,
+    tags: &[(&str, &str)],
+) -> String {
+    let ecs = aws_sdk_ecs::Client::new(config);
+    ecs.create_cluster()
+        .cluster_name(cluster)
+        .send()
+        .await
+        .unwrap();
+    ecs.register_task_definition()
+        .family(name)
+        .container_definitions(
+            aws_sdk_ecs::types::ContainerDefinition::builder()
+                .name("api")
+                .image("flask-api:1")
+                .memory(256)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut request = ecs
+        .create_service()
+        .cluster(cluster)
+        .service_name(name)
+        .task_definition(name)
+        .desired_count(desired);
+    for (k, v) in tags {
+        request = request.tags(aws_sdk_ecs::types::Tag::builder().key(*k).value(*v).build());
+    }
+    request
+        .send()
+        .await
+        .unwrap()
+        .service()
+        .unwrap()
+        .service_arn()
+        .unwrap()
+        .to_string()
+}
+
+async fn ecs_desired(
+    config: &SdkConfig,
+    cluster: &str,
+    name: &str,
+) -> (i32, HashMap<String, String>) {
+    let out = aws_sdk_ecs::Client::new(config)
+        .describe_services()
+        .cluster(cluster)
+        .services(name)
+        .include(aws_sdk_ecs::types::ServiceField::Tags)
+        .send()
+        .await
+        .unwrap();
+    let s = &out.services()[0];
+    (
+        s.desired_count(),
+        s.tags()
+            .iter()
+            .map(|t| (t.key().unwrap().to_string(), t.value().unwrap().to_string()))
+            .collect(),
+    )
+}
+
+/// The test fleet: what a Friday-evening run must stop, and what it must leave.
+struct Fleet {
+    dev: String,
+    dev_hibernating: String,
+    prod: String,
+    untagged: String,
+    opted_out: String,
+    exempt: String,
+    malformed: String,
+}
+
+async fn fleet(config: &SdkConfig) -> Fleet {
+    let f = Fleet {
+        dev: instance(config, &[("env", "dev"), ("project", "web")], false).await,
+        dev_hibernating: instance(config, &[("env", "dev")], true).await,
+        prod: instance(config, &[("env", "prod")], false).await,
+        untagged: instance(config, &[], false).await,
+        opted_out: instance(
+            config,
+            &[("env", "dev"), ("steward:offhours", "off")],
+            false,
+        )
+        .await,
+        exempt: instance(config, &[("env", "dev"), ("steward:exempt", "true")], false).await,
+        malformed: instance(
+            config,
+            &[("env", "dev"), ("steward:offhours", "off=(M-F,19;on=")],
+            false,
+        )
+        .await,
+    };
+    asg(config, "dev-workers", &[("env", "dev")], (1, 3, 2)).await;
+    asg(
+        config,
+        "dev-eks-owned",
+        &[("env", "dev"), ("eks:nodegroup-name", "ng")],
+        (1, 2, 1),
+    )
+    .await;
+    asg(config, "prod-workers", &[("env", "prod")], (1, 2, 1)).await;
+    db_instance(config, "dev-postgres", &[("env", "dev")], None).await;
+    db_instance(config, "prod-postgres", &[("env", "prod")], None).await;
+    aurora(config, "dev-aurora", &[("env", "dev")]).await;
+    db_instance(
+        config,
+        "dev-aurora-1",
+        &[("env", "dev")],
+        Some("dev-aurora"),
+    )
+    .await;
+    ecs_service(config, "dev-cluster", "api", 2, &[("env", "dev")]).await;
+    ecs_service(config, "prod-cluster", "api", 3, &[("env", "prod")]).await;
+    f
+}
+
+fn digest(received: &[Received]) -> &Received {
+    assert_eq!(
+        received.len(),
+        1,
+        "one digest per run: {:#?}",
+        received.iter().map(|r| &r.subject).collect::<Vec<_>>()
+    );
+    &received[0]
+}
+
+fn description(m: &Received) -> String {
+    m.chat["content"]["description"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test]
+async fn friday_stops_exactly_the_right_ones_weekend_does_nothing_monday_restores() {
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    let f = fleet(&config).await;
+    let mut scheduler = stack.scheduler("[offhours]\nhibernate = true\n", &[]).await;
+
+    // Friday evening.
+    let out = scheduler
+        .invoke(&scheduled(FRIDAY_EVENING))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(out["notification"], "sent", "{out:#}");
+    assert_eq!(instance_state(&config, &f.dev).await, "stopped");
+    assert_eq!(instance_state(&config, &f.dev_hibernating).await, "stopped");
+    for (name, id) in [
+        ("prod", &f.prod),
+        ("untagged", &f.untagged),
+        ("opted out", &f.opted_out),
+        ("exempt", &f.exempt),
+        ("malformed", &f.malformed),
+    ] {
+        assert_eq!(
+            instance_state(&config, id).await,
+            "running",
+            "{name} must keep running"
+        );
+    }
+    let (capacity, tags) = asg_capacity(&config, "dev-workers").await;
+    assert_eq!(capacity, (0, 0, 0));
+    assert_eq!(tags["steward:saved-capacity"], "1:3:2");
+    assert_eq!(
+        asg_capacity(&config, "dev-eks-owned").await.0,
+        (1, 2, 1),
+        "left to its EKS node group"
+    );
+    assert_eq!(asg_capacity(&config, "prod-workers").await.0, (1, 2, 1));
+    assert_eq!(db_status(&config, "dev-postgres").await, "stopped");
+    assert_eq!(db_status(&config, "prod-postgres").await, "available");
+    assert_eq!(cluster_status(&config, "dev-aurora").await, "stopped");
+    let (desired, tags) = ecs_desired(&config, "dev-cluster", "api").await;
+    assert_eq!((desired, tags["steward:saved-capacity"].as_str()), (0, "2"));
+    assert_eq!(ecs_desired(&config, "prod-cluster", "api").await.0, 3);
+    // The plan as the function reported it: hibernation decided from HibernationOptions.Configured.
+    let done: Vec<&Value> = out["targets"][0]["done"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .collect();
+    let outcome = |id: &str| {
+        done.iter()
+            .find(|d| d["id"] == id)
+            .map(|d| d["outcome"].as_str().unwrap().to_string())
+    };
+    assert_eq!(outcome(&f.dev_hibernating).as_deref(), Some("hibernated"));
+    assert_eq!(outcome(&f.dev).as_deref(), Some("stopped"));
+    assert_eq!(outcome(&f.exempt).as_deref(), Some("skipped"));
+    assert_eq!(
+        outcome("dev-aurora-1").as_deref(),
+        Some("skipped"),
+        "Aurora member left to its cluster"
+    );
+    assert_eq!(outcome(&f.prod), None, "prod is never in a plan");
+    assert_eq!(outcome(&f.untagged), None);
+    assert_eq!(outcome(&f.opted_out), None);
+
+    let received = stack.inbox.drain().await.unwrap();
+    let m = digest(&received);
+    assert!(
+        m.subject
+            .starts_with("[steward] INFO offhours: off-hours run: 6 stopped, 0 started, 6 skipped"),
+        "{}",
+        m.subject
+    );
+    assert_eq!(m.attributes["category"], "offhours");
+    assert_eq!(m.attributes["severity"], "INFO");
+    assert_eq!(m.attributes["account"], HUB_ACCOUNT);
+    assert_eq!(m.attributes["environment"], "dev");
+    assert_eq!(m.chat["metadata"]["eventType"], "steward.offhours.digest");
+    let text = description(m);
+    assert!(text.contains(&format!("malformed steward:offhours=\"off=(M-F,19;on=\" on arn:aws:ec2:{REGION}:{HUB_ACCOUNT}:instance/{}", f.malformed)), "{text}");
+    assert!(text.contains("steward:exempt=true"), "{text}");
+    assert!(
+        text.contains("belongs to Auto Scaling group dev-workers"),
+        "{text}"
+    );
+    assert!(
+        text.contains("is a member of DB cluster dev-aurora"),
+        "{text}"
+    );
+
+    // The same delivery again: harmless, and no second digest.
+    let again = scheduler
+        .invoke(&scheduled(FRIDAY_EVENING))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(again["notification"], "duplicate", "{again:#}");
+    assert!(stack.inbox.drain().await.unwrap().is_empty());
+
+    // Saturday noon: a developer starts the dev instance by hand; no transition, nothing happens.
+    aws_sdk_ec2::Client::new(&config)
+        .start_instances()
+        .instance_ids(&f.dev)
+        .send()
+        .await
+        .unwrap();
+    let saturday = scheduler
+        .invoke(&scheduled(SATURDAY_NOON))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(saturday["notification"], "none", "{saturday:#}");
+    assert_eq!(
+        instance_state(&config, &f.dev).await,
+        "running",
+        "started by hand: stays up"
+    );
+    assert_eq!(instance_state(&config, &f.dev_hibernating).await, "stopped");
+    assert!(stack.inbox.drain().await.unwrap().is_empty());
+
+    // Monday morning: everything comes back, capacities exactly.
+    let monday = scheduler
+        .invoke(&scheduled(MONDAY_MORNING))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(monday["notification"], "sent", "{monday:#}");
+    assert_eq!(instance_state(&config, &f.dev_hibernating).await, "running");
+    assert_eq!(asg_capacity(&config, "dev-workers").await.0, (1, 3, 2));
+    assert_eq!(db_status(&config, "dev-postgres").await, "available");
+    assert_eq!(cluster_status(&config, "dev-aurora").await, "available");
+    assert_eq!(ecs_desired(&config, "dev-cluster", "api").await.0, 2);
+    let received = stack.inbox.drain().await.unwrap();
+    let m = digest(&received);
+    assert!(m.subject.contains("0 stopped, 5 started"), "{}", m.subject);
+
+    let logs = scheduler.logs();
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("\"Namespace\":\"Steward\"") && l.contains("\"ActionsTaken\":6")),
+        "{logs:#?}"
+    );
+    assert!(
+        logs.iter()
+            .all(|l| serde_json::from_str::<Value>(l).is_ok()),
+        "every line is JSON"
+    );
+    assert!(!logs.iter().any(|l| l.contains("not-a-secret-1")));
+}
+
+#[tokio::test]
+async fn late_run_acts_and_holiday_keeps_things_off() {
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    let dev = instance(&config, &[("env", "dev")], false).await;
+    let mut scheduler = stack
+        .scheduler("[offhours]\nholidays = [\"2026-11-23\"]\n", &[])
+        .await;
+    // Fourteen minutes late (interval 15): still inside the window.
+    let out = scheduler
+        .invoke(&scheduled("2026-11-20T19:14:00Z"))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(
+        out["targets"][0]["done"][0]["outcome"], "stopped",
+        "{out:#}"
+    );
+    assert_eq!(instance_state(&config, &dev).await, "stopped");
+    // Sixteen minutes late: outside the window, nothing (the previous run acted).
+    let mut late = stack.scheduler("", &[]).await;
+    let other = instance(&config, &[("env", "dev")], false).await;
+    let out = late
+        .invoke(&scheduled("2026-11-20T19:16:00Z"))
+        .await
+        .unwrap()
+        .response();
+    assert!(
+        out["targets"][0]["done"].as_array().unwrap().is_empty(),
+        "{out:#}"
+    );
+    assert_eq!(instance_state(&config, &other).await, "running");
+    // Monday is a holiday: no start.
+    stack.inbox.drain().await.unwrap();
+    let out = scheduler
+        .invoke(&scheduled(MONDAY_MORNING))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(out["notification"], "none", "{out:#}");
+    assert_eq!(instance_state(&config, &dev).await, "stopped");
+    // Tuesday morning it starts.
+    scheduler
+        .invoke(&scheduled("2026-11-24T07:05:00Z"))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(instance_state(&config, &dev).await, "running");
+}
+
+#[tokio::test]
+async fn seven_day_restart_is_undone_in_off_time_only() {
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    db_instance(&config, "dev-postgres", &[("env", "dev")], None).await;
+    db_instance(&config, "prod-postgres", &[("env", "prod")], None).await;
+    aurora(&config, "dev-aurora", &[("env", "dev")]).await;
+    let mut scheduler = stack
+        .scheduler("[offhours]\nrestart_wait_seconds = 30\n", &[])
+        .await;
+    // Sunday 03:12: RDS started dev-postgres after seven days stopped.
+    let out = scheduler
+        .invoke(&event("rds-event-0154-instance-restarted.json"))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(out["outcome"], "stopped", "{out:#}");
+    assert_eq!(db_status(&config, "dev-postgres").await, "stopped");
+    let out = scheduler
+        .invoke(&event("rds-event-0153-cluster-restarted.json"))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(out["outcome"], "stopped", "{out:#}");
+    assert_eq!(cluster_status(&config, "dev-aurora").await, "stopped");
+    let received = stack.inbox.drain().await.unwrap();
+    assert_eq!(received.len(), 2);
+    assert!(
+        received[0]
+            .subject
+            .contains("restarted by RDS after 7 days: stopped"),
+        "{}",
+        received[0].subject
+    );
+    assert_eq!(
+        received[0].chat["metadata"]["eventType"],
+        "steward.offhours.restart-undone"
+    );
+    // A prod database is never stopped again; neither is a dev one in its on time.
+    let mut prod = event("rds-event-0154-instance-restarted.json");
+    prod["id"] = json!("prod-restart");
+    prod["detail"]["SourceIdentifier"] = json!("prod-postgres");
+    let out = scheduler.invoke(&prod).await.unwrap().response();
+    assert!(
+        out["left_running"]
+            .as_str()
+            .unwrap()
+            .contains("environments"),
+        "{out:#}"
+    );
+    assert_eq!(db_status(&config, "prod-postgres").await, "available");
+    aws_sdk_rds::Client::new(&config)
+        .start_db_instance()
+        .db_instance_identifier("dev-postgres")
+        .send()
+        .await
+        .unwrap();
+    let mut tuesday = event("rds-event-0154-instance-restarted.json");
+    tuesday["id"] = json!("tuesday-restart");
+    tuesday["time"] = json!("2026-11-24T11:00:00Z");
+    let out = scheduler.invoke(&tuesday).await.unwrap().response();
+    assert!(
+        out["left_running"].as_str().unwrap().contains("on time"),
+        "{out:#}"
+    );
+    assert_eq!(db_status(&config, "dev-postgres").await, "available");
+}
+
+#[tokio::test]
+async fn cross_account_target_is_reached_through_the_member_role() {
+    let stack = Stack::new().await;
+    let member = stack
+        .moto
+        .account_config(MEMBER_ACCOUNT, MEMBER_ROLE)
+        .await
+        .unwrap();
+    let there = instance(&member, &[("env", "dev")], false).await;
+    let here = instance(&stack.moto.config(), &[("env", "dev")], false).await;
+    let policy = format!("[targets]\naccounts = [\"{MEMBER_ACCOUNT}\"]\n");
+    let mut scheduler = stack.scheduler(&policy, &[]).await;
+    let out = scheduler
+        .invoke(&scheduled(FRIDAY_EVENING))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(
+        out["targets"][0]["target"]["account"], MEMBER_ACCOUNT,
+        "{out:#}"
+    );
+    assert_eq!(instance_state(&member, &there).await, "stopped");
+    assert_eq!(
+        instance_state(&stack.moto.config(), &here).await,
+        "running",
+        "the hub is not a target"
+    );
+    let received = stack.inbox.drain().await.unwrap();
+    assert_eq!(digest(&received).attributes["account"], MEMBER_ACCOUNT);
+}
+
+#[tokio::test]
+async fn sqs_fan_out_reports_only_the_failing_target() {
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let queue = sqs
+        .create_queue()
+        .queue_name(unique("steward-offhours-work"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let hub = instance(&config, &[("env", "dev")], false).await;
+    let member = stack
+        .moto
+        .account_config(MEMBER_ACCOUNT, MEMBER_ROLE)
+        .await
+        .unwrap();
+    let there = instance(&member, &[("env", "dev")], false).await;
+    // Two targets fanned out; a third work item names a region the emulator does not know.
+    let policy = format!(
+        "[targets]\naccounts = [\"{HUB_ACCOUNT}\", \"{MEMBER_ACCOUNT}\"]\nregions = [\"{REGION}\"]\n[offhours]\nfan_out_above = 1\n"
+    );
+    let mut fan = stack
+        .scheduler(&policy, &[("STEWARD_WORK_QUEUE", &queue)])
+        .await;
+    let out = fan
+        .invoke(&scheduled(FRIDAY_EVENING))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(out["fanned_out"], 2, "{out:#}");
+    assert_eq!(
+        instance_state(&config, &hub).await,
+        "running",
+        "the fan-out run itself changes nothing"
+    );
+    let mut records = Vec::new();
+    let received = sqs
+        .receive_message()
+        .queue_url(&queue)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap();
+    for m in received.messages() {
+        records.push(json!({"messageId": m.message_id().unwrap(), "body": m.body().unwrap(), "eventSource": "aws:sqs", "awsRegion": REGION}));
+    }
+    assert_eq!(records.len(), 2);
+    records.push(json!({
+        "messageId": "failing-target",
+        "body": json!({"account": HUB_ACCOUNT, "region": "xx-nowhere-1", "time": FRIDAY_EVENING}).to_string(),
+        "eventSource": "aws:sqs",
+        "awsRegion": REGION
+    }));
+    let out = fan
+        .invoke(&json!({"Records": records}))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(
+        out["batchItemFailures"],
+        json!([{"itemIdentifier": "failing-target"}]),
+        "{out:#}"
+    );
+    assert_eq!(instance_state(&config, &hub).await, "stopped");
+    assert_eq!(instance_state(&member, &there).await, "stopped");
+    let received = stack.inbox.drain().await.unwrap();
+    let m = digest(&received);
+    assert_eq!(m.attributes["severity"], "MEDIUM");
+    assert_eq!(m.attributes["account"], "multiple");
+    assert!(
+        m.subject.contains("2 stopped") && m.subject.contains("1 target(s) failed"),
+        "{}",
+        m.subject
+    );
+    let text = description(m);
+    assert!(
+        text.contains(&format!("target {HUB_ACCOUNT}/xx-nowhere-1 failed")),
+        "{text}"
+    );
+    assert!(
+        !text.contains(&format!("target {MEMBER_ACCOUNT}/{REGION} failed")),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn blast_radius_limit_changes_nothing_and_alerts_high() {
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    let a = instance(&config, &[("env", "dev")], false).await;
+    let b = instance(&config, &[("env", "dev")], false).await;
+    let mut scheduler = stack
+        .scheduler("[limits]\nmax_changes_per_run = 1\n", &[])
+        .await;
+    let out = scheduler
+        .invoke(&scheduled(FRIDAY_EVENING))
+        .await
+        .unwrap()
+        .response();
+    assert!(
+        out["blocked"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was changed"),
+        "{out:#}"
+    );
+    assert_eq!(instance_state(&config, &a).await, "running");
+    assert_eq!(instance_state(&config, &b).await, "running");
+    let received = stack.inbox.drain().await.unwrap();
+    let m = digest(&received);
+    assert_eq!(m.attributes["severity"], "HIGH");
+    assert_eq!(
+        m.chat["metadata"]["eventType"],
+        "steward.offhours.blast-radius"
+    );
+}
+
+#[tokio::test]
+async fn dry_run_changes_nothing_and_bad_events_fail_clearly() {
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    let dev = instance(&config, &[("env", "dev")], false).await;
+    let mut scheduler = stack.scheduler("", &[("STEWARD_DRY_RUN", "true")]).await;
+    let out = scheduler
+        .invoke(&scheduled(FRIDAY_EVENING))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(
+        out["targets"][0]["done"][0]["outcome"], "would be stopped",
+        "{out:#}"
+    );
+    assert_eq!(instance_state(&config, &dev).await, "running");
+    let received = stack.inbox.drain().await.unwrap();
+    assert!(digest(&received).subject.contains("(DRY RUN)"));
+    let error = scheduler
+        .invoke(&json!({"scheduledTime": "<aws.scheduler.scheduled-time>"}))
+        .await
+        .unwrap()
+        .error();
+    assert!(error.to_string().contains("unexpanded template"), "{error}");
+    // The EventBridge Scheduler payload works as a trigger.
+    let mut live = stack.scheduler("", &[]).await;
+    let mut payload = event("scheduler-eventbridge-scheduler.json");
+    payload["scheduledTime"] = json!(FRIDAY_EVENING);
+    live.invoke(&payload).await.unwrap().response();
+    assert_eq!(instance_state(&config, &dev).await, "stopped");
+}
+
+/// Needs the emulator's EKS node-group tagging extension (moto 5.2.5 tags clusters only).
+#[tokio::test]
+async fn eks_node_group_scales_to_zero_and_back_exactly() {
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    let eks = aws_sdk_eks::Client::new(&config);
+    eks.create_cluster()
+        .name("dev-eks")
+        .role_arn(format!("arn:aws:iam::{HUB_ACCOUNT}:role/eks"))
+        .resources_vpc_config(
+            aws_sdk_eks::types::VpcConfigRequest::builder()
+                .subnet_ids("subnet-1")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    eks.create_nodegroup()
+        .cluster_name("dev-eks")
+        .nodegroup_name("workers")
+        .node_role(format!("arn:aws:iam::{HUB_ACCOUNT}:role/node"))
+        .subnets("subnet-1")
+        .scaling_config(
+            aws_sdk_eks::types::NodegroupScalingConfig::builder()
+                .min_size(1)
+                .max_size(4)
+                .desired_size(3)
+                .build(),
+        )
+        .tags("env", "dev")
+        .send()
+        .await
+        .unwrap();
+    let scaling = |eks: aws_sdk_eks::Client| async move {
+        let g = eks
+            .describe_nodegroup()
+            .cluster_name("dev-eks")
+            .nodegroup_name("workers")
+            .send()
+            .await
+            .unwrap();
+        let g = g.nodegroup().unwrap().clone();
+        let s = g.scaling_config().unwrap();
+        (
+            (
+                s.min_size().unwrap(),
+                s.max_size().unwrap(),
+                s.desired_size().unwrap(),
+            ),
+            g.tags().cloned().unwrap_or_default(),
+        )
+    };
+    let mut scheduler = stack.scheduler("", &[]).await;
+    let out = scheduler
+        .invoke(&scheduled(FRIDAY_EVENING))
+        .await
+        .unwrap()
+        .response();
+    let (capacity, tags) = scaling(eks.clone()).await;
+    assert_eq!(capacity, (0, 4, 0), "{out:#}");
+    assert_eq!(tags["steward:saved-capacity"], "1:4:3");
+    scheduler
+        .invoke(&scheduled(MONDAY_MORNING))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(scaling(eks).await.0, (1, 4, 3));
+}
+
+#[tokio::test]
+async fn steward_plan_shows_the_run_and_changes_nothing() {
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    let dev = instance(&config, &[("env", "dev")], false).await;
+    let prod = instance(&config, &[("env", "prod")], false).await;
+    let output = tokio::process::Command::new(function_binary("steward"))
+        .args(["plan", "--at", FRIDAY_EVENING, "--json"])
+        .env_clear()
+        .envs(stack.moto.env())
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let plan: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(plan["changes"], 1, "{plan:#}");
+    let items = plan["targets"][0]["items"].as_array().unwrap();
+    assert_eq!(items[0]["resource"]["id"], dev.as_str());
+    assert_eq!(items[0]["decision"], "stop");
+    assert!(!items.iter().any(|i| i["resource"]["id"] == prod.as_str()));
+    assert_eq!(
+        instance_state(&config, &dev).await,
+        "running",
+        "plan changes nothing"
+    );
+    assert!(stack.inbox.drain().await.unwrap().is_empty());
+}
