@@ -13,13 +13,17 @@ use std::path::PathBuf;
 
 /// The workspace root (where `Cargo.toml`, `events/` and `tools/` are).
 pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 /// A sample event from `events/`, parsed.
 pub fn event(name: &str) -> serde_json::Value {
     let path = workspace_root().join("events").join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
 }
 
@@ -28,13 +32,18 @@ pub fn event(name: &str) -> serde_json::Value {
 pub fn function_binary(name: &str) -> PathBuf {
     if let Ok(dir) = std::env::var("STEWARD_BIN_DIR") {
         // A plain build directory holds `<name>`; cargo lambda's holds `<name>/bootstrap`.
-        for candidate in [PathBuf::from(&dir).join(name), PathBuf::from(&dir).join(name).join("bootstrap")] {
+        for candidate in [
+            PathBuf::from(&dir).join(name),
+            PathBuf::from(&dir).join(name).join("bootstrap"),
+        ] {
             if candidate.is_file() {
                 return candidate;
             }
         }
     }
-    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| workspace_root().join("target"));
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace_root().join("target"));
     let path = target.join("debug").join(name);
     assert!(
         path.exists(),
@@ -46,5 +55,8 @@ pub fn function_binary(name: &str) -> PathBuf {
 
 /// A fresh id for names that must not collide between tests.
 pub fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..10])
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    )
 }

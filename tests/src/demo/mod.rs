@@ -38,12 +38,19 @@ impl DemoStack {
         let config = moto.config();
         let inbox = Inbox::create(&config, "steward-security").await?;
         let table = "steward-idempotency".to_string();
-        steward_shared::idempotency::create_table(&aws_sdk_dynamodb::Client::new(&config), &table).await?;
+        steward_shared::idempotency::create_table(&aws_sdk_dynamodb::Client::new(&config), &table)
+            .await?;
         let dir = std::env::temp_dir().join(unique("steward-demo"));
         std::fs::create_dir_all(&dir)?;
         let policy_path = dir.join("policy.toml");
         std::fs::write(&policy_path, DEMO_POLICY)?;
-        Ok(DemoStack { moto, inbox, table, policy_path, shown: Default::default() })
+        Ok(DemoStack {
+            moto,
+            inbox,
+            table,
+            policy_path,
+            shown: Default::default(),
+        })
     }
 
     /// The environment of a function in the demo, plus `extra`.
@@ -52,7 +59,10 @@ impl DemoStack {
         env.push(("STEWARD_TOPIC_ARN".into(), self.inbox.topic_arn.clone()));
         env.push(("STEWARD_IDEMPOTENCY_TABLE".into(), self.table.clone()));
         env.push(("STEWARD_MEMBER_ROLE".into(), "steward-member".into()));
-        env.push(("STEWARD_POLICY".into(), self.policy_path.display().to_string()));
+        env.push((
+            "STEWARD_POLICY".into(),
+            self.policy_path.display().to_string(),
+        ));
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         env
     }
@@ -64,8 +74,11 @@ impl DemoStack {
 
     /// The SNS publishes since the last call, as (subject, email text, chat JSON).
     pub async fn new_notifications(&self) -> anyhow::Result<Vec<(String, String, Value)>> {
-        let all: Vec<Value> = serde_json::from_str(&self.moto.get("/_steward/sns/published").await?)?;
-        let start = self.shown.swap(all.len(), std::sync::atomic::Ordering::SeqCst);
+        let all: Vec<Value> =
+            serde_json::from_str(&self.moto.get("/_steward/sns/published").await?)?;
+        let start = self
+            .shown
+            .swap(all.len(), std::sync::atomic::Ordering::SeqCst);
         let mut out = Vec::new();
         for p in all.iter().skip(start) {
             let body: Value = serde_json::from_str(p["message"].as_str().unwrap_or("{}"))?;
@@ -115,7 +128,10 @@ pub fn show_chat(chat: &Value) {
 pub async fn run() -> anyhow::Result<()> {
     println!("steward demo: a small organization on a local AWS emulator (moto), real-shaped events, the built Lambda binaries.");
     let stack = DemoStack::start().await?;
-    println!("local AWS at {} | security topic {}", stack.moto.endpoint, stack.inbox.topic_arn);
+    println!(
+        "local AWS at {} | security topic {}",
+        stack.moto.endpoint, stack.inbox.topic_arn
+    );
     let mut failed = Vec::new();
     if let Err(e) = tagging::run(&stack).await {
         failed.push(format!("tag-enforcer: {e:#}"));
