@@ -8,6 +8,7 @@
 
 pub mod aws;
 pub mod context;
+pub mod entry;
 pub mod failure;
 pub mod idempotency;
 pub mod notify;

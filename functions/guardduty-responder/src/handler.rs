@@ -690,6 +690,13 @@ fn merge(mut base: Value, extra: Value) -> Value {
     base
 }
 
+#[async_trait::async_trait]
+impl<A: Apis + 'static> steward_shared::entry::Handler for Responder<A> {
+    async fn handle(&self, payload: Value, request_id: &str) -> anyhow::Result<Value> {
+        self.invoke(payload, request_id).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! The flow with in-memory adapters: a step failing part-way, the retry

@@ -507,3 +507,10 @@ impl<F: Fleet> Scheduler<F> {
         })
     }
 }
+
+#[async_trait::async_trait]
+impl<F: Fleet + 'static> steward_shared::entry::Handler for Scheduler<F> {
+    async fn handle(&self, payload: Value, request_id: &str) -> anyhow::Result<Value> {
+        self.invoke(payload, request_id).await
+    }
+}

@@ -689,6 +689,13 @@ pub fn connect_options(credentials: &DbCredentials, policy: &Policy) -> ConnectO
     }
 }
 
+#[async_trait::async_trait]
+impl<A: Apis + 'static> steward_shared::entry::Handler for SecretRotator<A> {
+    async fn handle(&self, payload: Value, request_id: &str) -> anyhow::Result<Value> {
+        self.invoke(payload, request_id).await
+    }
+}
+
 #[cfg(test)]
 #[path = "handler_tests.rs"]
 mod flow_tests;

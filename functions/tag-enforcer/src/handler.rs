@@ -498,3 +498,10 @@ fn kind_label(kind: ResourceKind) -> &'static str {
         ResourceKind::S3Bucket => "S3 bucket",
     }
 }
+
+#[async_trait::async_trait]
+impl<A: Apis + 'static> steward_shared::entry::Handler for TagEnforcer<A> {
+    async fn handle(&self, payload: Value, request_id: &str) -> anyhow::Result<Value> {
+        self.invoke(payload, request_id).await
+    }
+}

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::{heading, show_chat, show_email, step, DemoStack};
+use super::{heading, show_email, step, DemoStack};
 use crate::event;
 
 async fn instance(ec2: &aws_sdk_ec2::Client, tags: &[(&str, &str)]) -> anyhow::Result<String> {
@@ -82,9 +82,9 @@ async fn db_status(rds: &aws_sdk_rds::Client, id: &str) -> anyhow::Result<String
 }
 
 async fn show_digest(stack: &DemoStack) -> anyhow::Result<()> {
-    for (subject, text, chat) in stack.new_notifications().await? {
+    // The chat JSON of a message is shown once, in the tag enforcer's section.
+    for (subject, text, _chat) in stack.new_notifications().await? {
         show_email(&subject, &text);
-        show_chat(&chat);
     }
     Ok(())
 }
