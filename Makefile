@@ -60,8 +60,7 @@ coldstart: venv release
 
 ## The scheduler sweep over 5,000 instances, side by side with Cloud Custodian.
 ## The measured process is the release scheduler; the driver itself needs no optimizing.
-bench: venv c7n-venv
-	cargo build --release -p offhours-scheduler
+bench: venv c7n-venv release
 	cargo run --quiet -p steward-tests --bin steward-bench
 
 clean-venv:
