@@ -169,3 +169,39 @@ async fn policy_is_read_from_ssm_and_bad_policies_name_the_problem() {
         .unwrap();
     assert!(err.to_string().contains("/steward/missing"), "{err}");
 }
+
+#[test]
+fn steward_validate_accepts_the_example_and_names_key_and_line_of_errors() {
+    let cli = steward_tests::function_binary("steward");
+    let example = steward_tests::workspace_root().join("infra/policy.example.toml");
+    let ok = std::process::Command::new(&cli)
+        .arg("validate")
+        .arg(&example)
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("valid (policy version"));
+
+    let bad = std::env::temp_dir().join(format!("{}.toml", unique("bad-policy")));
+    std::fs::write(
+        &bad,
+        "[offhours]\nholidays = [\"2026-12-25\"]\nmax_stops = 3\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(&cli)
+        .arg("validate")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("line 3") && stderr.contains("max_stops"),
+        "{stderr}"
+    );
+    std::fs::remove_file(&bad).ok();
+}
