@@ -8,6 +8,7 @@ pub mod inbox;
 pub mod moto;
 pub mod postgres;
 pub mod runtime_api;
+pub mod stack;
 
 use std::path::PathBuf;
 

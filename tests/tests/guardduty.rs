@@ -9,73 +9,10 @@ use aws_sdk_ec2::types::{
     Filter, InstanceAttributeName, InstanceType, ResourceType, Tag, TagSpecification,
 };
 use serde_json::{json, Value};
-use steward_tests::inbox::{Inbox, Received};
-use steward_tests::moto::{Moto, HUB_ACCOUNT, REGION};
-use steward_tests::runtime_api::Function;
-use steward_tests::{event, function_binary, unique, workspace_root};
-
-const MEMBER_ACCOUNT: &str = "111111111111";
-const MEMBER_ROLE: &str = "steward-member";
-
-/// One emulator, one inbox, one idempotency table, and a policy directory.
-struct Stack {
-    moto: Moto,
-    inbox: Inbox,
-    table: String,
-    policy_dir: std::path::PathBuf,
-}
-
-impl Stack {
-    async fn new() -> Stack {
-        let moto = Moto::start().await.expect("moto starts");
-        let config = moto.config();
-        let inbox = Inbox::create(&config, &unique("steward-security"))
-            .await
-            .expect("inbox");
-        let table = unique("steward-idempotency");
-        steward_shared::idempotency::create_table(&aws_sdk_dynamodb::Client::new(&config), &table)
-            .await
-            .expect("table");
-        let policy_dir = std::env::temp_dir().join(unique("steward-policy"));
-        std::fs::create_dir_all(&policy_dir).unwrap();
-        Stack {
-            moto,
-            inbox,
-            table,
-            policy_dir,
-        }
-    }
-
-    async fn responder(&self, policy: &str, extra: &[(&str, &str)]) -> Function {
-        let path = self.policy_dir.join(format!("{}.toml", unique("policy")));
-        std::fs::write(&path, policy).unwrap();
-        let mut env = self.moto.env();
-        env.push(("STEWARD_TOPIC_ARN".into(), self.inbox.topic_arn.clone()));
-        env.push(("STEWARD_IDEMPOTENCY_TABLE".into(), self.table.clone()));
-        env.push(("STEWARD_MEMBER_ROLE".into(), MEMBER_ROLE.into()));
-        env.push(("STEWARD_POLICY".into(), path.display().to_string()));
-        for (k, v) in extra {
-            env.push((k.to_string(), v.to_string()));
-        }
-        Function::start(
-            &function_binary("guardduty-responder"),
-            "guardduty-responder",
-            &env,
-        )
-        .await
-        .expect("function starts")
-    }
-
-    async fn idempotency_records(&self) -> usize {
-        let ddb = aws_sdk_dynamodb::Client::new(&self.moto.config());
-        ddb.scan()
-            .table_name(&self.table)
-            .send()
-            .await
-            .unwrap()
-            .count() as usize
-    }
-}
+use steward_tests::inbox::Received;
+use steward_tests::moto::{HUB_ACCOUNT, REGION};
+use steward_tests::stack::{Stack, MEMBER_ACCOUNT, MEMBER_ROLE};
+use steward_tests::{event, unique, workspace_root};
 
 /// An instance with two network interfaces (each with its own groups) and two volumes.
 struct Victim {
@@ -319,7 +256,7 @@ async fn high_ec2_finding_quarantines_snapshots_protects_and_notifies_once() {
     let config = stack.moto.config();
     let ec2 = aws_sdk_ec2::Client::new(&config);
     let victim = launch_victim(&config, &[("project", "orders"), ("env", "dev")]).await;
-    let mut f = stack.responder("", &[]).await;
+    let mut f = stack.function("guardduty-responder", "", &[]).await;
     let e = ec2_finding(&victim.instance, HUB_ACCOUNT);
     let finding_id = e["detail"]["id"].as_str().unwrap().to_string();
     let out = f.invoke(&e).await.unwrap().response();
@@ -529,7 +466,7 @@ async fn low_finding_only_notifies_and_archived_is_silent() {
     let config = stack.moto.config();
     let ec2 = aws_sdk_ec2::Client::new(&config);
     let victim = launch_victim(&config, &[("env", "prod")]).await;
-    let mut f = stack.responder("", &[]).await;
+    let mut f = stack.function("guardduty-responder", "", &[]).await;
     let mut low = event("guardduty-low-port-probe.json");
     low["detail"]["resource"]["instanceDetails"]["instanceId"] = json!(victim.instance);
     let out = f.invoke(&low).await.unwrap().response();
@@ -566,7 +503,11 @@ async fn low_finding_only_notifies_and_archived_is_silent() {
 
     // A policy that notifies from MEDIUM logs the LOW finding only.
     let mut quiet = stack
-        .responder("[containment]\nnotify_min_band = \"MEDIUM\"\n", &[])
+        .function(
+            "guardduty-responder",
+            "[containment]\nnotify_min_band = \"MEDIUM\"\n",
+            &[],
+        )
         .await;
     low["id"] = json!(uuid::Uuid::new_v4().to_string());
     let out = quiet.invoke(&low).await.unwrap().response();
@@ -585,7 +526,7 @@ async fn s3_finding_and_exempt_instance_are_notified_not_changed() {
     let stack = Stack::new().await;
     let config = stack.moto.config();
     let ec2 = aws_sdk_ec2::Client::new(&config);
-    let mut f = stack.responder("", &[]).await;
+    let mut f = stack.function("guardduty-responder", "", &[]).await;
     let out = f
         .invoke(&event("guardduty-s3-block-public-access-disabled.json"))
         .await
@@ -623,7 +564,11 @@ async fn s3_finding_and_exempt_instance_are_notified_not_changed() {
 
     // An environment outside the containment list is notified only, too.
     let mut only_dev = stack
-        .responder("[containment]\nenvironments = [\"dev\"]\n", &[])
+        .function(
+            "guardduty-responder",
+            "[containment]\nenvironments = [\"dev\"]\n",
+            &[],
+        )
         .await;
     let prod = launch_victim(&config, &[("env", "prod")]).await;
     let out = only_dev
@@ -670,7 +615,7 @@ async fn user_key_is_deactivated_but_break_glass_is_spared() {
         keys.push(id);
     }
     let policy = "[containment]\nbreak_glass_users = [\"breakglass-admin\"]\n";
-    let mut f = stack.responder(policy, &[]).await;
+    let mut f = stack.function("guardduty-responder", policy, &[]).await;
     let status = |user: &'static str| {
         let iam = iam.clone();
         async move {
@@ -734,7 +679,7 @@ async fn role_session_finding_attaches_the_deny_policy_once() {
         .send()
         .await
         .unwrap();
-    let mut f = stack.responder("", &[]).await;
+    let mut f = stack.function("guardduty-responder", "", &[]).await;
     let e = event("guardduty-instance-credential-exfiltration.json");
     let out = f.invoke(&e).await.unwrap().response();
     assert_eq!(out["containment"], "contained", "{out}");
@@ -791,7 +736,7 @@ async fn member_account_finding_is_contained_there() {
         .unwrap();
     let member_ec2 = aws_sdk_ec2::Client::new(&member);
     let victim = launch_victim(&member, &[("env", "staging")]).await;
-    let mut f = stack.responder("", &[]).await;
+    let mut f = stack.function("guardduty-responder", "", &[]).await;
     let out = f
         .invoke(&ec2_finding(&victim.instance, MEMBER_ACCOUNT))
         .await
@@ -850,7 +795,7 @@ async fn release_restores_groups_and_says_what_it_left() {
     let config = stack.moto.config();
     let ec2 = aws_sdk_ec2::Client::new(&config);
     let victim = launch_victim(&config, &[("env", "dev")]).await;
-    let mut f = stack.responder("", &[]).await;
+    let mut f = stack.function("guardduty-responder", "", &[]).await;
     f.invoke(&ec2_finding(&victim.instance, HUB_ACCOUNT))
         .await
         .unwrap()
@@ -957,7 +902,7 @@ async fn vanished_instance_malformed_findings_dry_run_and_kill_switch_change_not
     let stack = Stack::new().await;
     let config = stack.moto.config();
     let ec2 = aws_sdk_ec2::Client::new(&config);
-    let mut f = stack.responder("", &[]).await;
+    let mut f = stack.function("guardduty-responder", "", &[]).await;
 
     let out = f
         .invoke(&ec2_finding("i-0deadbeef0000000a", HUB_ACCOUNT))
@@ -1012,7 +957,9 @@ async fn vanished_instance_malformed_findings_dry_run_and_kill_switch_change_not
         ("STEWARD_DRY_RUN", "(DRY RUN)"),
         ("STEWARD_DISABLED", "(DISABLED)"),
     ] {
-        let mut g = stack.responder("", &[(var, "true")]).await;
+        let mut g = stack
+            .function("guardduty-responder", "", &[(var, "true")])
+            .await;
         let out = g
             .invoke(&ec2_finding(&victim.instance, HUB_ACCOUNT))
             .await

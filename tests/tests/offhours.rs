@@ -6,68 +6,17 @@ use std::collections::HashMap;
 
 use aws_config::SdkConfig;
 use serde_json::{json, Value};
-use steward_tests::inbox::{Inbox, Received};
-use steward_tests::moto::{Moto, HUB_ACCOUNT, REGION};
-use steward_tests::runtime_api::Function;
+use steward_tests::inbox::Received;
+use steward_tests::moto::{HUB_ACCOUNT, REGION};
+use steward_tests::stack::{Stack, MEMBER_ACCOUNT, MEMBER_ROLE};
 use steward_tests::{event, function_binary, unique};
 
-const MEMBER_ACCOUNT: &str = "111111111111";
-const MEMBER_ROLE: &str = "steward-member";
 /// Friday 2026-11-20, five minutes after the default 19:00 off transition.
 const FRIDAY_EVENING: &str = "2026-11-20T19:05:00Z";
 /// Saturday noon: no transition.
 const SATURDAY_NOON: &str = "2026-11-21T12:00:00Z";
 /// Monday 2026-11-23, five minutes after the 07:00 on transition.
 const MONDAY_MORNING: &str = "2026-11-23T07:05:00Z";
-
-struct Stack {
-    moto: Moto,
-    inbox: Inbox,
-    table: String,
-    dir: std::path::PathBuf,
-}
-
-impl Stack {
-    async fn new() -> Stack {
-        let moto = Moto::start().await.expect("moto starts");
-        let config = moto.config();
-        let inbox = Inbox::create(&config, &unique("steward-security"))
-            .await
-            .expect("inbox");
-        let table = unique("steward-idempotency");
-        steward_shared::idempotency::create_table(&aws_sdk_dynamodb::Client::new(&config), &table)
-            .await
-            .expect("table");
-        let dir = std::env::temp_dir().join(unique("steward-offhours"));
-        std::fs::create_dir_all(&dir).unwrap();
-        Stack {
-            moto,
-            inbox,
-            table,
-            dir,
-        }
-    }
-
-    async fn scheduler(&self, policy: &str, extra: &[(&str, &str)]) -> Function {
-        let path = self.dir.join(format!("{}.toml", unique("policy")));
-        std::fs::write(&path, policy).unwrap();
-        let mut env = self.moto.env();
-        env.push(("STEWARD_TOPIC_ARN".into(), self.inbox.topic_arn.clone()));
-        env.push(("STEWARD_IDEMPOTENCY_TABLE".into(), self.table.clone()));
-        env.push(("STEWARD_MEMBER_ROLE".into(), MEMBER_ROLE.into()));
-        env.push(("STEWARD_POLICY".into(), path.display().to_string()));
-        for (k, v) in extra {
-            env.push((k.to_string(), v.to_string()));
-        }
-        Function::start(
-            &function_binary("offhours-scheduler"),
-            "offhours-scheduler",
-            &env,
-        )
-        .await
-        .expect("function starts")
-    }
-}
 
 /// The EventBridge scheduled-rule fixture at `time` with a fresh id.
 fn scheduled(time: &str) -> Value {
@@ -407,7 +356,9 @@ async fn friday_stops_exactly_the_right_ones_weekend_does_nothing_monday_restore
     let stack = Stack::new().await;
     let config = stack.moto.config();
     let f = fleet(&config).await;
-    let mut scheduler = stack.scheduler("[offhours]\nhibernate = true\n", &[]).await;
+    let mut scheduler = stack
+        .function("offhours-scheduler", "[offhours]\nhibernate = true\n", &[])
+        .await;
 
     // Friday evening.
     let out = scheduler
@@ -560,7 +511,11 @@ async fn late_run_acts_and_holiday_keeps_things_off() {
     let config = stack.moto.config();
     let dev = instance(&config, &[("env", "dev")], false).await;
     let mut scheduler = stack
-        .scheduler("[offhours]\nholidays = [\"2026-11-23\"]\n", &[])
+        .function(
+            "offhours-scheduler",
+            "[offhours]\nholidays = [\"2026-11-23\"]\n",
+            &[],
+        )
         .await;
     // Fourteen minutes late (interval 15): still inside the window.
     let out = scheduler
@@ -574,7 +529,7 @@ async fn late_run_acts_and_holiday_keeps_things_off() {
     );
     assert_eq!(instance_state(&config, &dev).await, "stopped");
     // Sixteen minutes late: outside the window, nothing (the previous run acted).
-    let mut late = stack.scheduler("", &[]).await;
+    let mut late = stack.function("offhours-scheduler", "", &[]).await;
     let other = instance(&config, &[("env", "dev")], false).await;
     let out = late
         .invoke(&scheduled("2026-11-20T19:16:00Z"))
@@ -612,7 +567,11 @@ async fn seven_day_restart_is_undone_in_off_time_only() {
     db_instance(&config, "prod-postgres", &[("env", "prod")], None).await;
     aurora(&config, "dev-aurora", &[("env", "dev")]).await;
     let mut scheduler = stack
-        .scheduler("[offhours]\nrestart_wait_seconds = 30\n", &[])
+        .function(
+            "offhours-scheduler",
+            "[offhours]\nrestart_wait_seconds = 30\n",
+            &[],
+        )
         .await;
     // Sunday 03:12: RDS started dev-postgres after seven days stopped.
     let out = scheduler
@@ -683,7 +642,7 @@ async fn cross_account_target_is_reached_through_the_member_role() {
     let there = instance(&member, &[("env", "dev")], false).await;
     let here = instance(&stack.moto.config(), &[("env", "dev")], false).await;
     let policy = format!("[targets]\naccounts = [\"{MEMBER_ACCOUNT}\"]\n");
-    let mut scheduler = stack.scheduler(&policy, &[]).await;
+    let mut scheduler = stack.function("offhours-scheduler", &policy, &[]).await;
     let out = scheduler
         .invoke(&scheduled(FRIDAY_EVENING))
         .await
@@ -729,7 +688,11 @@ async fn sqs_fan_out_reports_only_the_failing_target() {
         "[targets]\naccounts = [\"{HUB_ACCOUNT}\", \"{MEMBER_ACCOUNT}\"]\nregions = [\"{REGION}\"]\n[offhours]\nfan_out_above = 1\n"
     );
     let mut fan = stack
-        .scheduler(&policy, &[("STEWARD_WORK_QUEUE", &queue)])
+        .function(
+            "offhours-scheduler",
+            &policy,
+            &[("STEWARD_WORK_QUEUE", &queue)],
+        )
         .await;
     let out = fan
         .invoke(&scheduled(FRIDAY_EVENING))
@@ -799,7 +762,11 @@ async fn blast_radius_limit_changes_nothing_and_alerts_high() {
     let a = instance(&config, &[("env", "dev")], false).await;
     let b = instance(&config, &[("env", "dev")], false).await;
     let mut scheduler = stack
-        .scheduler("[limits]\nmax_changes_per_run = 1\n", &[])
+        .function(
+            "offhours-scheduler",
+            "[limits]\nmax_changes_per_run = 1\n",
+            &[],
+        )
         .await;
     let out = scheduler
         .invoke(&scheduled(FRIDAY_EVENING))
@@ -829,7 +796,9 @@ async fn dry_run_changes_nothing_and_bad_events_fail_clearly() {
     let stack = Stack::new().await;
     let config = stack.moto.config();
     let dev = instance(&config, &[("env", "dev")], false).await;
-    let mut scheduler = stack.scheduler("", &[("STEWARD_DRY_RUN", "true")]).await;
+    let mut scheduler = stack
+        .function("offhours-scheduler", "", &[("STEWARD_DRY_RUN", "true")])
+        .await;
     let out = scheduler
         .invoke(&scheduled(FRIDAY_EVENING))
         .await
@@ -849,7 +818,7 @@ async fn dry_run_changes_nothing_and_bad_events_fail_clearly() {
         .error();
     assert!(error.to_string().contains("unexpanded template"), "{error}");
     // The EventBridge Scheduler payload works as a trigger.
-    let mut live = stack.scheduler("", &[]).await;
+    let mut live = stack.function("offhours-scheduler", "", &[]).await;
     let mut payload = event("scheduler-eventbridge-scheduler.json");
     payload["scheduledTime"] = json!(FRIDAY_EVENING);
     live.invoke(&payload).await.unwrap().response();
@@ -908,7 +877,7 @@ async fn eks_node_group_scales_to_zero_and_back_exactly() {
             g.tags().cloned().unwrap_or_default(),
         )
     };
-    let mut scheduler = stack.scheduler("", &[]).await;
+    let mut scheduler = stack.function("offhours-scheduler", "", &[]).await;
     let out = scheduler
         .invoke(&scheduled(FRIDAY_EVENING))
         .await

@@ -4,70 +4,9 @@
 use std::collections::HashMap;
 
 use serde_json::{json, Value};
-use steward_tests::inbox::Inbox;
-use steward_tests::moto::{Moto, HUB_ACCOUNT, REGION};
-use steward_tests::runtime_api::Function;
-use steward_tests::{event, function_binary, unique};
-
-const MEMBER_ACCOUNT: &str = "111111111111";
-const MEMBER_ROLE: &str = "steward-member";
-
-/// One emulator, one inbox, one idempotency table, and a policy file.
-struct Stack {
-    moto: Moto,
-    inbox: Inbox,
-    table: String,
-    policy_dir: std::path::PathBuf,
-}
-
-impl Stack {
-    async fn new() -> Stack {
-        let moto = Moto::start().await.expect("moto starts");
-        let config = moto.config();
-        let inbox = Inbox::create(&config, &unique("steward-security"))
-            .await
-            .expect("inbox");
-        let table = unique("steward-idempotency");
-        steward_shared::idempotency::create_table(&aws_sdk_dynamodb::Client::new(&config), &table)
-            .await
-            .expect("table");
-        let policy_dir = std::env::temp_dir().join(unique("steward-policy"));
-        std::fs::create_dir_all(&policy_dir).unwrap();
-        Stack {
-            moto,
-            inbox,
-            table,
-            policy_dir,
-        }
-    }
-
-    /// Starts the tag enforcer with a policy and extra variables.
-    async fn enforcer(&self, policy: &str, extra: &[(&str, &str)]) -> Function {
-        let path = self.policy_dir.join(format!("{}.toml", unique("policy")));
-        std::fs::write(&path, policy).unwrap();
-        let mut env = self.moto.env();
-        env.push(("STEWARD_TOPIC_ARN".into(), self.inbox.topic_arn.clone()));
-        env.push(("STEWARD_IDEMPOTENCY_TABLE".into(), self.table.clone()));
-        env.push(("STEWARD_MEMBER_ROLE".into(), MEMBER_ROLE.into()));
-        env.push(("STEWARD_POLICY".into(), path.display().to_string()));
-        for (k, v) in extra {
-            env.push((k.to_string(), v.to_string()));
-        }
-        Function::start(&function_binary("tag-enforcer"), "tag-enforcer", &env)
-            .await
-            .expect("function starts")
-    }
-
-    async fn idempotency_records(&self) -> usize {
-        let ddb = aws_sdk_dynamodb::Client::new(&self.moto.config());
-        ddb.scan()
-            .table_name(&self.table)
-            .send()
-            .await
-            .unwrap()
-            .count() as usize
-    }
-}
+use steward_tests::moto::{HUB_ACCOUNT, REGION};
+use steward_tests::stack::{Stack, MEMBER_ACCOUNT, MEMBER_ROLE};
+use steward_tests::{event, unique};
 
 const POLICY: &str = r#"
 [tagging.account_environments]
@@ -135,7 +74,7 @@ async fn new_instances_get_creator_and_env_and_one_notification() {
     let stack = Stack::new().await;
     let config = stack.moto.config();
     let ids = run_instances(&config, 2, &[("project", "web")]).await;
-    let mut f = stack.enforcer(POLICY, &[]).await;
+    let mut f = stack.function("tag-enforcer", POLICY, &[]).await;
     let e = run_instances_event(&ids);
     let out = f.invoke(&e).await.unwrap().response();
     assert_eq!(out["tagged"].as_array().unwrap().len(), 2, "{out}");
@@ -231,7 +170,9 @@ async fn dry_run_and_kill_switch_change_nothing_and_say_so() {
         ("STEWARD_DISABLED", "(DISABLED)"),
     ] {
         let ids = run_instances(&config, 1, &[]).await;
-        let mut f = stack.enforcer(POLICY, &[(var, "true")]).await;
+        let mut f = stack
+            .function("tag-enforcer", POLICY, &[(var, "true")])
+            .await;
         let out = f
             .invoke(&run_instances_event(&ids))
             .await
@@ -265,7 +206,7 @@ async fn blast_radius_limit_changes_nothing_and_alerts_high() {
     let config = stack.moto.config();
     let ids = run_instances(&config, 3, &[]).await;
     let policy = format!("{POLICY}\n[limits]\nmax_changes_per_run = 2\n");
-    let mut f = stack.enforcer(&policy, &[]).await;
+    let mut f = stack.function("tag-enforcer", &policy, &[]).await;
     let out = f
         .invoke(&run_instances_event(&ids))
         .await
@@ -292,7 +233,7 @@ async fn exempt_resource_is_reported_not_changed() {
     let stack = Stack::new().await;
     let config = stack.moto.config();
     let ids = run_instances(&config, 1, &[("steward:exempt", "true")]).await;
-    let mut f = stack.enforcer(POLICY, &[]).await;
+    let mut f = stack.function("tag-enforcer", POLICY, &[]).await;
     f.invoke(&run_instances_event(&ids))
         .await
         .unwrap()
@@ -328,7 +269,7 @@ async fn member_account_resource_is_tagged_through_the_member_role() {
     e["account"] = json!(MEMBER_ACCOUNT);
     e["detail"]["recipientAccountId"] = json!(MEMBER_ACCOUNT);
     e["detail"]["responseElements"]["volumeId"] = json!(volume_id);
-    let mut f = stack.enforcer(POLICY, &[]).await;
+    let mut f = stack.function("tag-enforcer", POLICY, &[]).await;
     let out = f.invoke(&e).await.unwrap().response();
     assert_eq!(out["tagged"].as_array().unwrap().len(), 1, "{out}");
     let described = ec2
@@ -365,7 +306,7 @@ async fn bad_and_failed_events_change_nothing() {
     let stack = Stack::new().await;
     let config = stack.moto.config();
     let ids = run_instances(&config, 1, &[]).await;
-    let mut f = stack.enforcer(POLICY, &[]).await;
+    let mut f = stack.function("tag-enforcer", POLICY, &[]).await;
     let err = f.invoke_raw("{\"detail-type\": ").await.unwrap().error();
     assert!(
         err.to_string().to_lowercase().contains("eof") || err.to_string().contains("JSON"),
@@ -413,7 +354,7 @@ async fn bad_and_failed_events_change_nothing() {
 async fn every_create_call_type_is_tagged() {
     let stack = Stack::new().await;
     let config = stack.moto.config();
-    let mut f = stack.enforcer(POLICY, &[]).await;
+    let mut f = stack.function("tag-enforcer", POLICY, &[]).await;
     // RDS instance and Aurora cluster.
     let rds = aws_sdk_rds::Client::new(&config);
     let db = unique("orders");
@@ -598,7 +539,7 @@ fn config_change(
 #[tokio::test]
 async fn config_change_evaluations() {
     let stack = Stack::new().await;
-    let mut f = stack.enforcer(POLICY, &[]).await;
+    let mut f = stack.function("tag-enforcer", POLICY, &[]).await;
     let full = json!({"project": "web", "env": "dev", "cost_center": "cc-42"});
     let cases = [
         (
@@ -683,7 +624,7 @@ async fn config_change_evaluations() {
 #[tokio::test]
 async fn oversized_item_is_fetched_from_config_history() {
     let stack = Stack::new().await;
-    let mut f = stack.enforcer(POLICY, &[]).await;
+    let mut f = stack.function("tag-enforcer", POLICY, &[]).await;
     stack.moto.post("/_steward/config/items", &json!({
         "awsAccountId": HUB_ACCOUNT, "awsRegion": REGION, "resourceType": "AWS::EC2::Instance",
         "resourceId": "i-0123456789abcdef0", "configurationItemStatus": "OK",
@@ -745,7 +686,7 @@ async fn periodic_evaluation_lists_resources_and_retires_vanished_ones() {
     stack.moto.register_rule_token(rule, &token).await.unwrap();
     let mut e = event("config-scheduled.json");
     e["resultToken"] = json!(token);
-    let mut f = stack.enforcer(POLICY, &[]).await;
+    let mut f = stack.function("tag-enforcer", POLICY, &[]).await;
     f.invoke(&e).await.unwrap().response();
     let recorded = stack.moto.evaluations(&token).await.unwrap();
     let verdict = |id: &str| {
@@ -770,7 +711,7 @@ async fn periodic_evaluation_lists_resources_and_retires_vanished_ones() {
 async fn a_bad_policy_stops_the_function_at_start_with_the_reason() {
     let stack = Stack::new().await;
     let mut f = stack
-        .enforcer("[limits]\nmax_changes_per_runs = 3\n", &[])
+        .function("tag-enforcer", "[limits]\nmax_changes_per_runs = 3\n", &[])
         .await;
     let err = f
         .invoke(&run_instances_event(&["i-1".to_string()]))
