@@ -14,6 +14,16 @@ pub struct Received {
     pub raw: serde_json::Value,
 }
 
+impl Received {
+    /// The chat JSON's markdown description (what Slack or Teams show).
+    pub fn description(&self) -> String {
+        self.chat["content"]["description"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
 /// A topic and the queue subscribed to it.
 pub struct Inbox {
     pub topic_arn: String,

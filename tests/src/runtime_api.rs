@@ -225,6 +225,13 @@ impl Function {
         }
     }
 
+    /// True when every line the process wrote is a JSON document (logs and metrics).
+    pub fn logs_are_json(&self) -> bool {
+        self.logs()
+            .iter()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
+    }
+
     /// Every line the process wrote so far (stdout and stderr).
     pub fn logs(&self) -> Vec<String> {
         self.output.lock().expect("log lock").clone()

@@ -9,7 +9,6 @@ use aws_sdk_ec2::types::{
     Filter, InstanceAttributeName, InstanceType, ResourceType, Tag, TagSpecification,
 };
 use serde_json::{json, Value};
-use steward_tests::inbox::Received;
 use steward_tests::moto::{HUB_ACCOUNT, REGION};
 use steward_tests::stack::{Stack, MEMBER_ACCOUNT, MEMBER_ROLE};
 use steward_tests::{event, unique, workspace_root};
@@ -243,13 +242,6 @@ async fn quarantine_group(
     out.security_groups()[0].clone()
 }
 
-fn description(m: &Received) -> String {
-    m.chat["content"]["description"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
-
 #[tokio::test]
 async fn high_ec2_finding_quarantines_snapshots_protects_and_notifies_once() {
     let stack = Stack::new().await;
@@ -363,7 +355,7 @@ async fn high_ec2_finding_quarantines_snapshots_protects_and_notifies_once() {
         .as_str()
         .unwrap()
         .contains(&format!("fId={finding_id}")));
-    let text = description(m);
+    let text = m.description();
     for expected in [
         "Command and Control server domain name queried",
         "Environment: dev | Project: orders",
@@ -453,11 +445,7 @@ async fn high_ec2_finding_quarantines_snapshots_protects_and_notifies_once() {
             .any(|l| l.contains("\"Namespace\":\"Steward\"") && l.contains("\"ActionsTaken\":7")),
         "{logs:#?}"
     );
-    assert!(
-        logs.iter()
-            .all(|l| serde_json::from_str::<Value>(l).is_ok()),
-        "every line is JSON"
-    );
+    assert!(f.logs_are_json(), "every line is JSON");
 }
 
 #[tokio::test]
@@ -489,7 +477,8 @@ async fn low_finding_only_notifies_and_archived_is_silent() {
     );
     // The fixture's tags (from the finding) name the environment when nothing was read.
     assert_eq!(received[0].attributes["environment"], "dev");
-    assert!(description(&received[0])
+    assert!(received[0]
+        .description()
         .contains("Containment: LOW is below the containment threshold HIGH"));
 
     let mut archived = event("guardduty-archived.json");
@@ -560,7 +549,9 @@ async fn s3_finding_and_exempt_instance_are_notified_not_changed() {
     assert!(!termination_protected(&ec2, &exempt.instance).await);
     let received = stack.inbox.drain().await.unwrap();
     assert_eq!(received[0].attributes["severity"], "HIGH");
-    assert!(description(&received[0]).contains("steward:exempt=true; notified only"));
+    assert!(received[0]
+        .description()
+        .contains("steward:exempt=true; notified only"));
 
     // An environment outside the containment list is notified only, too.
     let mut only_dev = stack
@@ -642,7 +633,7 @@ async fn user_key_is_deactivated_but_break_glass_is_spared() {
         "{}",
         received[0].subject
     );
-    assert!(description(&received[0]).contains(&format!(
+    assert!(received[0].description().contains(&format!(
         "set access key {} of IAM user ci-deployer inactive",
         keys[0]
     )));
@@ -665,7 +656,7 @@ async fn user_key_is_deactivated_but_break_glass_is_spared() {
     assert_eq!(status("breakglass-admin").await, "Active");
     let received = stack.inbox.drain().await.unwrap();
     assert_eq!(received.len(), 1, "the security team still hears about it");
-    assert!(description(&received[0]).contains("break-glass list"));
+    assert!(received[0].description().contains("break-glass list"));
 }
 
 #[tokio::test]
@@ -915,7 +906,9 @@ async fn vanished_instance_malformed_findings_dry_run_and_kill_switch_change_not
     );
     let received = stack.inbox.drain().await.unwrap();
     assert_eq!(received.len(), 1);
-    assert!(description(&received[0]).contains("instance i-0deadbeef0000000a no longer exists"));
+    assert!(received[0]
+        .description()
+        .contains("instance i-0deadbeef0000000a no longer exists"));
 
     let victim = launch_victim(&config, &[("env", "dev")]).await;
     let err = f.invoke_raw("{\"detail-type\": ").await.unwrap().error();
@@ -973,7 +966,9 @@ async fn vanished_instance_malformed_findings_dry_run_and_kill_switch_change_not
             "{}",
             received[0].subject
         );
-        assert!(description(&received[0]).contains("would replace the security groups"));
+        assert!(received[0]
+            .description()
+            .contains("would replace the security groups"));
     }
     assert!(!instance_tags(&ec2, &victim.instance)
         .await

@@ -344,13 +344,6 @@ fn digest(received: &[Received]) -> &Received {
     &received[0]
 }
 
-fn description(m: &Received) -> String {
-    m.chat["content"]["description"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
-
 #[tokio::test]
 async fn friday_stops_exactly_the_right_ones_weekend_does_nothing_monday_restores() {
     let stack = Stack::new().await;
@@ -433,7 +426,7 @@ async fn friday_stops_exactly_the_right_ones_weekend_does_nothing_monday_restore
     assert_eq!(m.attributes["account"], HUB_ACCOUNT);
     assert_eq!(m.attributes["environment"], "dev");
     assert_eq!(m.chat["metadata"]["eventType"], "steward.offhours.digest");
-    let text = description(m);
+    let text = m.description();
     assert!(text.contains(&format!("malformed steward:offhours=\"off=(M-F,19;on=\" on arn:aws:ec2:{REGION}:{HUB_ACCOUNT}:instance/{}", f.malformed)), "{text}");
     assert!(text.contains("steward:exempt=true"), "{text}");
     assert!(
@@ -497,11 +490,7 @@ async fn friday_stops_exactly_the_right_ones_weekend_does_nothing_monday_restore
             .any(|l| l.contains("\"Namespace\":\"Steward\"") && l.contains("\"ActionsTaken\":6")),
         "{logs:#?}"
     );
-    assert!(
-        logs.iter()
-            .all(|l| serde_json::from_str::<Value>(l).is_ok()),
-        "every line is JSON"
-    );
+    assert!(scheduler.logs_are_json(), "every line is JSON");
     assert!(!logs.iter().any(|l| l.contains("not-a-secret-1")));
 }
 
@@ -744,7 +733,7 @@ async fn sqs_fan_out_reports_only_the_failing_target() {
         "{}",
         m.subject
     );
-    let text = description(m);
+    let text = m.description();
     assert!(
         text.contains(&format!("target {HUB_ACCOUNT}/xx-nowhere-1 failed")),
         "{text}"

@@ -154,11 +154,7 @@ async fn new_instances_get_creator_and_env_and_one_notification() {
     assert!(logs
         .iter()
         .any(|l| l.contains("\"Namespace\":\"Steward\"") && l.contains("\"ActionsTaken\":2")));
-    assert!(
-        logs.iter()
-            .all(|l| serde_json::from_str::<Value>(l).is_ok()),
-        "every line is JSON"
-    );
+    assert!(f.logs_are_json(), "every line is JSON");
 }
 
 #[tokio::test]
