@@ -12,6 +12,7 @@ PYTHON ?= python3
 VENV := .venv
 C7N_VENV := .venv-c7n
 FUNCTIONS := tag-enforcer offhours-scheduler secret-rotator guardduty-responder
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: demo test build lint release bench coldstart venv c7n-venv postgres clean-venv
@@ -40,8 +41,10 @@ build:
 test: venv c7n-venv postgres build
 	cargo test --workspace --no-fail-fast
 
+# The drivers run as built by `build`: `cargo run -p` alone would resolve the
+# SDK crates' features for one package and compile them a second time.
 demo: venv postgres build
-	cargo run --quiet -p steward-tests --bin steward-demo
+	$(TARGET_DIR)/debug/steward-demo
 
 lint: venv
 	cfn-lint infra/template.yaml infra/member-role.yaml
@@ -55,13 +58,13 @@ release: venv
 		chmod +x target/lambda/$$f/bootstrap && ls -l target/lambda/$$f/bootstrap.zip; done
 
 ## Cold start of the release tag-enforcer: process start to its first Runtime API poll.
-coldstart: venv release
-	STEWARD_BIN_DIR=target/lambda cargo run --quiet -p steward-tests --bin steward-coldstart -- tag-enforcer 30
+coldstart: venv release build
+	STEWARD_BIN_DIR=target/lambda $(TARGET_DIR)/debug/steward-coldstart tag-enforcer 30
 
 ## The scheduler sweep over 5,000 instances, side by side with Cloud Custodian.
 ## The measured process is the release scheduler; the driver itself needs no optimizing.
-bench: venv c7n-venv release
-	cargo run --quiet -p steward-tests --bin steward-bench
+bench: venv c7n-venv release build
+	$(TARGET_DIR)/debug/steward-bench
 
 clean-venv:
 	rm -rf $(VENV) $(C7N_VENV)
