@@ -20,6 +20,13 @@ Extensions (each documented where it is made):
 5. EKS `TagResource`, `UntagResource` and `ListTagsForResource` on managed
    node group ARNs: moto only looks resources up among clusters.
 
+Further extensions live in `tools/moto_ext_*.py`, one file per service gap,
+loaded at start in name order. Each file documents what it adds and may
+define `install()` (patch moto's backends), `ROUTES` (a dict of
+`/_steward/...` test endpoints to functions `(request) -> Response`) and
+`intercept(request)` (answer an AWS call moto has no route for: return a
+`Response`, or `None` to pass the request to moto).
+
 Test endpoints (never reached by steward itself):
     GET  /_steward/health
     POST /_steward/config/rule-token   {"rule": NAME, "token": TOKEN}
@@ -274,15 +281,50 @@ def seed_item(item):
         ITEMS[(stored["accountId"], stored["awsRegion"], stored["resourceType"], stored["resourceId"])] = stored
 
 
-def steward_endpoints(moto_app):
-    """WSGI middleware: /_steward/* for the tests, everything else to moto."""
+def load_extensions():
+    """Imports every `moto_ext_*.py` beside this file, in name order, and installs it."""
+    import glob
+    import importlib.util
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    extensions = []
+    for path in sorted(glob.glob(os.path.join(here, "moto_ext_*.py"))):
+        name = os.path.splitext(os.path.basename(path))[0]
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        if hasattr(module, "install"):
+            module.install()
+        extensions.append(module)
+    return extensions
+
+
+def steward_endpoints(moto_app, extensions=()):
+    """WSGI middleware: /_steward/* for the tests, extension intercepts, everything else to moto."""
+    routes = {}
+    intercepts = []
+    for module in extensions:
+        routes.update(getattr(module, "ROUTES", {}))
+        if hasattr(module, "intercept"):
+            intercepts.append(module.intercept)
 
     def app(environ, start_response):
         path = environ.get("PATH_INFO", "")
         if not path.startswith("/_steward/"):
+            if intercepts:
+                request = Request(environ)
+                # Reading the body caches it, so moto can still read it when no extension answers.
+                request.get_data(cache=True)
+                environ["wsgi.input"] = __import__("io").BytesIO(request.get_data())
+                for intercept in intercepts:
+                    answer = intercept(request)
+                    if answer is not None:
+                        return answer(environ, start_response)
             return moto_app(environ, start_response)
         request = Request(environ)
-        if path == "/_steward/health":
+        if path in routes:
+            response = routes[path](request)
+        elif path == "/_steward/health":
             response = Response("ok")
         elif path == "/_steward/config/rule-token" and request.method == "POST":
             body = json.loads(request.get_data() or b"{}")
@@ -338,7 +380,7 @@ def main():
         stop_when_parent_leaves(args.max_seconds)
     else:
         threading.Thread(target=lambda: (time.sleep(args.max_seconds), os._exit(0)), daemon=True).start()
-    app = steward_endpoints(DomainDispatcherApplication(create_backend_app))
+    app = steward_endpoints(DomainDispatcherApplication(create_backend_app), load_extensions())
     server = make_server("127.0.0.1", args.port, app, threaded=True, request_handler=MotoRequestHandler)
     print(f"steward-moto ready on http://127.0.0.1:{server.server_port}", flush=True)
     server.serve_forever()

@@ -6,17 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::aws::AwsContext;
-use crate::idempotency::{Claim, DynamoStore, IdempotencyStore};
-use crate::notify::{
-    self, LogOnlyPublisher, Notification, Publish, RenderContext, Severity, SnsPublisher,
-};
+use crate::entry::Invocation;
+use crate::failure::RetryLater;
+use crate::idempotency::{self, keys, Claim, DynamoStore, IdempotencyStore, Lease};
+use crate::notify::{self, LogOnlyPublisher, Notification, Publish, RenderContext, SnsPublisher};
 use crate::policy::Policy;
 use crate::policy_store::PolicyStore;
 use crate::safety::RunMode;
 use crate::settings::{PolicySource, Settings};
-
-/// How long a claimed-but-unfinished record blocks duplicates (the Lambda maximum timeout).
-pub const IN_PROGRESS_TTL: Duration = Duration::from_secs(15 * 60);
 
 /// Everything a handler needs besides the event.
 pub struct Steward {
@@ -30,11 +27,28 @@ pub struct Steward {
 /// What happened to a notification.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NotifyOutcome {
+    /// Published now (the message id when the sink gives one).
     Sent(Option<String>),
     /// Already sent for this key (duplicate delivery).
     Duplicate,
-    /// Below the policy's `notifications.min_severity`.
+    /// Below the policy's `notifications.min_severity`: logged only.
     BelowThreshold,
+}
+
+impl NotifyOutcome {
+    /// True when the message was published by this call.
+    pub fn is_sent(&self) -> bool {
+        matches!(self, NotifyOutcome::Sent(_))
+    }
+
+    /// `sent`, `duplicate` or `below-threshold`, for a handler's response.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            NotifyOutcome::Sent(_) => "sent",
+            NotifyOutcome::Duplicate => "duplicate",
+            NotifyOutcome::BelowThreshold => "below-threshold",
+        }
+    }
 }
 
 impl Steward {
@@ -108,8 +122,7 @@ impl Steward {
         notification: &Notification,
         policy: &Policy,
     ) -> anyhow::Result<NotifyOutcome> {
-        let threshold =
-            Severity::parse(&policy.notifications.min_severity).unwrap_or(Severity::Info);
+        let threshold = policy.notifications.min_severity;
         let ctx = RenderContext {
             mode: self.mode(),
             policy_version: policy.version.clone(),
@@ -121,10 +134,7 @@ impl Steward {
             tracing::info!(subject = %rendered.subject, "notification below notifications.min_severity; logged only");
             return Ok(NotifyOutcome::BelowThreshold);
         }
-        let key = format!(
-            "notify#{}#{}",
-            self.settings.function_name, notification.dedupe_key
-        );
+        let key = keys::notification(&self.settings.function_name, &notification.dedupe_key);
         let keep = Duration::from_secs(policy.notifications.dedupe_days as u64 * 86_400);
         let outcome = self
             .once(&key, keep, || async {
@@ -137,16 +147,42 @@ impl Steward {
                 tracing::info!(subject = %rendered.subject, message_id = %id, event_type = %notification.event_type(), "notification sent");
                 Ok(NotifyOutcome::Sent(Some(id).filter(|i| !i.is_empty())))
             }
-            Once::AlreadyDone(_) | Once::InProgress => {
+            Once::AlreadyDone(_) => {
                 tracing::info!(subject = %rendered.subject, "notification already sent for this event; not sending again");
                 Ok(NotifyOutcome::Duplicate)
             }
         }
     }
 
-    /// Runs `work` at most once per `key` (while the record is kept): claims the
-    /// key, runs, records the result; a failure releases the claim so a retry runs again.
-    /// Without a store (or in dry-run and kill-switch mode) it simply runs.
+    /// Publishes a notification and counts it in the invocation's metrics.
+    pub async fn notify_counted(
+        &self,
+        notification: &Notification,
+        policy: &Policy,
+        invocation: &mut Invocation,
+    ) -> anyhow::Result<NotifyOutcome> {
+        let outcome = self.notify(notification, policy).await?;
+        if outcome.is_sent() {
+            invocation.metrics.notifications_sent += 1;
+        }
+        Ok(outcome)
+    }
+
+    /// True when a notification with this de-duplication key was sent and is still remembered.
+    pub async fn already_notified(&self, dedupe_key: &str) -> anyhow::Result<bool> {
+        let Some(store) = self.idempotency.as_ref() else {
+            return Ok(false);
+        };
+        let key = keys::notification(&self.settings.function_name, dedupe_key);
+        Ok(store.get(&key).await?.is_some_and(|r| r.done))
+    }
+
+    /// Runs `work` at most once per `key` (while the record is kept): claims
+    /// the key with a short lease renewed while `work` runs, records the
+    /// result when it succeeds, and releases the claim when it fails so a
+    /// retry does the work. A live claim held by another attempt is a
+    /// [`RetryLater`] error, never "done". Without a store (or in dry-run and
+    /// kill-switch mode) it simply runs.
     pub async fn once<F, Fut>(&self, key: &str, keep: Duration, work: F) -> anyhow::Result<Once>
     where
         F: FnOnce() -> Fut,
@@ -155,21 +191,54 @@ impl Steward {
         let Some(store) = self.store() else {
             return Ok(Once::Ran(work().await?));
         };
-        match store.claim(key, IN_PROGRESS_TTL).await? {
+        let lease = match store.claim(key, idempotency::LEASE).await? {
             Claim::Done(result) => return Ok(Once::AlreadyDone(result)),
-            Claim::InProgress => return Ok(Once::InProgress),
-            Claim::Acquired => {}
-        }
-        match work().await {
+            Claim::HeldByOther { until } => {
+                return Err(anyhow::Error::new(RetryLater {
+                    key: key.to_string(),
+                    until,
+                }))
+            }
+            Claim::Acquired(lease) => lease,
+        };
+        match with_renewal(store.as_ref(), &lease, work()).await {
             Ok(result) => {
-                store.complete(key, keep, Some(&result)).await?;
+                store.complete(&lease, keep, Some(&result)).await?;
                 Ok(Once::Ran(result))
             }
             Err(e) => {
-                if let Err(release) = store.release(key).await {
-                    tracing::error!(error = %release, key, "could not release the idempotency claim; a retry may wait for it to lapse");
+                if let Err(release) = store.release(&lease).await {
+                    tracing::error!(error = %release, key, "could not release the idempotency claim; a retry takes it over when its lease lapses");
                 }
                 Err(e)
+            }
+        }
+    }
+}
+
+/// Runs `work` while renewing `lease` every [`idempotency::RENEW_EVERY`]; a
+/// renewal that finds the claim taken over stops the work with an error.
+async fn with_renewal<Fut>(
+    store: &dyn IdempotencyStore,
+    lease: &Lease,
+    work: Fut,
+) -> anyhow::Result<String>
+where
+    Fut: std::future::Future<Output = anyhow::Result<String>>,
+{
+    tokio::pin!(work);
+    let mut ticker = tokio::time::interval(idempotency::RENEW_EVERY);
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            result = &mut work => return result,
+            _ = ticker.tick() => {
+                if let Err(e) = store.renew(lease, idempotency::LEASE).await {
+                    tracing::error!(error = %format!("{e:#}"), key = %lease.key, "lease renewal failed");
+                    if e.to_string().contains("taken over") {
+                        return Err(e);
+                    }
+                }
             }
         }
     }
@@ -178,7 +247,8 @@ impl Steward {
 /// The outcome of `Steward::once`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Once {
+    /// This attempt did the work; its result.
     Ran(String),
+    /// An earlier attempt did it (its recorded result).
     AlreadyDone(Option<String>),
-    InProgress,
 }

@@ -1,34 +1,104 @@
-//! At-most-once records (SPEC section 5): notifications and non-repeatable
+//! At-most-once records (SPEC section 5). Notifications and non-repeatable
 //! actions are claimed in the DynamoDB table of `STEWARD_IDEMPOTENCY_TABLE`
-//! before they run, marked done after they succeed, and released when they
-//! fail, so a retry does the work again. Expiry is lazy in DynamoDB, so
-//! `expires_at` is compared in the write condition itself.
+//! before they run. A claim has an owner token and a short lease that the
+//! attempt renews while it works, so a crashed attempt's claim lapses within
+//! about a minute and the retry takes it over. A live claim held by another
+//! attempt means "retry later", never "already done". `complete` and
+//! `release` are conditional on the owner, so a late attempt cannot mark done
+//! (or drop) work that another attempt took over.
+//!
+//! The key format and the table schema live here and nowhere else. Expiry is
+//! lazy in DynamoDB, so `expires_at` is compared in the write condition itself.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
+use crate::sdk::{describe, sdk_error};
+
+/// How long a claim lives unless its owner renews it.
+pub const LEASE: Duration = Duration::from_secs(60);
+/// How often a working attempt renews its lease.
+pub const RENEW_EVERY: Duration = Duration::from_secs(20);
+
+/// A claim this attempt holds: the key and the owner token that proves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub key: String,
+    pub owner: String,
+}
+
+impl Lease {
+    /// A lease on `key` with a fresh owner token.
+    pub fn new_owner(key: &str) -> Lease {
+        Lease {
+            key: key.to_string(),
+            owner: uuid::Uuid::new_v4().to_string(),
+        }
+    }
+}
+
 /// The outcome of claiming a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
-    /// This attempt owns the work; call `complete` or `release`.
-    Acquired,
+    /// This attempt owns the work; renew while working, then `complete` or `release`.
+    Acquired(Lease),
     /// The work was done already (its recorded result, if any).
     Done(Option<String>),
-    /// Another attempt is doing it now (or crashed less than the in-progress time ago).
-    InProgress,
+    /// Another live attempt holds the claim until this epoch second: retry later.
+    HeldByOther { until: i64 },
+}
+
+/// A record kept under a key: its state and, for done work, the result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub done: bool,
+    pub result: Option<String>,
+    pub expires_at: i64,
+}
+
+/// Builds the table keys; functions never format keys themselves.
+pub mod keys {
+    /// A notification, once per function and de-duplication key.
+    pub fn notification(function_name: &str, dedupe_key: &str) -> String {
+        format!("notify#{function_name}#{dedupe_key}")
+    }
+
+    /// A non-repeatable action, once per function and action key.
+    pub fn action(function_name: &str, action_key: &str) -> String {
+        format!("action#{function_name}#{action_key}")
+    }
+
+    /// A state record a function keeps between invocations (for example a counter or a run budget).
+    pub fn state(function_name: &str, name: &str) -> String {
+        format!("state#{function_name}#{name}")
+    }
 }
 
 /// A store of at-most-once records.
 #[async_trait::async_trait]
 pub trait IdempotencyStore: Send + Sync {
-    /// Claims `key` for `in_progress` (after that a crashed attempt's claim lapses).
-    async fn claim(&self, key: &str, in_progress: Duration) -> anyhow::Result<Claim>;
-    /// Marks `key` done, kept for `keep`, with an optional result to return to later claims.
-    async fn complete(&self, key: &str, keep: Duration, result: Option<&str>)
-        -> anyhow::Result<()>;
-    /// Drops this attempt's claim so a retry does the work.
-    async fn release(&self, key: &str) -> anyhow::Result<()>;
+    /// Claims `key` with a lease of `lease`; a lapsed claim or an expired record is taken over.
+    async fn claim(&self, key: &str, lease: Duration) -> anyhow::Result<Claim>;
+    /// Extends this attempt's lease; fails when another attempt took the claim over.
+    async fn renew(&self, lease: &Lease, by: Duration) -> anyhow::Result<()>;
+    /// Marks the work done, kept for `keep`, with an optional result for later claims.
+    /// Fails when this attempt no longer owns the claim.
+    async fn complete(
+        &self,
+        lease: &Lease,
+        keep: Duration,
+        result: Option<&str>,
+    ) -> anyhow::Result<()>;
+    /// Drops this attempt's claim so a retry does the work (no-op when not the owner).
+    async fn release(&self, lease: &Lease) -> anyhow::Result<()>;
+    /// Reads a record that has not expired.
+    async fn get(&self, key: &str) -> anyhow::Result<Option<Record>>;
+}
+
+fn now_epoch() -> i64 {
+    chrono::Utc::now().timestamp()
 }
 
 /// The DynamoDB table: partition key `pk` (string), expiry attribute `expires_at` (epoch seconds).
@@ -41,75 +111,151 @@ impl DynamoStore {
     pub fn new(client: aws_sdk_dynamodb::Client, table: String) -> DynamoStore {
         DynamoStore { client, table }
     }
+
+    fn fail<E, R>(
+        &self,
+        operation: &str,
+        e: aws_sdk_dynamodb::error::SdkError<E, R>,
+    ) -> anyhow::Error
+    where
+        E: std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug + Send + Sync + 'static,
+    {
+        anyhow::anyhow!(
+            "idempotency table {}: {}; check that the table exists with partition key `pk` (string) and the function may read and write it",
+            self.table,
+            describe(operation, &e)
+        )
+    }
+
+    async fn read(&self, key: &str) -> anyhow::Result<Option<HashMap<String, AttributeValue>>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(key.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.fail("GetItem", e))?;
+        Ok(out.item().cloned())
+    }
 }
 
-fn now_epoch() -> i64 {
-    chrono::Utc::now().timestamp()
+fn record_of(item: &HashMap<String, AttributeValue>) -> Record {
+    Record {
+        done: item
+            .get("status")
+            .and_then(|v| v.as_s().ok())
+            .is_some_and(|s| s == "DONE"),
+        result: item.get("result").and_then(|v| v.as_s().ok()).cloned(),
+        expires_at: item
+            .get("expires_at")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0),
+    }
 }
 
-fn dynamo_error<E, R>(
-    what: &str,
-    table: &str,
-    e: aws_sdk_dynamodb::error::SdkError<E, R>,
-) -> anyhow::Error
-where
-    E: std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    anyhow::anyhow!(
-        "idempotency table {table}: {what} failed: {}; check that the table exists with partition key `pk` (string) and the function may read and write it",
-        aws_sdk_dynamodb::error::DisplayErrorContext(&e)
-    )
+fn is_condition_failure<R>(e: &aws_sdk_dynamodb::error::SdkError<impl ConditionCheck, R>) -> bool {
+    e.as_service_error()
+        .is_some_and(ConditionCheck::is_condition_failure)
+}
+
+/// The DynamoDB write errors that can report a failed condition.
+trait ConditionCheck {
+    fn is_condition_failure(&self) -> bool;
+}
+
+impl ConditionCheck for aws_sdk_dynamodb::operation::put_item::PutItemError {
+    fn is_condition_failure(&self) -> bool {
+        self.is_conditional_check_failed_exception()
+    }
+}
+
+impl ConditionCheck for aws_sdk_dynamodb::operation::update_item::UpdateItemError {
+    fn is_condition_failure(&self) -> bool {
+        self.is_conditional_check_failed_exception()
+    }
+}
+
+impl ConditionCheck for aws_sdk_dynamodb::operation::delete_item::DeleteItemError {
+    fn is_condition_failure(&self) -> bool {
+        self.is_conditional_check_failed_exception()
+    }
 }
 
 #[async_trait::async_trait]
 impl IdempotencyStore for DynamoStore {
-    async fn claim(&self, key: &str, in_progress: Duration) -> anyhow::Result<Claim> {
+    async fn claim(&self, key: &str, lease: Duration) -> anyhow::Result<Claim> {
         let now = now_epoch();
+        let claim = Lease::new_owner(key);
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
             .item("pk", AttributeValue::S(key.to_string()))
             .item("status", AttributeValue::S("IN_PROGRESS".into()))
+            .item("owner", AttributeValue::S(claim.owner.clone()))
             .item(
                 "expires_at",
-                AttributeValue::N((now + in_progress.as_secs() as i64).to_string()),
+                AttributeValue::N((now + lease.as_secs() as i64).to_string()),
             )
             .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
             .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
             .send()
             .await;
         match result {
-            Ok(_) => Ok(Claim::Acquired),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                let item = self
-                    .client
-                    .get_item()
-                    .table_name(&self.table)
-                    .key("pk", AttributeValue::S(key.to_string()))
-                    .consistent_read(true)
-                    .send()
-                    .await
-                    .map_err(|e| dynamo_error("GetItem", &self.table, e))?;
-                let item = item.item().cloned().unwrap_or_default();
-                let status = item.get("status").and_then(|v| v.as_s().ok()).cloned();
-                let stored = item.get("result").and_then(|v| v.as_s().ok()).cloned();
-                Ok(match status.as_deref() {
-                    Some("DONE") => Claim::Done(stored),
-                    _ => Claim::InProgress,
+            Ok(_) => Ok(Claim::Acquired(claim)),
+            Err(e) if is_condition_failure(&e) => {
+                let Some(item) = self.read(key).await? else {
+                    // Deleted between the write and the read: the next claim will take it.
+                    return Ok(Claim::HeldByOther { until: now });
+                };
+                let record = record_of(&item);
+                Ok(if record.done {
+                    Claim::Done(record.result)
+                } else {
+                    Claim::HeldByOther {
+                        until: record.expires_at,
+                    }
                 })
             }
-            Err(e) => Err(dynamo_error("PutItem", &self.table, e)),
+            Err(e) => Err(self.fail("PutItem", e)),
         }
+    }
+
+    async fn renew(&self, lease: &Lease, by: Duration) -> anyhow::Result<()> {
+        let until = now_epoch() + by.as_secs() as i64;
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(lease.key.clone()))
+            .update_expression("SET expires_at = :until")
+            .condition_expression("#o = :owner AND #s = :in_progress")
+            .expression_attribute_names("#o", "owner")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":owner", AttributeValue::S(lease.owner.clone()))
+            .expression_attribute_values(":in_progress", AttributeValue::S("IN_PROGRESS".into()))
+            .expression_attribute_values(":until", AttributeValue::N(until.to_string()))
+            .send()
+            .await
+            .map_err(|e| {
+                if is_condition_failure(&e) {
+                    anyhow::anyhow!(
+                        "idempotency claim {} was taken over by another attempt; stopping this one",
+                        lease.key
+                    )
+                } else {
+                    self.fail("UpdateItem", e)
+                }
+            })?;
+        Ok(())
     }
 
     async fn complete(
         &self,
-        key: &str,
+        lease: &Lease,
         keep: Duration,
         result: Option<&str>,
     ) -> anyhow::Result<()> {
@@ -117,43 +263,58 @@ impl IdempotencyStore for DynamoStore {
             .client
             .put_item()
             .table_name(&self.table)
-            .item("pk", AttributeValue::S(key.to_string()))
+            .item("pk", AttributeValue::S(lease.key.clone()))
             .item("status", AttributeValue::S("DONE".into()))
+            .item("owner", AttributeValue::S(lease.owner.clone()))
             .item(
                 "expires_at",
                 AttributeValue::N((now_epoch() + keep.as_secs() as i64).to_string()),
-            );
+            )
+            .condition_expression("#o = :owner")
+            .expression_attribute_names("#o", "owner")
+            .expression_attribute_values(":owner", AttributeValue::S(lease.owner.clone()));
         if let Some(r) = result {
             request = request.item("result", AttributeValue::S(r.to_string()));
         }
-        request
-            .send()
-            .await
-            .map_err(|e| dynamo_error("PutItem", &self.table, e))?;
+        request.send().await.map_err(|e| {
+            if is_condition_failure(&e) {
+                anyhow::anyhow!(
+                    "idempotency claim {} was taken over by another attempt before this one finished; its work may be repeated by that attempt",
+                    lease.key
+                )
+            } else {
+                self.fail("PutItem", e)
+            }
+        })?;
         Ok(())
     }
 
-    async fn release(&self, key: &str) -> anyhow::Result<()> {
+    async fn release(&self, lease: &Lease) -> anyhow::Result<()> {
         let result = self
             .client
             .delete_item()
             .table_name(&self.table)
-            .key("pk", AttributeValue::S(key.to_string()))
-            .condition_expression("#s = :in_progress")
+            .key("pk", AttributeValue::S(lease.key.clone()))
+            .condition_expression("#s = :in_progress AND #o = :owner")
             .expression_attribute_names("#s", "status")
+            .expression_attribute_names("#o", "owner")
             .expression_attribute_values(":in_progress", AttributeValue::S("IN_PROGRESS".into()))
+            .expression_attribute_values(":owner", AttributeValue::S(lease.owner.clone()))
             .send()
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(dynamo_error("DeleteItem", &self.table, e)),
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(self.fail("DeleteItem", e)),
         }
+    }
+
+    async fn get(&self, key: &str) -> anyhow::Result<Option<Record>> {
+        Ok(self
+            .read(key)
+            .await?
+            .map(|item| record_of(&item))
+            .filter(|r| r.expires_at > now_epoch()))
     }
 }
 
@@ -187,7 +348,10 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> any
         {
             return Ok(());
         }
-        return Err(dynamo_error("CreateTable", table, e));
+        return Err(sdk_error(
+            &format!("idempotency table {table}: CreateTable"),
+            e,
+        ));
     }
     client
         .update_time_to_live()
@@ -200,6 +364,27 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> any
         )
         .send()
         .await
-        .map_err(|e| dynamo_error("UpdateTimeToLive", table, e))?;
+        .map_err(|e| sdk_error(&format!("idempotency table {table}: UpdateTimeToLive"), e))?;
+    Ok(())
+}
+
+/// Seeds the claim an attempt leaves when it is killed mid-work (tests and drills):
+/// an `IN_PROGRESS` record with a foreign owner whose lease ends at `expires_at`.
+pub async fn seed_abandoned_claim(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: &str,
+    expires_at: i64,
+) -> anyhow::Result<()> {
+    client
+        .put_item()
+        .table_name(table)
+        .item("pk", AttributeValue::S(key.to_string()))
+        .item("status", AttributeValue::S("IN_PROGRESS".into()))
+        .item("owner", AttributeValue::S("killed-attempt".into()))
+        .item("expires_at", AttributeValue::N(expires_at.to_string()))
+        .send()
+        .await
+        .map_err(|e| sdk_error(&format!("idempotency table {table}: PutItem"), e))?;
     Ok(())
 }

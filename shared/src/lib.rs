@@ -17,10 +17,17 @@ pub mod policy;
 pub mod policy_store;
 pub mod safety;
 pub mod schedule;
+pub mod sdk;
 pub mod settings;
+pub mod sqs;
 pub mod tags;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+pub mod trigger;
 
-pub use context::Steward;
+pub use context::{NotifyOutcome, Once, Steward};
+pub use entry::{Handler, Invocation};
+pub use failure::{bad_event, BadEvent};
 pub use notify::{Category, Notification, Severity};
 pub use policy::Policy;
 pub use safety::RunMode;

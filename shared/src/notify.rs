@@ -10,8 +10,12 @@ use serde_json::json;
 
 use crate::safety::RunMode;
 
-/// Notification severity; also the `severity` message attribute.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// Notification severity; also the `severity` message attribute. In the
+/// policy it is written in capitals (`"MEDIUM"`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "UPPERCASE")]
 pub enum Severity {
     Info,
     Low,

@@ -277,7 +277,7 @@ pub struct Notifications {
     /// Items listed in full before a message summarizes the rest as a count.
     pub max_items: u32,
     /// Lowest severity that is published (lower ones are only logged).
-    pub min_severity: String,
+    pub min_severity: crate::notify::Severity,
     /// Days an idempotency record is kept.
     pub dedupe_days: u32,
 }
@@ -286,7 +286,7 @@ impl Default for Notifications {
     fn default() -> Self {
         Notifications {
             max_items: 25,
-            min_severity: "INFO".into(),
+            min_severity: crate::notify::Severity::Info,
             dedupe_days: 7,
         }
     }
@@ -339,7 +339,6 @@ impl fmt::Display for PolicyErrors {
 impl std::error::Error for PolicyErrors {}
 
 const SEVERITY_BANDS: [&str; 4] = ["LOW", "MEDIUM", "HIGH", "CRITICAL"];
-const SEVERITIES: [&str; 5] = ["INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL"];
 
 impl Policy {
     /// Parses and validates a policy document.
@@ -477,16 +476,6 @@ impl Policy {
                     ));
                 }
             }
-        }
-        if !SEVERITIES.contains(&self.notifications.min_severity.as_str()) {
-            problems.push((
-                "notifications.min_severity".into(),
-                format!(
-                    "`{}` is not one of {}",
-                    self.notifications.min_severity,
-                    SEVERITIES.join(", ")
-                ),
-            ));
         }
         if self.notifications.max_items == 0 {
             problems.push((

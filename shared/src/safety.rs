@@ -104,6 +104,35 @@ pub fn check_blast_radius(planned: usize, limit: u32) -> Result<(), BlastRadiusE
     }
 }
 
+/// The HIGH alert for a run stopped by the blast-radius limit, built in one
+/// place for every function: `summary` says what would have changed, `items`
+/// lists the resources, `first_step` says what to check first.
+pub fn blast_radius_notice(
+    category: crate::notify::Category,
+    exceeded: &BlastRadiusExceeded,
+    summary: String,
+    items: Vec<String>,
+    first_step: &str,
+) -> crate::notify::Notification {
+    let mut n = crate::notify::Notification::new(
+        crate::notify::Severity::High,
+        category,
+        "blast-radius",
+        summary,
+    );
+    n.details.push(exceeded.to_string());
+    n.items = items;
+    n.next_steps.push(first_step.to_string());
+    n.next_steps.push(
+        "If it is intended, raise [limits] max_changes_per_run and replay the event or run.".into(),
+    );
+    n.facts
+        .insert("plannedChanges".into(), exceeded.planned.to_string());
+    n.facts
+        .insert("maxChangesPerRun".into(), exceeded.limit.to_string());
+    n
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

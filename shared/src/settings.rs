@@ -14,6 +14,7 @@ pub mod vars {
     pub const IDEMPOTENCY_TABLE: &str = "STEWARD_IDEMPOTENCY_TABLE";
     pub const MEMBER_ROLE: &str = "STEWARD_MEMBER_ROLE";
     pub const WORK_QUEUE: &str = "STEWARD_WORK_QUEUE";
+    pub const COPY_QUEUE: &str = "STEWARD_COPY_QUEUE";
 }
 
 /// Where the policy comes from.
@@ -37,6 +38,8 @@ pub struct Settings {
     pub idempotency_table: Option<String>,
     pub member_role: Option<String>,
     pub work_queue: Option<String>,
+    /// The snapshot copier's queue of copies waiting for capacity.
+    pub copy_queue: Option<String>,
 }
 
 impl Settings {
@@ -104,6 +107,7 @@ impl Settings {
             idempotency_table: get(vars::IDEMPOTENCY_TABLE),
             member_role: get(vars::MEMBER_ROLE),
             work_queue: get(vars::WORK_QUEUE),
+            copy_queue: get(vars::COPY_QUEUE),
         })
     }
 }

@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use steward_shared::idempotency::{create_table, Claim, DynamoStore, IdempotencyStore};
+use steward_shared::idempotency::{
+    create_table, seed_abandoned_claim, Claim, DynamoStore, IdempotencyStore, Lease,
+};
 use steward_shared::notify::{
     render, Category, Notification, Publish, RenderContext, Severity, SnsPublisher,
 };
@@ -27,39 +29,53 @@ async fn idempotency_claims_complete_release_and_expire() {
         .expect("creating an existing table is fine");
     let store = DynamoStore::new(ddb.clone(), table.clone());
 
-    assert_eq!(
-        store.claim("k1", Duration::from_secs(900)).await.unwrap(),
-        Claim::Acquired
-    );
-    assert_eq!(
-        store.claim("k1", Duration::from_secs(900)).await.unwrap(),
-        Claim::InProgress
-    );
+    let lease = match store.claim("k1", Duration::from_secs(60)).await.unwrap() {
+        Claim::Acquired(lease) => lease,
+        other => panic!("first claim: {other:?}"),
+    };
+    // A live claim held by another attempt is "retry later", never "done".
+    assert!(matches!(
+        store.claim("k1", Duration::from_secs(60)).await.unwrap(),
+        Claim::HeldByOther { .. }
+    ));
+    store.renew(&lease, Duration::from_secs(60)).await.unwrap();
+    // Only the owner completes: a stranger's token is refused and changes nothing.
+    let stranger = Lease::new_owner("k1");
+    assert!(store
+        .complete(&stranger, Duration::from_secs(3600), Some("forged"))
+        .await
+        .is_err());
     store
-        .complete("k1", Duration::from_secs(3600), Some("msg-1"))
+        .complete(&lease, Duration::from_secs(3600), Some("msg-1"))
         .await
         .unwrap();
     assert_eq!(
-        store.claim("k1", Duration::from_secs(900)).await.unwrap(),
+        store.claim("k1", Duration::from_secs(60)).await.unwrap(),
         Claim::Done(Some("msg-1".into()))
     );
     // Release never drops a completed record.
-    store.release("k1").await.unwrap();
+    store.release(&lease).await.unwrap();
     assert_eq!(
-        store.claim("k1", Duration::from_secs(900)).await.unwrap(),
+        store.claim("k1", Duration::from_secs(60)).await.unwrap(),
         Claim::Done(Some("msg-1".into()))
     );
+    assert!(store.renew(&lease, Duration::from_secs(60)).await.is_err());
 
-    // A failed attempt releases its claim, so the retry acquires it.
-    assert_eq!(
-        store.claim("k2", Duration::from_secs(900)).await.unwrap(),
-        Claim::Acquired
-    );
-    store.release("k2").await.unwrap();
-    assert_eq!(
-        store.claim("k2", Duration::from_secs(900)).await.unwrap(),
-        Claim::Acquired
-    );
+    // A failed attempt releases its claim, so the retry acquires it; a
+    // stranger's release does not drop another attempt's claim.
+    let Claim::Acquired(failed) = store.claim("k2", Duration::from_secs(60)).await.unwrap() else {
+        panic!("k2 should be free");
+    };
+    store.release(&failed).await.unwrap();
+    let Claim::Acquired(retry) = store.claim("k2", Duration::from_secs(60)).await.unwrap() else {
+        panic!("the retry should acquire a released claim");
+    };
+    store.release(&Lease::new_owner("k2")).await.unwrap();
+    assert!(matches!(
+        store.claim("k2", Duration::from_secs(60)).await.unwrap(),
+        Claim::HeldByOther { .. }
+    ));
+    store.release(&retry).await.unwrap();
 
     // An expired record (DynamoDB deletes lazily) does not block a new claim.
     ddb.put_item()
@@ -73,9 +89,43 @@ async fn idempotency_claims_complete_release_and_expire() {
         .send()
         .await
         .unwrap();
+    assert!(matches!(
+        store.claim("k3", Duration::from_secs(60)).await.unwrap(),
+        Claim::Acquired(_)
+    ));
+
+    // The claim a killed attempt leaves: held while its lease is live, taken
+    // over once it lapses, and the late owner can then no longer complete.
+    let now = chrono::Utc::now().timestamp();
+    seed_abandoned_claim(&ddb, &table, "k4", now + 30)
+        .await
+        .unwrap();
     assert_eq!(
-        store.claim("k3", Duration::from_secs(900)).await.unwrap(),
-        Claim::Acquired
+        store.claim("k4", Duration::from_secs(60)).await.unwrap(),
+        Claim::HeldByOther { until: now + 30 }
+    );
+    seed_abandoned_claim(&ddb, &table, "k4", now - 1)
+        .await
+        .unwrap();
+    let Claim::Acquired(takeover) = store.claim("k4", Duration::from_secs(60)).await.unwrap()
+    else {
+        panic!("a lapsed claim is taken over");
+    };
+    let killed = Lease {
+        key: "k4".into(),
+        owner: "killed-attempt".into(),
+    };
+    assert!(store
+        .complete(&killed, Duration::from_secs(60), None)
+        .await
+        .is_err());
+    store
+        .complete(&takeover, Duration::from_secs(60), Some("done-once"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get("k4").await.unwrap().and_then(|r| r.result),
+        Some("done-once".into())
     );
 
     // A missing table is an error that says what to check.

@@ -9,10 +9,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use steward_shared::tags::TagMap;
 
-/// A problem with the input: the invocation fails with this message.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("bad event: {0}")]
-pub struct BadEvent(pub String);
+pub use steward_shared::failure::BadEvent;
 
 /// One delivery of a finding.
 #[derive(Debug, Clone)]

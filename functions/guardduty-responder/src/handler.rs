@@ -11,7 +11,6 @@ use serde_json::{json, Value};
 use steward_shared::context::{NotifyOutcome, Once};
 use steward_shared::observability::Metrics;
 use steward_shared::{safety, Policy, Steward};
-use tracing::Instrument;
 
 use crate::ec2::{snapshotted_for, AwsEc2, Ec2Api};
 use crate::finding::{self, Finding, Target};
@@ -155,22 +154,14 @@ impl<A: Apis> Responder<A> {
     }
 
     /// Handles one invocation; the span puts the request and event ids on every log line.
-    pub async fn invoke(&self, payload: Value, request_id: &str) -> anyhow::Result<Value> {
-        let span = tracing::info_span!("invocation", request_id, event_id = tracing::field::Empty);
-        async {
-            let mut metrics = Metrics::default();
-            let result = self.handle(payload, &mut metrics).await;
-            if let Err(e) = &result {
-                tracing::error!(error = %format!("{e:#}"), "invocation failed");
-            }
-            metrics.emit(FUNCTION_NAME);
-            result
-        }
-        .instrument(span)
-        .await
+    pub async fn invoke(&self, payload: Value, request_id: &str) -> anyhow::Result<Value>
+    where
+        A: 'static,
+    {
+        steward_shared::entry::invoke(self, FUNCTION_NAME, payload, request_id).await
     }
 
-    async fn handle(&self, payload: Value, metrics: &mut Metrics) -> anyhow::Result<Value> {
+    async fn process(&self, payload: Value, metrics: &mut Metrics) -> anyhow::Result<Value> {
         let event = finding::parse(&payload)?;
         tracing::Span::current().record("event_id", event.event_id.as_str());
         let f = &event.finding;
@@ -519,11 +510,6 @@ impl<A: Apis> Responder<A> {
                     ),
                 });
             }
-            Ok(Once::InProgress) => {
-                outcome.already = Some(format!(
-                    "another delivery of this finding is containing {instance_id} right now; it reports the result"
-                ));
-            }
             Err(e) if outcome.failures.is_empty() => outcome.failures.push(format!("{e:#}")),
             Err(_) => {}
         }
@@ -692,8 +678,12 @@ fn merge(mut base: Value, extra: Value) -> Value {
 
 #[async_trait::async_trait]
 impl<A: Apis + 'static> steward_shared::entry::Handler for Responder<A> {
-    async fn handle(&self, payload: Value, request_id: &str) -> anyhow::Result<Value> {
-        self.invoke(payload, request_id).await
+    async fn handle(
+        &self,
+        payload: Value,
+        invocation: &mut steward_shared::entry::Invocation,
+    ) -> anyhow::Result<Value> {
+        self.process(payload, &mut invocation.metrics).await
     }
 }
 
@@ -702,9 +692,6 @@ mod tests {
     //! The flow with in-memory adapters: a step failing part-way, the retry
     //! completing from what is in place, and the third delivery changing nothing.
 
-    use std::collections::{BTreeMap, HashMap};
-
-    use steward_shared::idempotency::{Claim, IdempotencyStore};
     use steward_shared::notify::{Publish, Rendered};
     use steward_shared::policy_store::PolicyStore;
     use steward_shared::settings::{PolicySource, Settings};
@@ -845,39 +832,7 @@ mod tests {
         }
     }
 
-    #[derive(Default)]
-    struct MemoryStore(Mutex<HashMap<String, Option<String>>>);
-
-    #[async_trait::async_trait]
-    impl IdempotencyStore for MemoryStore {
-        async fn claim(&self, key: &str, _ttl: Duration) -> anyhow::Result<Claim> {
-            let mut m = self.0.lock().unwrap();
-            match m.get(key) {
-                Some(Some(done)) => Ok(Claim::Done(Some(done.clone()))),
-                Some(None) => Ok(Claim::InProgress),
-                None => {
-                    m.insert(key.into(), None);
-                    Ok(Claim::Acquired)
-                }
-            }
-        }
-        async fn complete(
-            &self,
-            key: &str,
-            _keep: Duration,
-            result: Option<&str>,
-        ) -> anyhow::Result<()> {
-            self.0
-                .lock()
-                .unwrap()
-                .insert(key.into(), Some(result.unwrap_or_default().into()));
-            Ok(())
-        }
-        async fn release(&self, key: &str) -> anyhow::Result<()> {
-            self.0.lock().unwrap().remove(key);
-            Ok(())
-        }
-    }
+    use steward_shared::testing::MemoryStore;
 
     fn instance() -> InstanceFacts {
         let tags: TagMap = [("env".to_string(), "prod".to_string())].into();
@@ -918,6 +873,7 @@ mod tests {
             idempotency_table: None,
             member_role: None,
             work_queue: None,
+            copy_queue: None,
         };
         let base = aws_config::SdkConfig::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
@@ -1036,10 +992,9 @@ mod tests {
             );
             assert!(published[0].text.contains("- done: snapshotted vol-1"));
         }
-        let records: BTreeMap<String, Option<String>> =
-            store.0.lock().unwrap().clone().into_iter().collect();
+        let records = store.keys();
         assert!(
-            !records.keys().any(|k| k.starts_with("gd-contain#")),
+            !records.iter().any(|k| k.starts_with("gd-contain#")),
             "a failed attempt records nothing: {records:?}"
         );
         assert!(!ec2

@@ -74,7 +74,7 @@ struct SchedulerPayload {
 }
 
 fn bad(what: impl std::fmt::Display) -> anyhow::Error {
-    anyhow::anyhow!("bad event: {what}")
+    steward_shared::bad_event(what)
 }
 
 fn time(value: &str, field: &str) -> anyhow::Result<DateTime<Utc>> {

@@ -15,7 +15,6 @@ use steward_shared::context::NotifyOutcome;
 use steward_shared::notify::{Category, Notification, Severity};
 use steward_shared::observability::Metrics;
 use steward_shared::{safety, Policy, Steward};
-use tracing::Instrument;
 
 use crate::events::{self, RdsRestart, Trigger, WorkRecord};
 use crate::model::{Kind, Power, RESTART_PENDING};
@@ -71,22 +70,14 @@ impl<F: Fleet> Scheduler<F> {
     }
 
     /// Handles one invocation; the span puts the request and event ids on every log line.
-    pub async fn invoke(&self, payload: Value, request_id: &str) -> anyhow::Result<Value> {
-        let span = tracing::info_span!("invocation", request_id, event_id = tracing::field::Empty);
-        async {
-            let mut metrics = Metrics::default();
-            let result = self.handle(payload, &mut metrics).await;
-            if let Err(e) = &result {
-                tracing::error!(error = %format!("{e:#}"), "invocation failed");
-            }
-            metrics.emit(FUNCTION_NAME);
-            result
-        }
-        .instrument(span)
-        .await
+    pub async fn invoke(&self, payload: Value, request_id: &str) -> anyhow::Result<Value>
+    where
+        F: 'static,
+    {
+        steward_shared::entry::invoke(self, FUNCTION_NAME, payload, request_id).await
     }
 
-    async fn handle(&self, payload: Value, metrics: &mut Metrics) -> anyhow::Result<Value> {
+    async fn process(&self, payload: Value, metrics: &mut Metrics) -> anyhow::Result<Value> {
         let trigger = events::parse(&payload)?;
         let policy = self.steward.policy.current().await;
         match trigger {
@@ -510,7 +501,11 @@ impl<F: Fleet> Scheduler<F> {
 
 #[async_trait::async_trait]
 impl<F: Fleet + 'static> steward_shared::entry::Handler for Scheduler<F> {
-    async fn handle(&self, payload: Value, request_id: &str) -> anyhow::Result<Value> {
-        self.invoke(payload, request_id).await
+    async fn handle(
+        &self,
+        payload: Value,
+        invocation: &mut steward_shared::entry::Invocation,
+    ) -> anyhow::Result<Value> {
+        self.process(payload, &mut invocation.metrics).await
     }
 }

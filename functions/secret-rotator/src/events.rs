@@ -73,34 +73,36 @@ pub fn account_region_of(secret_id: &str) -> Option<(String, String)> {
 /// Parses an invocation payload; errors start with `bad event:`.
 pub fn parse(payload: &Value) -> anyhow::Result<RotationEvent> {
     let object = payload.as_object().ok_or_else(|| {
-        anyhow::anyhow!(
-            "bad event: expected a JSON object with Step, SecretId and ClientRequestToken"
+        steward_shared::bad_event(
+            "expected a JSON object with Step, SecretId and ClientRequestToken",
         )
     })?;
     let text = |key: &str| -> anyhow::Result<String> {
         match object.get(key) {
             Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.trim().to_string()),
-            Some(Value::String(_)) => anyhow::bail!("bad event: {key} is empty"),
-            Some(other) => anyhow::bail!("bad event: {key} must be a string, got {other}"),
-            None => anyhow::bail!(
-                "bad event: {key} is missing; this function expects Secrets Manager rotation events \
+            Some(Value::String(_)) => Err(steward_shared::bad_event(format!("{key} is empty"))),
+            Some(other) => Err(steward_shared::bad_event(format!(
+                "{key} must be a string, got {other}"
+            ))),
+            None => Err(steward_shared::bad_event(format!(
+                "{key} is missing; this function expects Secrets Manager rotation events \
                  (Step, SecretId, ClientRequestToken)"
-            ),
+            ))),
         }
     };
     let step_name = text("Step")?;
     let step = Step::parse(&step_name).ok_or_else(|| {
-        anyhow::anyhow!(
-            "bad event: unknown Step {step_name:?}; expected createSecret, setSecret, testSecret or finishSecret"
-        )
+        steward_shared::bad_event(format!(
+            "unknown Step {step_name:?}; expected createSecret, setSecret, testSecret or finishSecret"
+        ))
     })?;
     let secret_id = text("SecretId")?;
     let token = text("ClientRequestToken")?;
     if token.len() < 32 || token.len() > 64 {
-        anyhow::bail!(
-            "bad event: ClientRequestToken must be 32 to 64 characters, got {}",
+        return Err(steward_shared::bad_event(format!(
+            "ClientRequestToken must be 32 to 64 characters, got {}",
             token.len()
-        );
+        )));
     }
     let rotation_token = match object.get("RotationToken") {
         None | Some(Value::Null) => None,

@@ -14,7 +14,6 @@ use steward_shared::context::NotifyOutcome;
 use steward_shared::notify::{Category, Notification, Severity};
 use steward_shared::observability::Metrics;
 use steward_shared::{Policy, Steward};
-use tracing::Instrument;
 
 use crate::credentials::{DbCredentials, CLONE_SUFFIX};
 use crate::database::{ConnectOptions, Database, Login, Postgres, Target};
@@ -112,32 +111,14 @@ impl<A: Apis> SecretRotator<A> {
     }
 
     /// Handles one invocation; the span puts the request id, token, secret and step on every log line.
-    pub async fn invoke(&self, payload: Value, request_id: &str) -> anyhow::Result<Value> {
-        let span = tracing::info_span!(
-            "invocation",
-            request_id,
-            event_id = tracing::field::Empty,
-            secret = tracing::field::Empty,
-            step = tracing::field::Empty
-        );
-        async {
-            let mut metrics = Metrics {
-                resources_evaluated: 1,
-                ..Metrics::default()
-            };
-            let result = self.handle(payload, &mut metrics).await;
-            if let Err(e) = &result {
-                metrics.actions_failed += 1;
-                tracing::error!(error = %format!("{e:#}"), "rotation step failed");
-            }
-            metrics.emit(FUNCTION_NAME);
-            result
-        }
-        .instrument(span)
-        .await
+    pub async fn invoke(&self, payload: Value, request_id: &str) -> anyhow::Result<Value>
+    where
+        A: 'static,
+    {
+        steward_shared::entry::invoke(self, FUNCTION_NAME, payload, request_id).await
     }
 
-    async fn handle(&self, payload: Value, metrics: &mut Metrics) -> anyhow::Result<Value> {
+    async fn process(&self, payload: Value, metrics: &mut Metrics) -> anyhow::Result<Value> {
         let policy = self.steward.policy.current().await;
         let event = match events::parse(&payload) {
             Ok(event) => event,
@@ -691,8 +672,12 @@ pub fn connect_options(credentials: &DbCredentials, policy: &Policy) -> ConnectO
 
 #[async_trait::async_trait]
 impl<A: Apis + 'static> steward_shared::entry::Handler for SecretRotator<A> {
-    async fn handle(&self, payload: Value, request_id: &str) -> anyhow::Result<Value> {
-        self.invoke(payload, request_id).await
+    async fn handle(
+        &self,
+        payload: Value,
+        invocation: &mut steward_shared::entry::Invocation,
+    ) -> anyhow::Result<Value> {
+        self.process(payload, &mut invocation.metrics).await
     }
 }
 

@@ -76,10 +76,7 @@ pub struct ConfigItemSummary {
     pub capture_time: chrono::DateTime<chrono::Utc>,
 }
 
-/// A problem with the input: the invocation fails with this message.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("bad event: {0}")]
-pub struct BadEvent(pub String);
+pub use steward_shared::failure::BadEvent;
 
 fn bad(message: impl Into<String>) -> BadEvent {
     BadEvent(message.into())

@@ -10,7 +10,6 @@ use steward_shared::context::NotifyOutcome;
 use steward_shared::notify::{Category, Notification, Severity};
 use steward_shared::observability::Metrics;
 use steward_shared::{safety, tags, Policy, Steward};
-use tracing::Instrument;
 
 use crate::config_rule::{self, AwsConfig, ConfigApi, Evaluation, Verdict};
 use crate::decide::{self, Requirements, ResourcePlan};
@@ -81,22 +80,14 @@ impl<A: Apis> TagEnforcer<A> {
     }
 
     /// Handles one invocation; the span puts the request and event ids on every log line.
-    pub async fn invoke(&self, payload: Value, request_id: &str) -> anyhow::Result<Value> {
-        let span = tracing::info_span!("invocation", request_id, event_id = tracing::field::Empty);
-        async {
-            let mut metrics = Metrics::default();
-            let result = self.handle(payload, &mut metrics).await;
-            if let Err(e) = &result {
-                tracing::error!(error = %format!("{e:#}"), "invocation failed");
-            }
-            metrics.emit(FUNCTION_NAME);
-            result
-        }
-        .instrument(span)
-        .await
+    pub async fn invoke(&self, payload: Value, request_id: &str) -> anyhow::Result<Value>
+    where
+        A: 'static,
+    {
+        steward_shared::entry::invoke(self, FUNCTION_NAME, payload, request_id).await
     }
 
-    async fn handle(&self, payload: Value, metrics: &mut Metrics) -> anyhow::Result<Value> {
+    async fn process(&self, payload: Value, metrics: &mut Metrics) -> anyhow::Result<Value> {
         let trigger = events::parse(&payload)?;
         let policy = self.steward.policy.current().await;
         match trigger {
@@ -392,8 +383,9 @@ impl<A: Apis> TagEnforcer<A> {
         policy: &Policy,
         metrics: &mut Metrics,
     ) -> anyhow::Result<Value> {
-        let requirements = Requirements::from_policy(policy, &event.parameters)
-            .map_err(|e| anyhow::anyhow!("bad event: AWS Config rule {}: {e}", event.rule_name))?;
+        let requirements = Requirements::from_policy(policy, &event.parameters).map_err(|e| {
+            steward_shared::bad_event(format!("AWS Config rule {}: {e}", event.rule_name))
+        })?;
         let config = self
             .apis
             .config(&event.account, &event.region, &event.event_id)
@@ -501,7 +493,11 @@ fn kind_label(kind: ResourceKind) -> &'static str {
 
 #[async_trait::async_trait]
 impl<A: Apis + 'static> steward_shared::entry::Handler for TagEnforcer<A> {
-    async fn handle(&self, payload: Value, request_id: &str) -> anyhow::Result<Value> {
-        self.invoke(payload, request_id).await
+    async fn handle(
+        &self,
+        payload: Value,
+        invocation: &mut steward_shared::entry::Invocation,
+    ) -> anyhow::Result<Value> {
+        self.process(payload, &mut invocation.metrics).await
     }
 }
