@@ -13,6 +13,7 @@ pub mod failure;
 pub mod idempotency;
 pub mod notify;
 pub mod observability;
+pub mod permissions;
 pub mod policy;
 pub mod policy_store;
 pub mod safety;
