@@ -98,7 +98,7 @@ fn parse_cloudtrail(payload: &Value, types: &[&'static ResourceType]) -> Result<
         .to_string();
     let identity = Identity::from_value(detail.get("userIdentity").unwrap_or(&Value::Null));
     let error_code = text(detail, "/errorCode").map(str::to_string);
-    if let Some(kind) = types.iter().find(|t| t.create_call == event_name) {
+    if let Some(kind) = types.iter().copied().find(|t| t.create_call == event_name) {
         let resources = if error_code.is_some() {
             Vec::new()
         } else {
@@ -248,7 +248,7 @@ pub fn tag_changes(
         event_name,
         "DeleteTags" | "RemoveTagsFromResource" | "UntagResource"
     );
-    let of = |wanted: TagCalls| types.iter().find(|t| t.tag_calls == wanted);
+    let of = |wanted: TagCalls| types.iter().copied().find(|t| t.tag_calls == wanted);
     let mut out = Vec::new();
     match (service, event_name) {
         ("ec2", "CreateTags" | "DeleteTags") => {
@@ -261,7 +261,7 @@ pub fn tag_changes(
                 changes.values_mut().for_each(|v| *v = None);
             }
             for id in ids.iter().filter_map(|i| text(i, "/resourceId")) {
-                let kind = types.iter().find(|t| {
+                let kind = types.iter().copied().find(|t| {
                     matches!(t.tag_calls, TagCalls::Ec2 { id_prefix } if id.starts_with(id_prefix))
                 });
                 if let Some(kind) = kind {
