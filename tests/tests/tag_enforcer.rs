@@ -719,3 +719,327 @@ async fn a_bad_policy_stops_the_function_at_start_with_the_reason() {
         "{err}"
     );
 }
+
+/// The claim a killed attempt leaves on this event's notification.
+async fn seed_notification_claim(stack: &Stack, event_id: &str, expires_at: i64) {
+    let key = steward_shared::idempotency::keys::notification("tag-enforcer", event_id);
+    steward_shared::idempotency::seed_abandoned_claim(
+        &aws_sdk_dynamodb::Client::new(&stack.moto.config()),
+        &stack.table,
+        &key,
+        expires_at,
+    )
+    .await
+    .unwrap();
+}
+
+/// The status of a record in the idempotency table.
+async fn record_status(stack: &Stack, key: &str) -> Option<String> {
+    let ddb = aws_sdk_dynamodb::Client::new(&stack.moto.config());
+    let item = ddb
+        .get_item()
+        .table_name(&stack.table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(key.to_string()),
+        )
+        .send()
+        .await
+        .unwrap();
+    item.item()
+        .and_then(|i| i.get("status"))
+        .and_then(|s| s.as_s().ok())
+        .cloned()
+}
+
+#[tokio::test]
+async fn a_killed_attempts_claim_is_taken_over_once_lapsed_and_retried_later_while_live() {
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    let mut f = stack.function("tag-enforcer", POLICY, &[]).await;
+    let now = chrono::Utc::now().timestamp();
+
+    // Lapsed: the attempt that claimed the notification was killed a while ago.
+    let ids = run_instances(&config, 1, &[]).await;
+    let e = run_instances_event(&ids);
+    let event_id = e["id"].as_str().unwrap().to_string();
+    seed_notification_claim(&stack, &event_id, now - 5).await;
+    let out = f.invoke(&e).await.unwrap().response();
+    assert_eq!(out["notification"], "sent", "{out}");
+    assert_eq!(stack.inbox.drain().await.unwrap().len(), 1, "exactly one");
+    let key = steward_shared::idempotency::keys::notification("tag-enforcer", &event_id);
+    assert_eq!(record_status(&stack, &key).await.as_deref(), Some("DONE"));
+    let again = f.invoke(&e).await.unwrap().response();
+    assert_eq!(again["notification"], "duplicate");
+    assert!(stack.inbox.drain().await.unwrap().is_empty());
+
+    // Live: another attempt holds the claim now; the invocation fails so it is retried.
+    let ids = run_instances(&config, 1, &[]).await;
+    let e = run_instances_event(&ids);
+    let event_id = e["id"].as_str().unwrap().to_string();
+    seed_notification_claim(&stack, &event_id, now + 120).await;
+    let err = f.invoke(&e).await.unwrap().error();
+    assert_eq!(err["errorType"], "RetryLater", "{err}");
+    let message = err["errorMessage"].as_str().unwrap();
+    assert!(
+        message.contains("another attempt is doing this work now")
+            && message.contains("nothing was reported as done"),
+        "{message}"
+    );
+    assert!(stack.inbox.drain().await.unwrap().is_empty());
+    let key = steward_shared::idempotency::keys::notification("tag-enforcer", &event_id);
+    assert_eq!(
+        record_status(&stack, &key).await.as_deref(),
+        Some("IN_PROGRESS"),
+        "the other attempt's claim is left alone, never marked done"
+    );
+}
+
+#[tokio::test]
+async fn every_identity_shape_is_tagged_with_its_creator() {
+    let stack = Stack::new().await;
+    let ec2 = aws_sdk_ec2::Client::new(&stack.moto.config());
+    let mut f = stack.function("tag-enforcer", POLICY, &[]).await;
+    for (file, creator, via) in [
+        ("cloudtrail-identity-iam-user-console.json", "alice", None),
+        ("cloudtrail-identity-root-mfa.json", "root", None),
+        (
+            "cloudtrail-identity-github-oidc.json",
+            "github-deploy/GitHubActions",
+            None,
+        ),
+        (
+            "cloudtrail-identity-eks-irsa.json",
+            "orders-irsa/botocore-session-1795165800",
+            None,
+        ),
+        (
+            "cloudtrail-identity-cognito.json",
+            "Cognito_ordersAuth_Role/CognitoIdentityCredentials",
+            None,
+        ),
+        (
+            "cloudtrail-identity-cloudformation.json",
+            "deployer/deploy-pipeline",
+            Some("cloudformation"),
+        ),
+    ] {
+        let volume = ec2
+            .create_volume()
+            .availability_zone("us-east-1a")
+            .size(8)
+            .send()
+            .await
+            .unwrap();
+        let id = volume.volume_id().unwrap().to_string();
+        let mut e = event(file);
+        e["id"] = json!(uuid::Uuid::new_v4().to_string());
+        e["detail"]["responseElements"]["volumeId"] = json!(id);
+        let out = f.invoke(&e).await.unwrap().response();
+        assert_eq!(out["tagged"].as_array().unwrap().len(), 1, "{file}: {out}");
+        let described = ec2.describe_volumes().volume_ids(&id).send().await.unwrap();
+        let tags: HashMap<_, _> = described.volumes()[0]
+            .tags()
+            .iter()
+            .map(|t| (t.key().unwrap(), t.value().unwrap()))
+            .collect();
+        assert_eq!(tags.get("steward:created-by"), Some(&creator), "{file}");
+        assert_eq!(tags.get("steward:created-via").copied(), via, "{file}");
+    }
+}
+
+#[tokio::test]
+async fn config_path_reports_nothing_in_dry_run_and_under_the_kill_switch() {
+    let stack = Stack::new().await;
+    for (var, marker) in [
+        ("STEWARD_DRY_RUN", "(DRY RUN)"),
+        ("STEWARD_DISABLED", "(DISABLED)"),
+    ] {
+        let mut f = stack
+            .function("tag-enforcer", POLICY, &[(var, "true")])
+            .await;
+        let token = unique("token");
+        let out = f
+            .invoke(&config_change(
+                &token,
+                "i-missing",
+                json!({"project": "web"}),
+                "OK",
+                false,
+            ))
+            .await
+            .unwrap()
+            .response();
+        assert_eq!(out["reported"], false, "{var}: {out}");
+        assert_eq!(out["evaluations"][0]["compliance"], "NON_COMPLIANT");
+        assert!(
+            stack.moto.evaluations(&token).await.unwrap().is_empty(),
+            "{var}: no PutEvaluations"
+        );
+        let received = stack.inbox.drain().await.unwrap();
+        assert_eq!(received.len(), 1, "{var}");
+        assert!(
+            received[0].subject.contains(marker),
+            "{}",
+            received[0].subject
+        );
+        assert!(
+            received[0]
+                .description()
+                .contains("i-missing: NON_COMPLIANT"),
+            "{}",
+            received[0].description()
+        );
+        assert!(f
+            .logs()
+            .iter()
+            .any(|l| l.contains("would report evaluations to AWS Config")));
+        assert_eq!(stack.idempotency_records().await, 0, "{var}");
+    }
+}
+
+/// The CreateTags fixture on `id`, setting `key=value`, made by `identity` (the fixture's when None).
+fn create_tags_event(id: &str, key: &str, value: &str, identity: Option<Value>) -> Value {
+    let mut e = event("cloudtrail-tag-ec2-create-tags.json");
+    e["id"] = json!(uuid::Uuid::new_v4().to_string());
+    e["detail"]["requestParameters"]["resourcesSet"]["items"] = json!([{ "resourceId": id }]);
+    e["detail"]["requestParameters"]["tagSet"]["items"] = json!([{ "key": key, "value": value }]);
+    if let Some(identity) = identity {
+        e["detail"]["userIdentity"] = identity;
+    }
+    e
+}
+
+async fn set_instance_tag(config: &aws_config::SdkConfig, id: &str, key: &str, value: &str) {
+    aws_sdk_ec2::Client::new(config)
+        .create_tags()
+        .resources(id)
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key(key)
+                .value(value)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn create_tags_prod_to_dev_gives_one_high_tagging_message_naming_the_caller() {
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    let ids = run_instances(&config, 1, &[("env", "prod"), ("project", "orders")]).await;
+    let id = &ids[0];
+    // AWS Config recorded the instance as prod before the call.
+    stack
+        .moto
+        .post(
+            "/_steward/config/items",
+            &json!({
+                "awsAccountId": HUB_ACCOUNT, "awsRegion": REGION, "resourceType": "AWS::EC2::Instance",
+                "resourceId": id, "configurationItemStatus": "OK",
+                "configurationItemCaptureTime": "2026-11-19T08:00:00.000Z",
+                "tags": {"env": "prod", "project": "orders"}
+            }),
+        )
+        .await
+        .unwrap();
+    set_instance_tag(&config, id, "env", "dev").await;
+    let mut f = stack.function("tag-enforcer", POLICY, &[]).await;
+    let e = create_tags_event(id, "env", "dev", None);
+    let out = f.invoke(&e).await.unwrap().response();
+    assert_eq!(out["severity"], "HIGH", "{out}");
+    let received = stack.inbox.drain().await.unwrap();
+    assert_eq!(received.len(), 1);
+    let m = &received[0];
+    assert_eq!(m.attributes["severity"], "HIGH");
+    assert_eq!(m.attributes["category"], "tagging");
+    assert_eq!(m.attributes["environment"], "dev");
+    assert_eq!(
+        m.chat["metadata"]["eventType"],
+        "steward.tagging.tag-changed"
+    );
+    assert!(
+        m.subject.contains("alice")
+            && m.subject.contains("env=dev")
+            && m.subject.contains("was prod"),
+        "{}",
+        m.subject
+    );
+    let description = m.description();
+    assert!(
+        description.contains(&format!("{id} is now `env=dev`"))
+            && description.contains("the scheduler would stop it at 19:00 UTC"),
+        "{description}"
+    );
+    assert_eq!(
+        m.chat["metadata"]["additionalContext"]["changedBy"],
+        "alice"
+    );
+    // A repeat of the same event: nothing new.
+    let again = f.invoke(&e).await.unwrap().response();
+    assert_eq!(again["notification"], "duplicate", "{again}");
+    assert!(stack.inbox.drain().await.unwrap().is_empty());
+    // The tag enforcer changed no tag on the way.
+    let tags = instance_tags(&config, id).await;
+    assert_eq!(tags.get("env").map(String::as_str), Some("dev"));
+    assert!(!tags.contains_key("steward:created-by"));
+}
+
+#[tokio::test]
+async fn adding_exempt_gives_one_high_message_and_stewards_own_tagging_none() {
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    let ids = run_instances(&config, 1, &[("env", "dev")]).await;
+    let id = &ids[0];
+    set_instance_tag(&config, id, "steward:exempt", "true").await;
+    let mut f = stack.function("tag-enforcer", POLICY, &[]).await;
+    let out = f
+        .invoke(&create_tags_event(id, "steward:exempt", "true", None))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(out["severity"], "HIGH", "{out}");
+    let received = stack.inbox.drain().await.unwrap();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].attributes["severity"], "HIGH");
+    let description = received[0].description();
+    assert!(
+        description.contains("out of governance") && description.contains("previous value unknown"),
+        "{description}"
+    );
+
+    // steward's own writes, through the member role in a steward session: never reported.
+    let steward_session = json!({
+        "type": "AssumedRole",
+        "principalId": "AROAEXAMPLEID:steward-tag-enforcer-6f5ea4d3",
+        "arn": format!("arn:aws:sts::{HUB_ACCOUNT}:assumed-role/{MEMBER_ROLE}/steward-tag-enforcer-6f5ea4d3"),
+        "accountId": HUB_ACCOUNT,
+        "sessionContext": {"sessionIssuer": {"type": "Role", "userName": MEMBER_ROLE}, "attributes": {}}
+    });
+    let out = f
+        .invoke(&create_tags_event(id, "env", "dev", Some(steward_session)))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(out["skipped"], "steward's own tag write", "{out}");
+    // Someone else using the member role name with their own session is reported.
+    let impostor = json!({
+        "type": "AssumedRole",
+        "arn": format!("arn:aws:sts::{HUB_ACCOUNT}:assumed-role/{MEMBER_ROLE}/mallory"),
+    });
+    let out = f
+        .invoke(&create_tags_event(id, "env", "dev", Some(impostor)))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(out["notification"], "sent", "{out}");
+    let received = stack.inbox.drain().await.unwrap();
+    assert_eq!(received.len(), 1, "only the impostor's change");
+    assert!(
+        received[0].subject.contains("mallory"),
+        "{}",
+        received[0].subject
+    );
+}

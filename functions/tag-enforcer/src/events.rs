@@ -1,100 +1,62 @@
 //! Typed models of the tag enforcer's triggers: EventBridge `AWS API Call via
-//! CloudTrail` events for create calls, and AWS Config custom rule events.
-//! Parsing fails with an error that names the problem; nothing is guessed.
+//! CloudTrail` events for create calls and for tagging calls, and AWS Config
+//! custom rule events. CloudTrail events are read leniently from JSON (the
+//! `userIdentity` shapes of console, MFA, web-identity and root sessions vary
+//! and gain fields): unknown and extra fields never fail an event; a missing
+//! field the tag enforcer needs is a `BadEvent` naming it.
 
-use aws_lambda_events::event::cloudwatch_events::cloudtrail::{AWSAPICall, UserIdentity};
-use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
+use std::collections::BTreeMap;
+
 use aws_lambda_events::event::config::ConfigEvent;
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::resources::{ResourceKind, ResourceRef};
+use crate::model::{
+    ConfigInvocation, ConfigItem, ConfigItemSummary, ConfigRuleEvent, CreateCall, Identity, IdsAt,
+    ResourceRef, ResourceType, TagCall, TagCalls,
+};
+
+pub use steward_shared::failure::BadEvent;
 
 /// A trigger the tag enforcer understands.
 #[derive(Debug, Clone)]
 pub enum Trigger {
     CreateCall(Box<CreateCall>),
+    TagCall(Box<TagCall>),
     Config(Box<ConfigRuleEvent>),
 }
 
-/// A create call recorded by CloudTrail.
-#[derive(Debug, Clone)]
-pub struct CreateCall {
-    pub event_id: String,
-    pub account: String,
-    pub region: String,
-    pub event_name: String,
-    pub identity: UserIdentity,
-    /// Set when the call failed: nothing was created.
-    pub error_code: Option<String>,
-    pub resources: Vec<ResourceRef>,
-}
+/// The CloudTrail tagging calls the tag enforcer watches.
+pub const TAGGING_CALLS: &[&str] = &[
+    "CreateTags",
+    "DeleteTags",
+    "AddTagsToResource",
+    "RemoveTagsFromResource",
+    "CreateOrUpdateTags",
+    "TagResource",
+    "UntagResource",
+];
 
-/// What an AWS Config rule event asks for.
-#[derive(Debug, Clone)]
-pub struct ConfigRuleEvent {
-    pub rule_name: String,
-    pub account: String,
-    pub region: String,
-    pub result_token: String,
-    pub event_left_scope: bool,
-    pub parameters: serde_json::Map<String, Value>,
-    pub invocation: ConfigInvocation,
-    /// Identifies this invocation in logs and idempotency keys.
-    pub event_id: String,
-}
-
-/// The three kinds of Config invocations.
-#[derive(Debug, Clone)]
-pub enum ConfigInvocation {
-    /// A configuration item in full.
-    Change(ConfigItem),
-    /// Only a summary: the item must be fetched with `GetResourceConfigHistory`.
-    Oversized(ConfigItemSummary),
-    /// Periodic: evaluate every supported resource.
-    Scheduled {
-        notification_time: chrono::DateTime<chrono::Utc>,
-    },
-}
-
-/// The parts of a configuration item the evaluation needs.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConfigItem {
-    pub resource_type: String,
-    pub resource_id: String,
-    pub arn: Option<String>,
-    pub status: String,
-    pub capture_time: chrono::DateTime<chrono::Utc>,
-    pub tags: std::collections::HashMap<String, String>,
-}
-
-/// The identifying part of an oversized item.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConfigItemSummary {
-    pub resource_type: String,
-    pub resource_id: String,
-    pub status: String,
-    pub capture_time: chrono::DateTime<chrono::Utc>,
-}
-
-pub use steward_shared::failure::BadEvent;
+/// Per resource: tag key -> new value (`None`: removed).
+pub type TagChanges = Vec<(ResourceRef, BTreeMap<String, Option<String>>)>;
 
 fn bad(message: impl Into<String>) -> BadEvent {
     BadEvent(message.into())
 }
 
-/// Parses any tag-enforcer trigger from the invocation payload.
-pub fn parse(payload: &Value) -> Result<Trigger, BadEvent> {
+/// Parses any tag-enforcer trigger; `types` are the governed resource types.
+pub fn parse(payload: &Value, types: &[&'static ResourceType]) -> Result<Trigger, BadEvent> {
     let object = payload
         .as_object()
         .ok_or_else(|| bad("the payload is not a JSON object"))?;
-    if object.contains_key("detail-type") {
-        let detail_type = object["detail-type"].as_str().unwrap_or_default();
+    if let Some(detail_type) = object.get("detail-type") {
+        let detail_type = detail_type.as_str().unwrap_or_default();
         if detail_type != "AWS API Call via CloudTrail" {
             return Err(bad(format!(
                 "EventBridge detail-type `{detail_type}` is not handled by the tag enforcer (expected `AWS API Call via CloudTrail`)"
             )));
         }
-        return parse_create_call(payload).map(|call| Trigger::CreateCall(Box::new(call)));
+        return parse_cloudtrail(payload, types);
     }
     if object.contains_key("invokingEvent") || object.contains_key("resultToken") {
         return parse_config_event(payload).map(|event| Trigger::Config(Box::new(event)));
@@ -104,123 +66,268 @@ pub fn parse(payload: &Value) -> Result<Trigger, BadEvent> {
     ))
 }
 
-fn parse_create_call(payload: &Value) -> Result<CreateCall, BadEvent> {
-    let event: CloudWatchEvent<AWSAPICall> = serde_json::from_value(payload.clone())
-        .map_err(|e| bad(format!("CloudTrail event: {e}")))?;
-    let event_id = event
-        .id
-        .clone()
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| bad("CloudTrail event: missing `id`"))?;
-    let account = event
-        .account_id
-        .clone()
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| bad("CloudTrail event: missing `account`"))?;
-    let detail = event
-        .detail
-        .ok_or_else(|| bad("CloudTrail event: missing `detail`"))?;
-    let region = event
-        .region
-        .clone()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| detail.aws_region.clone());
-    let error_code = payload
-        .pointer("/detail/errorCode")
+/// A non-empty string at a JSON pointer.
+fn text<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
+    v.pointer(pointer)
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
-        .map(str::to_string);
-    let resources = if error_code.is_some() {
-        Vec::new()
-    } else {
-        created_resources(
-            &detail.event_name,
-            &detail.request_parameters,
-            detail.response_elements.as_ref(),
-        )?
-    };
-    Ok(CreateCall {
-        event_id,
-        account,
-        region,
-        event_name: detail.event_name.clone(),
-        identity: detail.user_identity.clone(),
-        error_code,
-        resources,
-    })
 }
 
-fn str_at<'a>(value: Option<&'a Value>, path: &[&str]) -> Option<&'a str> {
-    let mut v = value?;
-    for p in path {
-        v = v.get(p)?;
+/// A JSON pointer as people read it: `/responseElements/volumeId` -> `responseElements.volumeId`.
+fn dotted(pointer: &str) -> String {
+    pointer.trim_start_matches('/').replace('/', ".")
+}
+
+fn parse_cloudtrail(payload: &Value, types: &[&'static ResourceType]) -> Result<Trigger, BadEvent> {
+    let event_id = text(payload, "/id")
+        .ok_or_else(|| bad("CloudTrail event: missing `id`"))?
+        .to_string();
+    let account = text(payload, "/account")
+        .ok_or_else(|| bad("CloudTrail event: missing `account`"))?
+        .to_string();
+    let detail = payload
+        .get("detail")
+        .filter(|d| d.is_object())
+        .ok_or_else(|| bad("CloudTrail event: missing `detail`"))?;
+    let region = text(payload, "/region")
+        .or_else(|| text(detail, "/awsRegion"))
+        .ok_or_else(|| bad("CloudTrail event: missing `region`"))?
+        .to_string();
+    let event_name = text(detail, "/eventName")
+        .ok_or_else(|| bad("CloudTrail event: missing `detail.eventName`"))?
+        .to_string();
+    let identity = Identity::from_value(detail.get("userIdentity").unwrap_or(&Value::Null));
+    let error_code = text(detail, "/errorCode").map(str::to_string);
+    if let Some(kind) = types.iter().copied().find(|t| t.create_call == event_name) {
+        let resources = if error_code.is_some() {
+            Vec::new()
+        } else {
+            created_resources(kind, detail)?
+        };
+        return Ok(Trigger::CreateCall(Box::new(CreateCall {
+            event_id,
+            account,
+            region,
+            event_name,
+            identity,
+            error_code,
+            resources,
+        })));
     }
-    v.as_str().filter(|s| !s.is_empty())
+    if TAGGING_CALLS.contains(&event_name.as_str()) {
+        let time = text(detail, "/eventTime")
+            .or_else(|| text(payload, "/time"))
+            .ok_or_else(|| bad(format!("{event_name} event: missing `detail.eventTime`")))?;
+        let event_time = DateTime::parse_from_rfc3339(time)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| {
+                bad(format!(
+                    "{event_name} event: `eventTime` {time:?} is not a time: {e}"
+                ))
+            })?;
+        let changes = if error_code.is_some() {
+            Vec::new()
+        } else {
+            let source = text(detail, "/eventSource").unwrap_or_default();
+            tag_changes(&event_name, source, detail, types)?
+        };
+        return Ok(Trigger::TagCall(Box::new(TagCall {
+            event_id,
+            account,
+            region,
+            event_name,
+            event_time,
+            identity,
+            error_code,
+            changes,
+        })));
+    }
+    let creates: Vec<&str> = types.iter().map(|t| t.create_call).collect();
+    Err(bad(format!(
+        "CloudTrail event `{event_name}` is not a create call the tag enforcer handles ({}) nor a tagging call it watches ({})",
+        creates.join(", "),
+        TAGGING_CALLS.join(", ")
+    )))
 }
 
 /// The resources a successful create call made, from its request and response.
 pub fn created_resources(
-    event_name: &str,
-    request: &Value,
-    response: Option<&Value>,
+    kind: &'static ResourceType,
+    detail: &Value,
 ) -> Result<Vec<ResourceRef>, BadEvent> {
-    let need = |found: Option<&str>, field: &str| -> Result<String, BadEvent> {
-        found
-            .map(str::to_string)
-            .ok_or_else(|| bad(format!("{event_name} event: missing `{field}`")))
+    let name = kind.create_call;
+    let one = |id: &str| ResourceRef {
+        kind: kind.kind,
+        id: id.to_string(),
     };
-    let one = |kind, id| Ok(vec![ResourceRef { kind, id }]);
-    match event_name {
-        "RunInstances" => {
-            let items = response
-                .and_then(|r| r.pointer("/instancesSet/items"))
+    match kind.ids {
+        IdsAt::EachOf { array, field } => {
+            let items = detail
+                .pointer(array)
                 .and_then(Value::as_array)
-                .ok_or_else(|| bad("RunInstances event: missing `responseElements.instancesSet.items`"))?;
+                .ok_or_else(|| bad(format!("{name} event: missing `{}`", dotted(array))))?;
             items
                 .iter()
                 .map(|item| {
-                    need(item.get("instanceId").and_then(Value::as_str), "responseElements.instancesSet.items[].instanceId")
-                        .map(|id| ResourceRef { kind: ResourceKind::Ec2Instance, id })
+                    text(item, &format!("/{field}")).map(one).ok_or_else(|| {
+                        bad(format!(
+                            "{name} event: missing `{}[].{field}`",
+                            dotted(array)
+                        ))
+                    })
                 })
                 .collect()
         }
-        "CreateVolume" => one(ResourceKind::Ec2Volume, need(str_at(response, &["volumeId"]), "responseElements.volumeId")?),
-        "CreateDBInstance" => one(
-            ResourceKind::RdsInstance,
-            need(
-                str_at(response, &["dBInstanceIdentifier"]).or(str_at(Some(request), &["dBInstanceIdentifier"])),
-                "responseElements.dBInstanceIdentifier",
-            )?,
-        ),
-        "CreateDBCluster" => one(
-            ResourceKind::RdsCluster,
-            need(
-                str_at(response, &["dBClusterIdentifier"]).or(str_at(Some(request), &["dBClusterIdentifier"])),
-                "responseElements.dBClusterIdentifier",
-            )?,
-        ),
-        "CreateAutoScalingGroup" => one(
-            ResourceKind::AutoScalingGroup,
-            need(str_at(Some(request), &["autoScalingGroupName"]), "requestParameters.autoScalingGroupName")?,
-        ),
-        "CreateSecret" => one(
-            ResourceKind::Secret,
-            need(
-                str_at(response, &["aRN"])
-                    .or(str_at(response, &["arn"]))
-                    .or(str_at(response, &["ARN"]))
-                    .or(str_at(Some(request), &["name"])),
-                "responseElements.aRN",
-            )?,
-        ),
-        "CreateBucket" => one(
-            ResourceKind::S3Bucket,
-            need(str_at(Some(request), &["bucketName"]), "requestParameters.bucketName")?,
-        ),
-        other => Err(bad(format!(
-            "CloudTrail event `{other}` is not a create call the tag enforcer handles (RunInstances, CreateVolume, CreateDBInstance, CreateDBCluster, CreateAutoScalingGroup, CreateSecret, CreateBucket)"
-        ))),
+        IdsAt::FirstOf(pointers) => pointers
+            .iter()
+            .find_map(|p| text(detail, p))
+            .map(|id| vec![one(id)])
+            .ok_or_else(|| {
+                bad(format!(
+                    "{name} event: missing `{}`",
+                    dotted(pointers.first().copied().unwrap_or_default())
+                ))
+            }),
     }
+}
+
+/// `[{key, value}]` (value optional) as key -> value.
+fn key_values(list: Option<&Value>) -> BTreeMap<String, Option<String>> {
+    list.and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|t| {
+                    let key = text(t, "/key").or_else(|| text(t, "/Key"))?;
+                    let value = t
+                        .get("value")
+                        .or_else(|| t.get("Value"))
+                        .and_then(Value::as_str);
+                    Some((key.to_string(), value.map(str::to_string)))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `[key, ...]` as key -> removed.
+fn removed_keys(list: Option<&Value>) -> BTreeMap<String, Option<String>> {
+    list.and_then(Value::as_array)
+        .map(|keys| {
+            keys.iter()
+                .filter_map(Value::as_str)
+                .map(|k| (k.to_string(), None))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn reference(kind: &ResourceType, id: &str) -> ResourceRef {
+    ResourceRef {
+        kind: kind.kind,
+        id: id.to_string(),
+    }
+}
+
+/// The tag changes a tagging call made, per governed resource it names.
+/// Resources of types the tag enforcer does not govern are left out.
+pub fn tag_changes(
+    event_name: &str,
+    event_source: &str,
+    detail: &Value,
+    types: &[&'static ResourceType],
+) -> Result<TagChanges, BadEvent> {
+    let request = detail.get("requestParameters").unwrap_or(&Value::Null);
+    let missing = |field: &str| {
+        bad(format!(
+            "{event_name} event: missing `requestParameters.{field}`"
+        ))
+    };
+    let service = event_source.trim_end_matches(".amazonaws.com");
+    let removing = matches!(
+        event_name,
+        "DeleteTags" | "RemoveTagsFromResource" | "UntagResource"
+    );
+    let of = |wanted: TagCalls| types.iter().copied().find(|t| t.tag_calls == wanted);
+    let mut out = Vec::new();
+    match (service, event_name) {
+        ("ec2", "CreateTags" | "DeleteTags") => {
+            let ids = request
+                .pointer("/resourcesSet/items")
+                .and_then(Value::as_array)
+                .ok_or_else(|| missing("resourcesSet.items"))?;
+            let mut changes = key_values(request.pointer("/tagSet/items"));
+            if removing {
+                changes.values_mut().for_each(|v| *v = None);
+            }
+            for id in ids.iter().filter_map(|i| text(i, "/resourceId")) {
+                let kind = types.iter().copied().find(|t| {
+                    matches!(t.tag_calls, TagCalls::Ec2 { id_prefix } if id.starts_with(id_prefix))
+                });
+                if let Some(kind) = kind {
+                    out.push((reference(kind, id), changes.clone()));
+                }
+            }
+        }
+        ("rds", "AddTagsToResource" | "RemoveTagsFromResource") => {
+            let arn = text(request, "/resourceName").ok_or_else(|| missing("resourceName"))?;
+            let changes = if removing {
+                removed_keys(request.get("tagKeys"))
+            } else {
+                key_values(request.get("tags"))
+            };
+            for kind in types {
+                if let TagCalls::Rds { arn_segment } = kind.tag_calls {
+                    if let Some((_, id)) = arn.split_once(arn_segment) {
+                        out.push((reference(kind, id), changes.clone()));
+                    }
+                }
+            }
+        }
+        ("autoscaling", "CreateOrUpdateTags" | "DeleteTags") => {
+            let tags = request
+                .get("tags")
+                .and_then(Value::as_array)
+                .ok_or_else(|| missing("tags"))?;
+            let Some(kind) = of(TagCalls::AutoScaling) else {
+                return Ok(out);
+            };
+            let mut by_group: BTreeMap<String, BTreeMap<String, Option<String>>> = BTreeMap::new();
+            for tag in tags {
+                let (Some(group), Some(key)) = (text(tag, "/resourceId"), text(tag, "/key")) else {
+                    continue;
+                };
+                let value = (!removing).then(|| {
+                    tag.get("value")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string()
+                });
+                by_group
+                    .entry(group.to_string())
+                    .or_default()
+                    .insert(key.to_string(), value);
+            }
+            out.extend(
+                by_group
+                    .into_iter()
+                    .map(|(group, changes)| (reference(kind, &group), changes)),
+            );
+        }
+        ("secretsmanager", "TagResource" | "UntagResource") => {
+            let secret = text(request, "/secretId").ok_or_else(|| missing("secretId"))?;
+            let changes = if removing {
+                removed_keys(request.get("tagKeys"))
+            } else {
+                key_values(request.get("tags"))
+            };
+            if let Some(kind) = of(TagCalls::SecretsManager) {
+                out.push((reference(kind, secret), changes));
+            }
+        }
+        _ => {}
+    }
+    Ok(out)
 }
 
 fn parse_config_event(payload: &Value) -> Result<ConfigRuleEvent, BadEvent> {
@@ -363,10 +470,10 @@ fn field(v: &Value, name: &str) -> Result<String, BadEvent> {
         })
 }
 
-fn time_field(v: &Value, name: &str) -> Result<chrono::DateTime<chrono::Utc>, BadEvent> {
+fn time_field(v: &Value, name: &str) -> Result<DateTime<Utc>, BadEvent> {
     let text = field(v, name)?;
-    chrono::DateTime::parse_from_rfc3339(&text)
-        .map(|t| t.with_timezone(&chrono::Utc))
+    DateTime::parse_from_rfc3339(&text)
+        .map(|t| t.with_timezone(&Utc))
         .map_err(|e| {
             bad(format!(
                 "AWS Config event: `{name}` = {text:?} is not a time: {e}"
@@ -405,7 +512,12 @@ pub fn parse_config_item(item: &Value) -> Result<ConfigItem, BadEvent> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resources::types;
     use serde_json::json;
+
+    fn parse(payload: &Value) -> Result<Trigger, BadEvent> {
+        super::parse(payload, &types())
+    }
 
     fn fixture(name: &str) -> Value {
         let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -415,29 +527,17 @@ mod tests {
     #[test]
     fn every_create_fixture_parses() {
         for (file, kind, count) in [
-            (
-                "cloudtrail-run-instances.json",
-                ResourceKind::Ec2Instance,
-                2,
-            ),
-            ("cloudtrail-create-volume.json", ResourceKind::Ec2Volume, 1),
-            (
-                "cloudtrail-create-db-instance.json",
-                ResourceKind::RdsInstance,
-                1,
-            ),
-            (
-                "cloudtrail-create-db-cluster.json",
-                ResourceKind::RdsCluster,
-                1,
-            ),
+            ("cloudtrail-run-instances.json", "ec2-instance", 2),
+            ("cloudtrail-create-volume.json", "ec2-volume", 1),
+            ("cloudtrail-create-db-instance.json", "rds-instance", 1),
+            ("cloudtrail-create-db-cluster.json", "rds-cluster", 1),
             (
                 "cloudtrail-create-auto-scaling-group.json",
-                ResourceKind::AutoScalingGroup,
+                "auto-scaling-group",
                 1,
             ),
-            ("cloudtrail-create-secret.json", ResourceKind::Secret, 1),
-            ("cloudtrail-create-bucket.json", ResourceKind::S3Bucket, 1),
+            ("cloudtrail-create-secret.json", "secret", 1),
+            ("cloudtrail-create-bucket.json", "s3-bucket", 1),
         ] {
             let Trigger::CreateCall(call) = parse(&fixture(file)).unwrap() else {
                 panic!("{file}")
@@ -499,5 +599,137 @@ mod tests {
         let mut d = fixture("cloudtrail-run-instances.json");
         d["detail"]["eventName"] = json!("DeleteBucket");
         assert!(parse(&d).unwrap_err().0.contains("not a create call"));
+    }
+
+    #[test]
+    fn every_identity_shape_parses_and_names_its_creator() {
+        for (file, creator, via) in [
+            ("cloudtrail-identity-iam-user-console.json", "alice", None),
+            ("cloudtrail-identity-root-mfa.json", "root", None),
+            (
+                "cloudtrail-identity-github-oidc.json",
+                "github-deploy/GitHubActions",
+                None,
+            ),
+            (
+                "cloudtrail-identity-eks-irsa.json",
+                "orders-irsa/botocore-session-1795165800",
+                None,
+            ),
+            (
+                "cloudtrail-identity-cognito.json",
+                "Cognito_ordersAuth_Role/CognitoIdentityCredentials",
+                None,
+            ),
+            (
+                "cloudtrail-identity-cloudformation.json",
+                "deployer/deploy-pipeline",
+                Some("cloudformation"),
+            ),
+        ] {
+            let Trigger::CreateCall(call) = parse(&fixture(file)).unwrap() else {
+                panic!("{file}")
+            };
+            let who = crate::plan::creator(&call.identity).expect(file);
+            assert_eq!(who.by, creator, "{file}");
+            assert_eq!(who.via.as_deref(), via, "{file}");
+        }
+    }
+
+    #[test]
+    fn unknown_and_odd_identity_fields_never_fail() {
+        let mut e = fixture("cloudtrail-run-instances.json");
+        e["detail"]["userIdentity"]["sessionContext"] = json!({"sessionIssuer": {}, "webIdFederationData": {"attributes": {"a": 1}}, "sourceIdentity": 7, "ec2RoleDelivery": "2.0"});
+        e["detail"]["userIdentity"]["userName"] = json!(42);
+        e["detail"]["userIdentity"]["newField"] = json!([1, 2]);
+        e["detail"]["brandNew"] = json!({"x": null});
+        assert!(matches!(parse(&e), Ok(Trigger::CreateCall(_))));
+        e["detail"]["userIdentity"] = json!("not an object");
+        assert!(matches!(parse(&e), Ok(Trigger::CreateCall(_))));
+    }
+
+    #[test]
+    fn every_tagging_fixture_parses() {
+        for (file, kind, id, key, value) in [
+            (
+                "cloudtrail-tag-ec2-create-tags.json",
+                "ec2-instance",
+                "i-0123456789abcdef0",
+                "env",
+                Some("dev"),
+            ),
+            (
+                "cloudtrail-tag-ec2-delete-tags.json",
+                "ec2-volume",
+                "vol-0abcdef1234567890",
+                "steward:offhours",
+                None,
+            ),
+            (
+                "cloudtrail-tag-rds-add-tags.json",
+                "rds-instance",
+                "orders-db",
+                "env",
+                Some("dev"),
+            ),
+            (
+                "cloudtrail-tag-rds-remove-tags.json",
+                "rds-instance",
+                "orders-db",
+                "steward:offhours",
+                None,
+            ),
+            (
+                "cloudtrail-tag-asg-create-or-update-tags.json",
+                "auto-scaling-group",
+                "web-asg",
+                "steward:exempt",
+                Some("true"),
+            ),
+            (
+                "cloudtrail-tag-asg-delete-tags.json",
+                "auto-scaling-group",
+                "web-asg",
+                "env",
+                None,
+            ),
+            (
+                "cloudtrail-tag-secret-tag-resource.json",
+                "secret",
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret:orders/dev/db-AbCdEf",
+                "steward:exempt",
+                Some("true"),
+            ),
+            (
+                "cloudtrail-tag-secret-untag-resource.json",
+                "secret",
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret:orders/dev/db-AbCdEf",
+                "env",
+                None,
+            ),
+        ] {
+            let Trigger::TagCall(call) = parse(&fixture(file)).unwrap() else {
+                panic!("{file}")
+            };
+            assert_eq!(call.changes.len(), 1, "{file}");
+            let (r, changes) = &call.changes[0];
+            assert_eq!((r.kind, r.id.as_str()), (kind, id), "{file}");
+            assert_eq!(
+                changes.get(key).cloned(),
+                Some(value.map(str::to_string)),
+                "{file}"
+            );
+        }
+        let mut e = fixture("cloudtrail-tag-ec2-create-tags.json");
+        e["detail"]["requestParameters"] = json!({});
+        assert!(parse(&e).unwrap_err().0.contains("resourcesSet.items"));
+        // An AMI is not a governed type: no change to report.
+        let mut e = fixture("cloudtrail-tag-ec2-create-tags.json");
+        e["detail"]["requestParameters"]["resourcesSet"]["items"] =
+            json!([{"resourceId": "ami-1"}]);
+        let Trigger::TagCall(call) = parse(&e).unwrap() else {
+            panic!()
+        };
+        assert!(call.changes.is_empty());
     }
 }
