@@ -105,7 +105,8 @@ fn parse_change(payload: &Value) -> Result<ComplianceChange, BadEvent> {
     if source.as_deref() != Some("aws.config") {
         // Only AWS can publish `aws.*` sources on an event bus; anything else is not vouched for.
         return Err(BadEvent::new(format!(
-            "`source` is {source:?}, not \"aws.config\": only AWS Config's own events are trusted"
+            "`source` is {}, not \"aws.config\": only AWS Config's own events are trusted",
+            source.map_or("missing".to_string(), |s| format!("{s:?}"))
         )));
     }
     let event_id = required(payload, &["id"])?;
@@ -130,7 +131,6 @@ fn parse_change(payload: &Value) -> Result<ComplianceChange, BadEvent> {
         Some(r) => r,
         None => required(payload, &["region"])?,
     };
-    let new = &["newEvaluationResult"];
     let qualifier = |field: &'static str| -> Vec<&'static str> {
         vec![
             "newEvaluationResult",
@@ -154,7 +154,10 @@ fn parse_change(payload: &Value) -> Result<ComplianceChange, BadEvent> {
         None => text(detail, &qualifier("resourceId"))?
             .ok_or_else(|| BadEvent::new("`detail.resourceId` is missing from the event"))?,
     };
-    if detail.get(new[0]).is_none_or(|n| !n.is_object()) {
+    if detail
+        .get("newEvaluationResult")
+        .is_none_or(|n| !n.is_object())
+    {
         return Err(BadEvent::new(
             "`detail.newEvaluationResult` is missing from the event",
         ));

@@ -47,9 +47,6 @@ pub fn glob_matches(pattern: &str, name: &str) -> bool {
     let [first, middle @ .., last] = parts.as_slice() else {
         return pattern == name;
     };
-    if parts.len() == 1 {
-        return pattern == name;
-    }
     let Some(mut rest) = name.strip_prefix(first) else {
         return false;
     };

@@ -36,7 +36,9 @@ pub async fn run(stack: &DemoStack) -> anyhow::Result<()> {
     let mut f = stack.function("compliance-notifier", &[]).await?;
     let broken = event("config-compliance-change.json");
     f.invoke(&broken).await?.response();
-    step("AWS Config records steward-demo-logs NON_COMPLIANT with s3-bucket-public-read-prohibited");
+    step(
+        "AWS Config records steward-demo-logs NON_COMPLIANT with s3-bucket-public-read-prohibited",
+    );
     let notes = stack.new_notifications().await?;
     if let Some((subject, text, chat)) = notes.first() {
         show_email(subject, text);
