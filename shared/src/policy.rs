@@ -23,6 +23,7 @@ pub struct Policy {
     pub containment: Containment,
     pub snapshots: Snapshots,
     pub budgets: Budgets,
+    pub compliance: Compliance,
     pub notifications: Notifications,
     pub limits: Limits,
     /// Hash of the document this policy was read from (or of the defaults).
@@ -40,6 +41,7 @@ impl Default for Policy {
             containment: Containment::default(),
             snapshots: Snapshots::default(),
             budgets: Budgets::default(),
+            compliance: Compliance::default(),
             notifications: Notifications::default(),
             limits: Limits::default(),
             version: String::new(),
@@ -270,6 +272,40 @@ impl Default for Budgets {
     }
 }
 
+/// The compliance notifier (AWS Config compliance changes and the daily digest).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Compliance {
+    /// Severity of a NON_COMPLIANT (and flapping) notification unless a rule pattern says otherwise.
+    pub default_severity: crate::notify::Severity,
+    /// Per rule-name patterns (`*` matches any run of characters); the first match wins.
+    pub rule_severities: Vec<RuleSeverity>,
+    /// More notifiable changes than this within `flap_window_hours` make a
+    /// resource flapping: one `flapping` message instead of a stream.
+    pub flap_changes: u32,
+    /// The flapping window, in hours.
+    pub flap_window_hours: u32,
+}
+
+impl Default for Compliance {
+    fn default() -> Self {
+        Compliance {
+            default_severity: crate::notify::Severity::Medium,
+            rule_severities: Vec::new(),
+            flap_changes: 4,
+            flap_window_hours: 24,
+        }
+    }
+}
+
+/// A Config rule-name pattern with its severity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSeverity {
+    pub pattern: String,
+    pub severity: crate::notify::Severity,
+}
+
 /// Notification rendering.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -477,6 +513,26 @@ impl Policy {
                 }
             }
         }
+        for (i, rule) in self.compliance.rule_severities.iter().enumerate() {
+            if rule.pattern.trim().is_empty() {
+                problems.push((
+                    format!("compliance.rule_severities[{i}]"),
+                    "the pattern must not be empty (use \"*\" for every rule)".into(),
+                ));
+            }
+        }
+        if self.compliance.flap_changes == 0 {
+            problems.push((
+                "compliance.flap_changes".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        if self.compliance.flap_window_hours == 0 || self.compliance.flap_window_hours > 720 {
+            problems.push((
+                "compliance.flap_window_hours".into(),
+                "must be between 1 and 720".into(),
+            ));
+        }
         if self.notifications.max_items == 0 {
             problems.push((
                 "notifications.max_items".into(),
@@ -643,6 +699,26 @@ mod tests {
             missing.is_empty(),
             "keys missing from infra/policy.example.toml: {missing:?}"
         );
+    }
+
+    #[test]
+    fn compliance_severities_are_typed_at_load() {
+        let p = Policy::from_toml(
+            "[compliance]\nrule_severities = [{pattern = \"s3-*\", severity = \"HIGH\"}]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            p.compliance.rule_severities[0].severity,
+            crate::notify::Severity::High
+        );
+        assert_eq!(
+            p.compliance.default_severity,
+            crate::notify::Severity::Medium
+        );
+        let err = Policy::from_toml("[compliance]\ndefault_severity = \"URGENT\"\n").unwrap_err();
+        assert_eq!(err.0[0].line, Some(2), "{err}");
+        let err = Policy::from_toml("[compliance]\nflap_changes = 0\n").unwrap_err();
+        assert_eq!(err.0[0].key, "compliance.flap_changes");
     }
 
     #[test]
