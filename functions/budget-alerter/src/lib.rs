@@ -53,7 +53,10 @@ mod tests {
         // Member accounts' budgets are read through the member role.
         let member = include_str!("../../../infra/member-role.yaml");
         for action in super::budgets::PERMISSIONS {
-            assert!(member.contains(&format!("- {action}\n")), "{action} missing from infra/member-role.yaml");
+            assert!(
+                member.contains(&format!("- {action}\n")),
+                "{action} missing from infra/member-role.yaml"
+            );
         }
     }
 }

@@ -397,7 +397,8 @@ pub fn dev_stop(
     };
     match (facts.actual, facts.limit) {
         (Some(actual), Some(limit)) if actual >= limit => {}
-        (actual, limit) => return StopDecision::NotConfirmed(format!(
+        (actual, limit) => {
+            return StopDecision::NotConfirmed(format!(
             "DescribeBudget reports actual spend {} against the budgeted {}: not over the budget",
             actual
                 .map(|a| money(a, &facts.unit))
@@ -405,7 +406,8 @@ pub fn dev_stop(
             limit
                 .map(|l| money(l, &facts.unit))
                 .unwrap_or_else(|| "unknown".into()),
-        )),
+        ))
+        }
     }
     if !governed {
         return StopDecision::NotDev(format!(
