@@ -385,6 +385,7 @@ async fn dev_stop_queues_one_exact_job_per_region_only_for_a_dev_account_and_onl
     create_budget(&stack, HUB_ACCOUNT, "dev-monthly", 112.5, 140.0, true).await;
     create_budget(&stack, MEMBER_ACCOUNT, "prod-monthly", 150.0, 170.0, true).await;
     create_budget(&stack, HUB_ACCOUNT, "dev-other", 120.0, 140.0, true).await;
+    create_budget(&stack, HUB_ACCOUNT, "dev-third", 130.0, 140.0, true).await;
     forecast(&stack, json!({"amount": "150.00"})).await;
     let policy = format!(
         "[targets]\naccounts = [\"{HUB_ACCOUNT}\", \"{MEMBER_ACCOUNT}\"]\nregions = [\"{REGION}\", \"eu-west-1\"]\n\
@@ -454,6 +455,24 @@ async fn dev_stop_queues_one_exact_job_per_region_only_for_a_dev_account_and_onl
     assert!(queue_bodies(&sqs, &queue).await.is_empty());
     let inbox = stack.inbox.drain().await.unwrap();
     assert_eq!(event_type(&inbox[0]), "steward.budget.breached");
+
+    // Dry-run decides the stop and says so, but queues nothing.
+    let mut dry = stack
+        .function(
+            FUNCTION,
+            &policy,
+            &[("STEWARD_WORK_QUEUE", &queue), ("STEWARD_DRY_RUN", "true")],
+        )
+        .await;
+    let out = dry
+        .invoke(&budget_alert(HUB_ACCOUNT, "dev-third"))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(out["results"][0]["dev_stop"], true, "{out}");
+    assert!(queue_bodies(&sqs, &queue).await.is_empty());
+    let inbox = stack.inbox.drain().await.unwrap();
+    assert!(inbox[0].subject.contains("(DRY RUN)"), "{}", inbox[0].subject);
 }
 
 #[tokio::test]

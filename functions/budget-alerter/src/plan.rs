@@ -63,8 +63,8 @@ pub fn period_of(unit: TimeUnit, today: NaiveDate) -> Period {
 pub fn month_to_date(today: NaiveDate) -> (Period, Period) {
     let month = month_of(today);
     let days = (today - month.start).num_days() + 1;
-    let previous_start = add_months(month.start, 0) - Duration::days(1);
-    let previous_start = first_of_month(previous_start.year(), previous_start.month());
+    let last_month = month.start - Duration::days(1);
+    let previous_start = first_of_month(last_month.year(), last_month.month());
     let previous_end = (previous_start + Duration::days(days)).min(month.start);
     (
         Period {
@@ -459,7 +459,8 @@ pub fn movers(before: &[CostLine], now: &[CostLine], n: usize) -> Vec<Mover> {
             .iter()
             .filter(|l| l.key == key)
             .map(|l| l.amount)
-            .sum()
+            .sum::<f64>()
+            + 0.0 // an empty float sum is -0.0, which prints as "-0.00"
     };
     let mut out: Vec<Mover> = keys
         .into_iter()
@@ -496,7 +497,7 @@ pub fn untagged_share(lines: &[CostLine]) -> Option<f64> {
 
 /// Sum of lines.
 pub fn total(lines: &[CostLine]) -> f64 {
-    lines.iter().map(|l| l.amount).sum()
+    lines.iter().map(|l| l.amount).sum::<f64>() + 0.0
 }
 
 #[cfg(test)]

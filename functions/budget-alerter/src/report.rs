@@ -160,7 +160,7 @@ pub fn budget_alert(
         StopDecision::Stop(requests) => {
             let regions: Vec<&str> = requests.iter().map(|r| r.region.as_str()).collect();
             n.details.push(format!(
-                "budgets.stop_dev_on_breach: the off-hours scheduler was asked to stop the dev resources of account {} in {} and tag them steward:budget-hold={}/{}; the morning start leaves them stopped until {}.",
+                "budgets.stop_dev_on_breach: the off-hours scheduler was asked to stop the dev resources of account {} in {} and tag them steward:budget-hold with the budget period ({} to {}); the morning start leaves them stopped until {}.",
                 d.account,
                 regions.join(", "),
                 d.period.start,
