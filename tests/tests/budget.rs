@@ -29,8 +29,8 @@ fn ce_result(groups: &[(&str, f64)]) -> Value {
 }
 
 /// The four GetCostAndUsage answers of one budget alert, in the order the alerter asks.
-fn seed_month(stack: &Stack) -> impl std::future::Future<Output = anyhow::Result<()>> + '_ {
-    stack.moto.seed_cost_and_usage(&[
+async fn seed_month(stack: &Stack) -> anyhow::Result<()> {
+    let results = [
         ce_result(&[
             ("Amazon Elastic Compute Cloud - Compute", 70.0),
             ("Amazon Relational Database Service", 30.0),
@@ -42,7 +42,8 @@ fn seed_month(stack: &Stack) -> impl std::future::Future<Output = anyhow::Result
             ("Amazon Elastic Compute Cloud - Compute", 20.0),
             ("Amazon Relational Database Service", 28.0),
         ]),
-    ])
+    ];
+    stack.moto.seed_cost_and_usage(&results).await
 }
 
 async fn create_budget(
@@ -393,7 +394,7 @@ async fn dev_stop_queues_one_exact_job_per_region_only_for_a_dev_account_and_onl
          [budgets]\nstop_dev_on_breach = true\n"
     );
     let mut on = stack
-        .function(FUNCTION, &policy, &[("STEWARD_WORK_QUEUE", &queue)])
+        .function(FUNCTION, &policy, &[("STEWARD_WORK_QUEUE", queue.as_str())])
         .await;
 
     let out = on
@@ -444,7 +445,7 @@ async fn dev_stop_queues_one_exact_job_per_region_only_for_a_dev_account_and_onl
     // Off by default: the same dev breach with the default switch queues nothing.
     let off_policy = format!("[tagging.account_environments]\n\"{HUB_ACCOUNT}\" = \"dev\"\n");
     let mut off = stack
-        .function(FUNCTION, &off_policy, &[("STEWARD_WORK_QUEUE", &queue)])
+        .function(FUNCTION, &off_policy, &[("STEWARD_WORK_QUEUE", queue.as_str())])
         .await;
     let out = off
         .invoke(&budget_alert(HUB_ACCOUNT, "dev-other"))
@@ -461,7 +462,7 @@ async fn dev_stop_queues_one_exact_job_per_region_only_for_a_dev_account_and_onl
         .function(
             FUNCTION,
             &policy,
-            &[("STEWARD_WORK_QUEUE", &queue), ("STEWARD_DRY_RUN", "true")],
+            &[("STEWARD_WORK_QUEUE", queue.as_str()), ("STEWARD_DRY_RUN", "true")],
         )
         .await;
     let out = dry
@@ -483,7 +484,7 @@ async fn malformed_input_of_each_kind_fails_clearly_and_changes_nothing() {
         "[tagging.account_environments]\n\"{HUB_ACCOUNT}\" = \"dev\"\n[budgets]\nstop_dev_on_breach = true\n"
     );
     let mut f = stack
-        .function(FUNCTION, &policy, &[("STEWARD_WORK_QUEUE", &queue)])
+        .function(FUNCTION, &policy, &[("STEWARD_WORK_QUEUE", queue.as_str())])
         .await;
 
     let mut bad_account = event("budget-sns-actual.json");
