@@ -445,7 +445,11 @@ async fn dev_stop_queues_one_exact_job_per_region_only_for_a_dev_account_and_onl
     // Off by default: the same dev breach with the default switch queues nothing.
     let off_policy = format!("[tagging.account_environments]\n\"{HUB_ACCOUNT}\" = \"dev\"\n");
     let mut off = stack
-        .function(FUNCTION, &off_policy, &[("STEWARD_WORK_QUEUE", queue.as_str())])
+        .function(
+            FUNCTION,
+            &off_policy,
+            &[("STEWARD_WORK_QUEUE", queue.as_str())],
+        )
         .await;
     let out = off
         .invoke(&budget_alert(HUB_ACCOUNT, "dev-other"))
@@ -462,7 +466,10 @@ async fn dev_stop_queues_one_exact_job_per_region_only_for_a_dev_account_and_onl
         .function(
             FUNCTION,
             &policy,
-            &[("STEWARD_WORK_QUEUE", queue.as_str()), ("STEWARD_DRY_RUN", "true")],
+            &[
+                ("STEWARD_WORK_QUEUE", queue.as_str()),
+                ("STEWARD_DRY_RUN", "true"),
+            ],
         )
         .await;
     let out = dry
@@ -473,7 +480,11 @@ async fn dev_stop_queues_one_exact_job_per_region_only_for_a_dev_account_and_onl
     assert_eq!(out["results"][0]["dev_stop"], true, "{out}");
     assert!(queue_bodies(&sqs, &queue).await.is_empty());
     let inbox = stack.inbox.drain().await.unwrap();
-    assert!(inbox[0].subject.contains("(DRY RUN)"), "{}", inbox[0].subject);
+    assert!(
+        inbox[0].subject.contains("(DRY RUN)"),
+        "{}",
+        inbox[0].subject
+    );
 }
 
 #[tokio::test]
