@@ -261,13 +261,71 @@ pub struct Budgets {
     pub stop_dev_on_breach: bool,
     /// Cost breakdown lines in an alert.
     pub breakdown_items: u32,
+    /// Percent of the budgeted amount the daily check compares actual and
+    /// forecast spend against (budgets without a notification are watched too).
+    pub thresholds: Vec<u32>,
+    /// Severity by how far the amount is over the threshold, in percent of
+    /// the threshold: the band with the highest `over_percent` not above it.
+    pub bands: Vec<OverBand>,
+    /// The highest severity a forecast (not yet spent) alert gets.
+    pub forecast_max_severity: crate::notify::Severity,
+    /// Severity of a cost anomaly by its total impact in USD: the band with
+    /// the highest `min_impact` not above it.
+    pub anomaly_bands: Vec<ImpactBand>,
+}
+
+/// A severity band of a budget alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverBand {
+    pub over_percent: u32,
+    pub severity: crate::notify::Severity,
+}
+
+/// A severity band of a cost anomaly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImpactBand {
+    pub min_impact: u32,
+    pub severity: crate::notify::Severity,
 }
 
 impl Default for Budgets {
     fn default() -> Self {
+        use crate::notify::Severity;
         Budgets {
             stop_dev_on_breach: false,
             breakdown_items: 10,
+            thresholds: vec![80, 100],
+            bands: vec![
+                OverBand {
+                    over_percent: 0,
+                    severity: Severity::Medium,
+                },
+                OverBand {
+                    over_percent: 25,
+                    severity: Severity::High,
+                },
+                OverBand {
+                    over_percent: 50,
+                    severity: Severity::Critical,
+                },
+            ],
+            forecast_max_severity: Severity::Medium,
+            anomaly_bands: vec![
+                ImpactBand {
+                    min_impact: 0,
+                    severity: Severity::Low,
+                },
+                ImpactBand {
+                    min_impact: 100,
+                    severity: Severity::Medium,
+                },
+                ImpactBand {
+                    min_impact: 1000,
+                    severity: Severity::High,
+                },
+            ],
         }
     }
 }
@@ -533,6 +591,7 @@ impl Policy {
                 "must be between 1 and 720".into(),
             ));
         }
+        problems.extend(budget_problems(&self.budgets));
         if self.notifications.max_items == 0 {
             problems.push((
                 "notifications.max_items".into(),
@@ -555,6 +614,31 @@ impl Policy {
             .get(account)
             .map(String::as_str)
     }
+}
+
+/// The `[budgets]` section's own checks: thresholds in range, bands that
+/// start at zero and rise.
+fn budget_problems(b: &Budgets) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    for (i, t) in b.thresholds.iter().enumerate() {
+        if *t == 0 || *t > 1000 {
+            problems.push((
+                format!("budgets.thresholds[{i}]"),
+                format!("{t} is not a percent between 1 and 1000"),
+            ));
+        }
+    }
+    let over: Vec<u32> = b.bands.iter().map(|x| x.over_percent).collect();
+    let impact: Vec<u32> = b.anomaly_bands.iter().map(|x| x.min_impact).collect();
+    for (key, starts) in [("budgets.bands", over), ("budgets.anomaly_bands", impact)] {
+        if starts.first() != Some(&0) || starts.windows(2).any(|w| w[0] >= w[1]) {
+            problems.push((
+                key.into(),
+                "needs at least one band, the first starting at 0, the rest in rising order".into(),
+            ));
+        }
+    }
+    problems
 }
 
 fn is_account_id(s: &str) -> bool {

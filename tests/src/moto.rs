@@ -123,6 +123,17 @@ impl Moto {
         .await
     }
 
+    /// Queues GetCostAndUsage results through moto's own endpoint: each
+    /// request body moto has not seen takes the next result.
+    pub async fn seed_cost_and_usage(&self, results: &[serde_json::Value]) -> anyhow::Result<()> {
+        self.post(
+            "/moto-api/static/ce/cost-and-usage-results",
+            &serde_json::json!({ "results": results }),
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Ties an AWS Config result token to its rule (see the launcher).
     pub async fn register_rule_token(&self, rule: &str, token: &str) -> anyhow::Result<()> {
         self.post(
@@ -176,7 +187,9 @@ async fn http(method: &str, url: &str, body: Option<String>) -> anyhow::Result<S
                 let mut response = String::new();
                 stream.read_to_string(&mut response).await?;
                 let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-                if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
+                // 201: moto's own seeding endpoints (`/moto-api/static/...`) answer "Created".
+                let status = head.split_whitespace().nth(1).unwrap_or_default();
+                if status != "200" && status != "201" {
                     anyhow::bail!("{method} {url}: {head}");
                 }
                 return Ok(body.to_string());

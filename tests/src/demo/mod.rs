@@ -2,6 +2,7 @@
 //! driven through the built function binaries, and what the security team's
 //! inbox received. Each function has its own section file.
 
+mod budget;
 mod compliance;
 mod guardduty;
 mod offhours;
@@ -148,6 +149,9 @@ pub async fn run() -> anyhow::Result<()> {
     }
     if let Err(e) = compliance::run(&stack).await {
         failed.push(format!("compliance-notifier: {e:#}"));
+    }
+    if let Err(e) = budget::run(&stack).await {
+        failed.push(format!("budget-alerter: {e:#}"));
     }
     if failed.is_empty() {
         println!("\ndemo finished: every section ran.");

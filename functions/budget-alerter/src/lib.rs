@@ -1,0 +1,62 @@
+//! The budget alerter: turns AWS Budgets notifications, Cost Anomaly
+//! Detection alerts, a daily check of every budget and a weekly cost review
+//! into messages that say what is spending, who owns it and what to do; and,
+//! when the policy asks for it, has the off-hours scheduler stop a dev
+//! account whose actual spend breached its budget.
+//!
+//! `events` models the triggers, `plan` holds the pure decisions, `budgets`,
+//! `costexplorer` and `queue` are the SDK adapters, `enrich` reads the cost
+//! breakdown through the run's cache, `report` builds the messages and
+//! `handler` ties them together.
+
+pub mod budgets;
+pub mod costexplorer;
+pub mod enrich;
+pub mod events;
+pub mod handler;
+pub mod model;
+pub mod plan;
+pub mod queue;
+pub mod report;
+
+/// The function's name: binary name, log field and metric dimension.
+pub const FUNCTION_NAME: &str = "budget-alerter";
+
+/// Every IAM action the function calls, for the permissions test and the templates.
+pub fn permissions() -> Vec<&'static str> {
+    let mut all: Vec<&'static str> = [
+        budgets::PERMISSIONS,
+        costexplorer::PERMISSIONS,
+        queue::PERMISSIONS,
+    ]
+    .concat();
+    all.sort_unstable();
+    all.dedup();
+    all
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_action_is_in_the_templates() {
+        let template = include_str!("../../../infra/template.yaml");
+        let function = template
+            .split("  BudgetAlerterFunction:")
+            .nth(1)
+            .and_then(|rest| rest.split("\n  DeadLetterAlarm:").next())
+            .expect("BudgetAlerterFunction in infra/template.yaml");
+        for action in super::permissions() {
+            let granted = function.contains(&format!("- {action}\n"))
+                || (action == "sqs:SendMessage" && function.contains("SQSSendMessagePolicy"));
+            assert!(granted, "{action} is missing from BudgetAlerterFunction");
+        }
+        // Member accounts' budgets are read through the member role.
+        let member = include_str!("../../../infra/member-role.yaml");
+        for action in super::budgets::PERMISSIONS {
+            assert!(
+                member.contains(&format!("- {action}\n")),
+                "{action} missing from infra/member-role.yaml"
+            );
+        }
+    }
+}
