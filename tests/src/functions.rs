@@ -16,5 +16,10 @@ pub fn declared_permissions() -> BTreeMap<&'static str, Vec<&'static str>> {
             guardduty_responder::FUNCTION_NAME,
             guardduty_responder::permissions(),
         ),
+        (
+            compliance_notifier::FUNCTION_NAME,
+            compliance_notifier::permissions(),
+        ),
+        (budget_alerter::FUNCTION_NAME, budget_alerter::permissions()),
     ])
 }
