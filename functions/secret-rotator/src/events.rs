@@ -53,13 +53,6 @@ pub struct RotationEvent {
     pub rotation_token: Option<String>,
 }
 
-impl RotationEvent {
-    /// The secret's account and region when `SecretId` is an ARN.
-    pub fn arn_account_region(&self) -> Option<(String, String)> {
-        account_region_of(&self.secret_id)
-    }
-}
-
 /// The account and region of a Secrets Manager ARN (`None` for a plain name).
 pub fn account_region_of(secret_id: &str) -> Option<(String, String)> {
     let parts: Vec<&str> = secret_id.splitn(7, ':').collect();
