@@ -123,7 +123,7 @@ mod tests {
             assert_eq!(e.step, step);
             assert_eq!(e.rotation_token, None);
             assert_eq!(
-                e.arn_account_region(),
+                account_region_of(&e.secret_id),
                 Some(("111111111111".into(), "eu-west-1".into()))
             );
         }
@@ -154,7 +154,7 @@ mod tests {
             assert_eq!(e.step, step);
             assert!(e.rotation_token.is_some());
             assert_eq!(
-                e.arn_account_region(),
+                account_region_of(&e.secret_id),
                 Some(("123456789012".into(), "us-east-1".into()))
             );
         }
@@ -164,7 +164,7 @@ mod tests {
     fn keeps_the_rotation_token() {
         let e = parse(&json!({"Step": "setSecret", "SecretId": "app", "ClientRequestToken": TOKEN, "RotationToken": "rt-1"})).unwrap();
         assert_eq!(e.rotation_token.as_deref(), Some("rt-1"));
-        assert_eq!(e.arn_account_region(), None);
+        assert_eq!(account_region_of(&e.secret_id), None);
     }
 
     #[test]

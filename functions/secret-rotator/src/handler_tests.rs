@@ -194,7 +194,7 @@ impl Database for FakeDatabase {
 }
 
 struct Fakes {
-    secrets: Arc<FakeSecrets>,
+    secrets: Arc<dyn SecretsApi>,
     database: Arc<FakeDatabase>,
 }
 
@@ -231,7 +231,10 @@ fn rotator(
         Some(("STEWARD_DRY_RUN", _)) => RunMode::DryRun,
         _ => RunMode::Live,
     };
-    let test = testing::steward(FUNCTION_NAME, Policy::default(), mode);
+    // The fixtures say `ssl: false`: the policy allows plain connections.
+    let mut policy = Policy::default();
+    policy.rotation.require_tls = false;
+    let test = testing::steward(crate::FUNCTION_NAME, policy, mode);
     let secrets = Arc::new(FakeSecrets {
         master,
         master_tagged: true,
