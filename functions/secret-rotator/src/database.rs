@@ -61,12 +61,11 @@ pub(crate) trait Database: Send + Sync {
         roles: &[&str],
         options: &ConnectOptions,
     ) -> anyhow::Result<Vec<RoleFacts>>;
-    /// Logs in as `admin` and sets `username`'s password to `new_password`.
+    /// Logs in as `admin` and sets the password of `user`'s role to `user`'s password.
     async fn set_password(
         &self,
         admin: &DbCredentials,
-        username: &str,
-        new_password: &str,
+        user: &DbCredentials,
         target: &Target,
         options: &ConnectOptions,
     ) -> anyhow::Result<()>;
@@ -363,11 +362,11 @@ impl Database for Postgres {
     async fn set_password(
         &self,
         admin: &DbCredentials,
-        username: &str,
-        new_password: &str,
+        user: &DbCredentials,
         target: &Target,
         options: &ConnectOptions,
     ) -> anyhow::Result<()> {
+        let (username, new_password) = (user.username.as_str(), user.password());
         let mut client = self.connect(admin, options).await?.ok_or_else(|| {
             anyhow::anyhow!(
                 "the database refused the login of {:?} at {}",

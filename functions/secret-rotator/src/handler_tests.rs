@@ -12,8 +12,10 @@ use steward_shared::testing::{self, MemoryPublisher};
 use steward_shared::Policy;
 
 use super::*;
+use crate::database::Database;
 use crate::model::ConnectOptions;
 use crate::model::{RoleFacts, RoleRights};
+use steward_shared::RunMode;
 
 const ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:app-AbCdEf";
 const MASTER: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:master-AbCdEf";
@@ -172,11 +174,11 @@ impl Database for FakeDatabase {
     async fn set_password(
         &self,
         admin: &DbCredentials,
-        user: &str,
-        password: &str,
+        pending: &DbCredentials,
         target: &Target,
         o: &ConnectOptions,
     ) -> anyhow::Result<()> {
+        let (user, password) = (pending.username.as_str(), pending.password());
         anyhow::ensure!(
             self.login(admin, o).await? == Login::Accepted,
             "admin refused"

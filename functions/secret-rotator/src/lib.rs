@@ -13,6 +13,7 @@
 //! The public facade is what `main.rs` wires: [`SecretRotator`], [`AwsApis`],
 //! [`FUNCTION_NAME`], [`LOG_CAPPED_TARGETS`] and [`permissions`].
 
+mod apis;
 mod database;
 mod events;
 mod handler;
@@ -21,7 +22,8 @@ mod plan;
 mod report;
 mod secrets;
 
-pub use handler::{AwsApis, SecretRotator};
+pub use apis::AwsApis;
+pub use handler::SecretRotator;
 
 /// The function's name: binary name, log field and metric dimension.
 pub const FUNCTION_NAME: &str = "secret-rotator";

@@ -182,6 +182,17 @@ pub(crate) fn plan_set(
     }
 }
 
+/// The error when no version of a single user's credentials logs in.
+pub(crate) fn no_login_accepted(current: &DbCredentials, versions_tried: usize) -> String {
+    format!(
+        "the database at {} refused user {:?} with the {} and with the AWSPENDING one; \
+         nothing was changed. Set the user's password to the AWSCURRENT value (ALTER ROLE ... PASSWORD), then retry the rotation",
+        current.endpoint(),
+        current.username,
+        if versions_tried > 1 { "AWSCURRENT and AWSPREVIOUS passwords" } else { "AWSCURRENT password" }
+    )
+}
+
 /// Checks that the secret named by `masterarn` may serve as master
 /// credentials: listed by full ARN in `[rotation] master_secrets`, or, when
 /// that list is empty, tagged `steward:rotation-master=true`; and on the
@@ -244,6 +255,38 @@ fn privileged(role: &RoleRights) -> Option<String> {
 /// through membership (`rds_superuser` included). `like` is the role a new
 /// role would be made a member of (with everything it belongs to).
 pub(crate) fn check_master_target(
+    master_user: &str,
+    target_user: &str,
+    how: &Target,
+    found: &[RoleFacts],
+    rotation: &Rotation,
+) -> Result<(), String> {
+    let Some(target_facts) = found.first() else {
+        return Err(format!(
+            "the database returned no facts about role {target_user:?}; nothing was changed"
+        ));
+    };
+    let like = match (how, found.get(1)) {
+        (Target::CreateLike { like }, Some(facts)) => Some((like.as_str(), facts)),
+        (Target::CreateLike { like }, None) => {
+            return Err(format!(
+                "the database returned no facts about role {like:?}; nothing was changed"
+            ))
+        }
+        (Target::Existing, _) => None,
+    };
+    check_roles(master_user, target_user, target_facts, like, rotation)
+}
+
+/// The roles whose facts [`check_master_target`] needs, in its order.
+pub(crate) fn roles_to_check<'a>(target_user: &'a str, how: &'a Target) -> Vec<&'a str> {
+    match how {
+        Target::Existing => vec![target_user],
+        Target::CreateLike { like } => vec![target_user, like.as_str()],
+    }
+}
+
+fn check_roles(
     master_user: &str,
     target: &str,
     target_facts: &RoleFacts,
@@ -323,6 +366,17 @@ pub(crate) fn connect_options(
             .then(|| PathBuf::from(rotation.ca_bundle.trim())),
         connect_timeout: Duration::from_secs(u64::from(rotation.connect_timeout_seconds.max(1))),
     })
+}
+
+/// A plan's refusal (a `String` naming the problem and what to do) as the step's error.
+pub(crate) trait Decided<T> {
+    fn decided(self) -> anyhow::Result<T>;
+}
+
+impl<T> Decided<T> for Result<T, String> {
+    fn decided(self) -> anyhow::Result<T> {
+        self.map_err(anyhow::Error::msg)
+    }
 }
 
 #[cfg(test)]
@@ -490,12 +544,10 @@ mod tests {
     fn a_master_login_never_changes_a_privileged_role() {
         let policy = Rotation::default();
         let plain = facts_of("app_clone", vec![role("readers")]);
-        assert!(check_master_target("postgres", "app_clone", &plain, None, &policy).is_ok());
-        assert!(
-            check_master_target("postgres", "postgres", &plain, None, &policy)
-                .unwrap_err()
-                .contains("master's own user")
-        );
+        assert!(check_roles("postgres", "app_clone", &plain, None, &policy).is_ok());
+        assert!(check_roles("postgres", "postgres", &plain, None, &policy)
+            .unwrap_err()
+            .contains("master's own user"));
         for (field, word) in [
             ("superuser", "superuser"),
             ("create_role", "create-role"),
@@ -513,27 +565,23 @@ mod tests {
                 role: Some(r.clone()),
                 member_of: vec![],
             };
-            assert!(
-                check_master_target("postgres", "admin", &direct, None, &policy)
-                    .unwrap_err()
-                    .contains(word)
-            );
+            assert!(check_roles("postgres", "admin", &direct, None, &policy)
+                .unwrap_err()
+                .contains(word));
             let through = facts_of("ops", vec![role("x"), r]);
-            assert!(
-                check_master_target("postgres", "ops", &through, None, &policy)
-                    .unwrap_err()
-                    .contains("is a member of \"admin\"")
-            );
+            assert!(check_roles("postgres", "ops", &through, None, &policy)
+                .unwrap_err()
+                .contains("is a member of \"admin\""));
         }
         let rds = facts_of("ops", vec![role("rds_superuser")]);
-        assert!(check_master_target("postgres", "ops", &rds, None, &policy)
+        assert!(check_roles("postgres", "ops", &rds, None, &policy)
             .unwrap_err()
             .contains("rds_superuser"));
         let protected = Rotation {
             protected_roles: vec!["billing".into()],
             ..Rotation::default()
         };
-        assert!(check_master_target(
+        assert!(check_roles(
             "postgres",
             "billing",
             &facts_of("billing", vec![]),
@@ -550,7 +598,7 @@ mod tests {
             role: Some(boss),
             member_of: vec![],
         };
-        assert!(check_master_target(
+        assert!(check_roles(
             "postgres",
             "boss_clone",
             &missing,
@@ -560,7 +608,7 @@ mod tests {
         .unwrap_err()
         .contains("would be a member of \"boss\""));
         let like = facts_of("app", vec![role("readers")]);
-        assert!(check_master_target(
+        assert!(check_roles(
             "postgres",
             "app_clone",
             &missing,
@@ -568,6 +616,25 @@ mod tests {
             &policy
         )
         .is_ok());
+    }
+
+    #[test]
+    fn the_roles_read_follow_the_target() {
+        let policy = Rotation::default();
+        let like = Target::CreateLike { like: "app".into() };
+        assert_eq!(roles_to_check("app_clone", &like), ["app_clone", "app"]);
+        assert_eq!(roles_to_check("app", &Target::Existing), ["app"]);
+        let missing = RoleFacts::default();
+        assert!(
+            check_master_target("postgres", "app_clone", &like, &[missing.clone()], &policy)
+                .unwrap_err()
+                .contains("no facts about role \"app\"")
+        );
+        let app = facts_of("app", vec![]);
+        assert!(
+            check_master_target("postgres", "app_clone", &like, &[missing, app], &policy).is_ok()
+        );
+        assert!(check_master_target("postgres", "app", &Target::Existing, &[], &policy).is_err());
     }
 
     #[test]

@@ -3,9 +3,22 @@
 //! and the `failed` message of every failed step or refusal (HIGH). Each
 //! names the secret, the step, the token and the strategy, never a value.
 
+use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use steward_shared::notify::{Category, Notification, Severity};
 use steward_shared::RunMode;
+
+use crate::model::DbCredentials;
+
+/// What a step did, for the response and the logs.
+pub(crate) struct StepReport {
+    pub result: &'static str,
+    pub changed: bool,
+}
+
+pub(crate) fn done(result: &'static str, changed: bool) -> anyhow::Result<StepReport> {
+    Ok(StepReport { result, changed })
+}
 
 /// Where the secret lives and what it is called.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +29,29 @@ pub(crate) struct Subject {
     pub name: String,
     /// The secret's `env` tag, when it has one.
     pub environment: Option<String>,
+}
+
+impl Subject {
+    /// What the invocation's `SecretId` says; the function's own account and
+    /// region when it is a name, not an ARN.
+    pub fn from_id(secret_id: &str, own_account: &str, own_region: &str) -> Subject {
+        let (account, region) = crate::events::account_region_of(secret_id)
+            .unwrap_or_else(|| (own_account.to_string(), own_region.to_string()));
+        Subject {
+            account,
+            region,
+            arn: secret_id.to_string(),
+            name: secret_name(secret_id),
+            environment: None,
+        }
+    }
+
+    /// What `DescribeSecret` said: the full ARN, the name and the `env` tag.
+    pub fn describe(&mut self, arn: &str, name: &str, environment: Option<&str>) {
+        self.arn = arn.to_string();
+        self.name = name.to_string();
+        self.environment = environment.map(str::to_string);
+    }
 }
 
 /// The step a message is about.
@@ -53,15 +89,16 @@ fn fill(n: &mut Notification, subject: &Subject, at: &StepRef<'_>) {
     }
 }
 
-/// The rotation finished: `user` on `endpoint` now logs in with AWSCURRENT;
-/// `previous_user` (alternating users) keeps its password until its next turn.
+/// The rotation finished: the pending user now logs in with AWSCURRENT; with
+/// alternating users the current one (now AWSPREVIOUS) keeps its password.
 pub(crate) fn rotated(
     subject: &Subject,
     at: &StepRef<'_>,
-    user: &str,
-    endpoint: &str,
-    previous_user: Option<&str>,
+    pending: &DbCredentials,
+    current: &DbCredentials,
 ) -> Notification {
+    let (user, endpoint) = (&pending.username, pending.endpoint());
+    let previous_user = (pending.username != current.username).then_some(&current.username);
     let mut n = Notification::new(
         Severity::Info,
         Category::Rotation,
@@ -86,26 +123,73 @@ pub(crate) fn rotated(
     n
 }
 
-/// Dry-run or the kill switch stopped the step after the checks.
+/// The invocation's response: what the step did, in which mode.
+pub(crate) fn response(
+    subject: &Subject,
+    at: &StepRef<'_>,
+    result: &str,
+    changed: bool,
+    mode: RunMode,
+) -> Value {
+    json!({
+        "secret": subject.name,
+        "arn": subject.arn,
+        "step": at.step,
+        "token": at.token,
+        "strategy": at.strategy,
+        "result": result,
+        "changed": changed,
+        "mode": mode.as_str(),
+    })
+}
+
+/// Dry-run or the kill switch stopped the step after the checks: the
+/// notification and the reason (also the step's error).
 pub(crate) fn not_run(
     subject: &Subject,
     at: &StepRef<'_>,
     mode: RunMode,
-    variable: &str,
-    reason: &str,
-) -> Notification {
+) -> (Notification, String) {
+    let variable = match mode {
+        RunMode::Disabled => "STEWARD_DISABLED",
+        _ => "STEWARD_DRY_RUN",
+    };
+    let reason = format!(
+        "{variable} is set: steward would run {} of secret {} ({}) but changed nothing; the rotation stops here and AWSCURRENT stays valid",
+        at.step,
+        subject.name,
+        at.strategy.unwrap_or("unknown strategy")
+    );
     let mut n = Notification::new(
         Severity::Medium,
         Category::Rotation,
         "not-rotated",
         format!("rotation of secret {} not run ({})", subject.name, mode),
     );
-    n.details.push(reason.to_string());
+    n.details.push(reason.clone());
     n.next_steps.push(format!(
         "Unset {variable} on the function, then rotate the secret again."
     ));
     fill(&mut n, subject, at);
-    n
+    (n, reason)
+}
+
+/// An invocation that did not parse but names a secret: still reported.
+pub(crate) fn failed_unparsed(subject: &Subject, payload: &Value, reason: &str) -> Notification {
+    let text = |key: &str, default: &str| {
+        payload
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or(default)
+            .to_string()
+    };
+    let (step, token) = (text("Step", "(none)"), text("ClientRequestToken", ""));
+    let at = StepRef {
+        step: &step,
+        token: &token,
+        strategy: None,
+    };
+    failed(subject, &at, reason)
 }
 
 /// A step failed or was refused; `reason` says why and what to do.

@@ -7,7 +7,7 @@
 use aws_sdk_secretsmanager::Client;
 use steward_shared::sdk::sdk_error;
 
-use crate::model::{SecretFacts, AWSCURRENT, AWSPENDING, ROTATION_MASTER_TAG};
+use crate::model::{DbCredentials, SecretFacts, AWSCURRENT, AWSPENDING, ROTATION_MASTER_TAG};
 
 /// The IAM actions this adapter calls.
 pub const PERMISSIONS: &[&str] = &[
@@ -52,6 +52,53 @@ pub(crate) trait SecretsApi: Send + Sync {
     ) -> anyhow::Result<()>;
     /// Removes the `AWSPENDING` label from version `token`.
     async fn clear_pending(&self, secret_id: &str, token: &str) -> anyhow::Result<()>;
+}
+
+/// Reads and parses one version's credentials; `None` when it has no value.
+pub(crate) async fn read_credentials(
+    secrets: &dyn SecretsApi,
+    facts: &SecretFacts,
+    version: Option<&str>,
+    stage: &str,
+) -> anyhow::Result<Option<DbCredentials>> {
+    match secrets.value(&facts.arn, version, stage).await? {
+        None => Ok(None),
+        Some(text) => DbCredentials::parse(&text, stage)
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("secret {}: {e}", facts.name)),
+    }
+}
+
+/// The pending version of this token; an error says createSecret must run first.
+pub(crate) async fn read_pending(
+    secrets: &dyn SecretsApi,
+    facts: &SecretFacts,
+    token: &str,
+) -> anyhow::Result<DbCredentials> {
+    read_credentials(secrets, facts, Some(token), AWSPENDING).await?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "version {token} of secret {} has no AWSPENDING value; createSecret must run first (Secrets Manager retries the rotation from createSecret)",
+            facts.name
+        )
+    })
+}
+
+/// The master secret's facts (its full ARN and tags, for the plan) and its
+/// `AWSCURRENT` credentials.
+pub(crate) async fn read_master(
+    secrets: &dyn SecretsApi,
+    master_arn: &str,
+) -> anyhow::Result<(SecretFacts, DbCredentials)> {
+    let facts = secrets.describe(master_arn).await?;
+    let text = secrets
+        .value(&facts.arn, None, AWSCURRENT)
+        .await?
+        .ok_or_else(|| {
+            anyhow::anyhow!("the master secret {master_arn} (masterarn) has no AWSCURRENT value")
+        })?;
+    let credentials = DbCredentials::parse(&text, "master secret's AWSCURRENT")
+        .map_err(|e| anyhow::anyhow!("master secret {master_arn}: {e}"))?;
+    Ok((facts, credentials))
 }
 
 /// The SDK implementation.
