@@ -211,7 +211,7 @@ pub(crate) fn check_master(
                 master.arn
             ));
         }
-    } else if !rotation.master_secrets.iter().any(|arn| *arn == master.arn) {
+    } else if !rotation.master_secrets.contains(&master.arn) {
         return Err(format!(
             "refused: the master secret {} (masterarn) is not listed in [rotation] master_secrets; nothing was changed. \
              Add its full ARN to the list if it may act as master credentials",
@@ -625,11 +625,15 @@ mod tests {
         assert_eq!(roles_to_check("app_clone", &like), ["app_clone", "app"]);
         assert_eq!(roles_to_check("app", &Target::Existing), ["app"]);
         let missing = RoleFacts::default();
-        assert!(
-            check_master_target("postgres", "app_clone", &like, &[missing.clone()], &policy)
-                .unwrap_err()
-                .contains("no facts about role \"app\"")
-        );
+        assert!(check_master_target(
+            "postgres",
+            "app_clone",
+            &like,
+            std::slice::from_ref(&missing),
+            &policy
+        )
+        .unwrap_err()
+        .contains("no facts about role \"app\""));
         let app = facts_of("app", vec![]);
         assert!(
             check_master_target("postgres", "app_clone", &like, &[missing, app], &policy).is_ok()
