@@ -10,12 +10,36 @@ use tracing_subscriber::EnvFilter;
 
 /// Installs the global log subscriber once; later calls do nothing.
 pub fn init_logging() {
+    init(&[]);
+}
+
+/// Like [`init_logging`], but events of the `capped` log targets (a target
+/// matches when it starts with one of them, e.g. `aws_smithy` matches
+/// `aws_smithy_runtime::client`) are kept at INFO and above, whatever
+/// `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG` say. For functions whose
+/// dependencies log secrets at DEBUG or TRACE (statements, request bodies).
+/// Records of the `log` crate are filtered by their own target too.
+pub fn init_logging_capped(capped: &'static [&'static str]) {
+    init(capped);
+}
+
+fn init(capped: &'static [&'static str]) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
     let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
         .ok()
         .map(|l| l.to_ascii_lowercase())
         .or_else(|| std::env::var("RUST_LOG").ok())
         .unwrap_or_else(|| "info".to_string());
     let filter = EnvFilter::try_new(&level).unwrap_or_else(|_| EnvFilter::new("info"));
+    // No layer at all without caps: the other functions' logging is unchanged.
+    let cap = (!capped.is_empty()).then(|| {
+        tracing_subscriber::filter::filter_fn(move |meta| {
+            *meta.level() <= tracing::Level::INFO
+                || !capped.iter().any(|t| meta.target().starts_with(t))
+        })
+    });
     let text = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("text"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -23,13 +47,15 @@ pub fn init_logging() {
         .with_target(false)
         .with_writer(std::io::stdout);
     let result = if text {
-        builder.try_init()
+        builder.finish().with(cap).try_init()
     } else {
         builder
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
+            .finish()
+            .with(cap)
             .try_init()
     };
     let _ = result;

@@ -157,11 +157,17 @@ pub struct Rotation {
     pub password_length: u32,
     /// Characters never used in generated passwords.
     pub exclude_characters: String,
-    /// Require TLS when the secret does not say `ssl`.
+    /// Require TLS to the database; a floor that a secret's `ssl: false` cannot lower.
     pub require_tls: bool,
     /// PEM file of CA certificates trusted for database TLS (empty: system store).
     pub ca_bundle: String,
     pub connect_timeout_seconds: u32,
+    /// Full ARNs of secrets the alternating-users strategy may use as master
+    /// (empty: then only secrets tagged `steward:rotation-master=true`).
+    pub master_secrets: Vec<String>,
+    /// Database roles whose passwords a master login never changes (on top of
+    /// the built-in rights check).
+    pub protected_roles: Vec<String>,
 }
 
 impl Default for Rotation {
@@ -172,6 +178,8 @@ impl Default for Rotation {
             require_tls: true,
             ca_bundle: String::new(),
             connect_timeout_seconds: 5,
+            master_secrets: Vec::new(),
+            protected_roles: Vec::new(),
         }
     }
 }

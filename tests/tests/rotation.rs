@@ -9,55 +9,47 @@
 
 use aws_sdk_secretsmanager::Client as SecretsManager;
 use serde_json::{json, Value};
-use steward_tests::inbox::Inbox;
-use steward_tests::moto::{Moto, HUB_ACCOUNT};
+use steward_tests::moto::HUB_ACCOUNT;
 use steward_tests::postgres::Postgres;
 use steward_tests::runtime_api::{Function, Outcome};
-use steward_tests::{event, function_binary, unique};
+use steward_tests::stack::Stack as SharedStack;
+use steward_tests::{event, unique};
 
 const STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
-/// Plain connections allowed explicitly by the secret (`ssl: false`) unless a test says otherwise.
-const POLICY: &str = "[rotation]\nconnect_timeout_seconds = 3\n";
+/// The suite's PostgreSQL is plain: the policy allows plain connections
+/// (`require_tls = false`), and the secrets say `ssl: false` unless a test says otherwise.
+const POLICY: &str = "[rotation]\nrequire_tls = false\nconnect_timeout_seconds = 3\n";
+/// The built-in TLS floor (`require_tls = true`).
+const TLS_POLICY: &str = "[rotation]\nconnect_timeout_seconds = 3\n";
 
+/// The shared stack (emulator, inbox, idempotency table, policies) plus a
+/// real PostgreSQL and a Secrets Manager client.
 struct Stack {
-    moto: Moto,
-    inbox: Inbox,
-    table: String,
-    policy_dir: std::path::PathBuf,
+    shared: SharedStack,
     pg: Postgres,
     sm: SecretsManager,
 }
 
+impl std::ops::Deref for Stack {
+    type Target = SharedStack;
+
+    fn deref(&self) -> &SharedStack {
+        &self.shared
+    }
+}
+
 impl Stack {
     async fn new(tls: bool) -> Stack {
-        let (moto, pg) = tokio::join!(Moto::start(), async {
+        let (shared, pg) = tokio::join!(SharedStack::new(), async {
             if tls {
                 Postgres::start_with_tls().await
             } else {
                 Postgres::start().await
             }
         });
-        let moto = moto.expect("moto starts");
         let pg = pg.expect("PostgreSQL starts (run `make postgres` if it is missing)");
-        let config = moto.config();
-        let inbox = Inbox::create(&config, &unique("steward-security"))
-            .await
-            .expect("inbox");
-        let table = unique("steward-idempotency");
-        steward_shared::idempotency::create_table(&aws_sdk_dynamodb::Client::new(&config), &table)
-            .await
-            .expect("table");
-        let policy_dir = std::env::temp_dir().join(unique("steward-policy"));
-        std::fs::create_dir_all(&policy_dir).unwrap();
-        let sm = SecretsManager::new(&config);
-        Stack {
-            moto,
-            inbox,
-            table,
-            policy_dir,
-            pg,
-            sm,
-        }
+        let sm = SecretsManager::new(&shared.moto.config());
+        Stack { shared, pg, sm }
     }
 
     /// Starts the built rotator with a policy.
@@ -67,16 +59,7 @@ impl Stack {
 
     /// Starts the built rotator with a policy and extra variables.
     async fn rotator_with(&self, policy: &str, extra: &[(&str, &str)]) -> Function {
-        let path = self.policy_dir.join(format!("{}.toml", unique("policy")));
-        std::fs::write(&path, policy).unwrap();
-        let mut env = self.moto.env();
-        env.push(("STEWARD_TOPIC_ARN".into(), self.inbox.topic_arn.clone()));
-        env.push(("STEWARD_IDEMPOTENCY_TABLE".into(), self.table.clone()));
-        env.push(("STEWARD_POLICY".into(), path.display().to_string()));
-        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        Function::start(&function_binary("secret-rotator"), "secret-rotator", &env)
-            .await
-            .expect("function starts")
+        self.shared.function("secret-rotator", policy, extra).await
     }
 
     /// A database user with a password (set with statement logging off).
@@ -110,15 +93,40 @@ impl Stack {
     }
 
     async fn create_secret(&self, name: &str, value: &Value) -> String {
+        self.create_tagged_secret(name, value, &[]).await
+    }
+
+    async fn create_tagged_secret(
+        &self,
+        name: &str,
+        value: &Value,
+        tags: &[(&str, &str)],
+    ) -> String {
+        let tags = tags
+            .iter()
+            .map(|(k, v)| {
+                aws_sdk_secretsmanager::types::Tag::builder()
+                    .key(*k)
+                    .value(*v)
+                    .build()
+            })
+            .collect();
         let out = self
             .sm
             .create_secret()
             .name(name)
             .secret_string(value.to_string())
+            .set_tags(Some(tags))
             .send()
             .await
             .unwrap();
         out.arn().unwrap().to_string()
+    }
+
+    /// A master secret allowed by its tag `steward:rotation-master=true`.
+    async fn create_master_secret(&self, name: &str, value: &Value) -> String {
+        self.create_tagged_secret(name, value, &[("steward:rotation-master", "true")])
+            .await
     }
 
     /// Stages a rotation the way Secrets Manager does: RotateSecret with the
@@ -414,7 +422,7 @@ async fn alternating_users_keep_awscurrent_working() {
         .create_user("app", "Initial-Pa55word-2", "IN ROLE orders_reader")
         .await;
     let master_arn = stack
-        .create_secret(
+        .create_master_secret(
             &unique("master"),
             &stack.credentials("postgres", "Master-Pa55word-9", json!({})),
         )
@@ -697,10 +705,11 @@ async fn failures_are_clear_notified_and_never_lock_out() {
     );
     let tls_arn = stack.create_secret(&tls_name, &tls_current).await;
     let token = stack.stage(&tls_arn).await;
-    run_step(&mut f, &tls_arn, &token, "createSecret")
+    let mut tls_floor = stack.rotator(TLS_POLICY).await;
+    run_step(&mut tls_floor, &tls_arn, &token, "createSecret")
         .await
         .response();
-    let message = error_message(run_step(&mut f, &tls_arn, &token, "setSecret").await);
+    let message = error_message(run_step(&mut tls_floor, &tls_arn, &token, "setSecret").await);
     assert!(
         message.contains("server does not offer TLS")
             && message.contains("does not fall back to plain text"),
@@ -720,7 +729,7 @@ async fn failures_are_clear_notified_and_never_lock_out() {
         )
         .await;
     let mut quick = stack
-        .rotator("[rotation]\nconnect_timeout_seconds = 1\n")
+        .rotator("[rotation]\nrequire_tls = false\nconnect_timeout_seconds = 1\n")
         .await;
     let token = stack.stage(&hang_arn).await;
     run_step(&mut quick, &hang_arn, &token, "createSecret")
@@ -736,6 +745,7 @@ async fn failures_are_clear_notified_and_never_lock_out() {
     drop(silent);
 
     let mut logs = f.logs();
+    logs.extend(tls_floor.logs());
     logs.extend(quick.logs());
     stack
         .assert_no_leaks(&[&arn, &disabled_arn, &tls_arn, &hang_arn], &logs)
@@ -830,14 +840,8 @@ async fn dry_run_and_kill_switch_change_nothing_and_say_so() {
             .iter()
             .all(|m| m.subject.contains(marker) && m.attributes["category"] == "rotation"));
     }
-    let ddb = aws_sdk_dynamodb::Client::new(&stack.moto.config());
     assert_eq!(
-        ddb.scan()
-            .table_name(&stack.table)
-            .send()
-            .await
-            .unwrap()
-            .count(),
+        stack.idempotency_records().await,
         0,
         "no idempotency records"
     );
@@ -853,7 +857,7 @@ async fn alternating_users_crash_and_resume_keep_awscurrent_working() {
         .unwrap();
     stack.create_user("api", "Initial-Pa55word-7", "").await;
     let master_arn = stack
-        .create_secret(
+        .create_master_secret(
             &unique("master"),
             &stack.credentials("postgres", "Master-Pa55word-7", json!({})),
         )
@@ -924,7 +928,7 @@ async fn alternating_users_crash_and_resume_keep_awscurrent_working() {
 
 #[tokio::test]
 async fn a_secret_in_a_member_account_rotates_through_the_member_role() {
-    const MEMBER_ACCOUNT: &str = "111111111111";
+    use steward_tests::stack::MEMBER_ACCOUNT;
     let stack = Stack::new(false).await;
     stack.create_user("app", "Initial-Pa55word-8", "").await;
     let member = stack
@@ -999,4 +1003,380 @@ async fn a_secret_in_a_member_account_rotates_through_the_member_role() {
     let received = stack.inbox.drain().await.unwrap();
     assert_eq!(received.len(), 1);
     assert_eq!(received[0].attributes["account"], MEMBER_ACCOUNT);
+}
+
+// ---- Issue 12: rotation cannot be turned against the databases it guards ----
+
+/// A master (`postgres`, superuser) and its secret, allowed by tag unless `tag` is false.
+async fn master_setup(stack: &Stack, tag: bool) -> String {
+    stack
+        .pg
+        .setup_sql("ALTER ROLE postgres WITH PASSWORD 'Master-Pa55word-M'")
+        .await
+        .unwrap();
+    let value = stack.credentials("postgres", "Master-Pa55word-M", json!({}));
+    if tag {
+        stack.create_master_secret(&unique("master"), &value).await
+    } else {
+        stack.create_secret(&unique("master"), &value).await
+    }
+}
+
+/// An attacker's secret: `username` chosen so that its alternating partner is
+/// the victim, `masterarn` pointing at the master secret. Runs createSecret
+/// and setSecret and returns setSecret's error message.
+async fn attack(
+    stack: &Stack,
+    f: &mut Function,
+    username: &str,
+    master_arn: &str,
+) -> (String, String) {
+    let name = unique("attacker");
+    let arn = stack
+        .create_secret(
+            &name,
+            &stack.credentials(
+                username,
+                "Whatever-Pa55word",
+                json!({"masterarn": master_arn}),
+            ),
+        )
+        .await;
+    let token = stack.stage(&arn).await;
+    run_step(f, &arn, &token, "createSecret").await.response();
+    let message = error_message(run_step(f, &arn, &token, "setSecret").await);
+    failure_notice(stack, &name, "setSecret").await;
+    (arn, message)
+}
+
+async fn master_still_logs_in(stack: &Stack) {
+    assert!(
+        stack
+            .pg
+            .can_login("postgres", "Master-Pa55word-M", "postgres")
+            .await
+            .unwrap(),
+        "the master's password is unchanged"
+    );
+}
+
+#[tokio::test]
+async fn a_partner_named_after_the_masters_own_user_is_refused() {
+    let stack = Stack::new(false).await;
+    let master_arn = master_setup(&stack, true).await;
+    let mut f = stack.rotator(POLICY).await;
+    // The partner of "postgres_clone" is "postgres": the master's own user.
+    let (arn, message) = attack(&stack, &mut f, "postgres_clone", &master_arn).await;
+    assert!(
+        message.contains("refused")
+            && message.contains("master's own user")
+            && message.contains("nothing was changed"),
+        "{message}"
+    );
+    master_still_logs_in(&stack).await;
+    let master_value = stack.value(&master_arn, None, "AWSCURRENT").await.unwrap();
+    assert!(
+        stack.logs_in(&master_value).await,
+        "the real master secret still logs in"
+    );
+    stack.assert_no_leaks(&[&arn, &master_arn], &f.logs()).await;
+}
+
+#[tokio::test]
+async fn a_partner_with_privileged_rights_is_refused() {
+    let stack = Stack::new(false).await;
+    let master_arn = master_setup(&stack, true).await;
+    stack
+        .pg
+        .setup_sql(
+            "CREATE ROLE admin WITH LOGIN SUPERUSER PASSWORD 'Admin-Pa55word'; \
+             CREATE ROLE maker WITH LOGIN CREATEROLE PASSWORD 'Maker-Pa55word'; \
+             CREATE ROLE copier WITH LOGIN REPLICATION PASSWORD 'Copier-Pa55word'; \
+             CREATE ROLE seer WITH LOGIN BYPASSRLS PASSWORD 'Seer-Pa55word'; \
+             CREATE ROLE rds_superuser NOLOGIN; CREATE ROLE dba_group NOLOGIN IN ROLE rds_superuser; \
+             CREATE ROLE ops WITH LOGIN PASSWORD 'Ops-Pa55word' IN ROLE dba_group; \
+             CREATE ROLE billing WITH LOGIN PASSWORD 'Billing-Pa55word';",
+        )
+        .await
+        .unwrap();
+    let mut f = stack
+        .rotator(&format!("{POLICY}protected_roles = [\"billing\"]\n"))
+        .await;
+    let mut arns = vec![master_arn.clone()];
+    for (user, victim, password, reason) in [
+        ("admin_clone", "admin", "Admin-Pa55word", "superuser"),
+        ("maker_clone", "maker", "Maker-Pa55word", "create-role"),
+        ("copier_clone", "copier", "Copier-Pa55word", "replication"),
+        ("seer_clone", "seer", "Seer-Pa55word", "bypass-RLS"),
+        // Through membership: ops -> dba_group -> rds_superuser.
+        ("ops_clone", "ops", "Ops-Pa55word", "rds_superuser"),
+        (
+            "billing_clone",
+            "billing",
+            "Billing-Pa55word",
+            "protected_roles",
+        ),
+    ] {
+        let (arn, message) = attack(&stack, &mut f, user, &master_arn).await;
+        arns.push(arn);
+        assert!(
+            message.contains("refused")
+                && message.contains(&format!("{victim:?}"))
+                && message.contains(reason),
+            "{user}: {message}"
+        );
+        assert!(
+            stack
+                .pg
+                .can_login(victim, password, "postgres")
+                .await
+                .unwrap(),
+            "{victim}'s password is unchanged"
+        );
+    }
+    // The other way round: the secret names the superuser, whose partner
+    // would be created as a member of it. Refused, and no role is created.
+    let (arn, message) = attack(&stack, &mut f, "admin", &master_arn).await;
+    arns.push(arn);
+    assert!(
+        message.contains("refused") && message.contains("would be a member of \"admin\""),
+        "{message}"
+    );
+    let admin = stack.pg.admin().await.unwrap();
+    let created = admin
+        .query("SELECT 1 FROM pg_roles WHERE rolname = 'admin_clone'", &[])
+        .await
+        .unwrap();
+    assert!(created.is_empty(), "no role was created");
+    master_still_logs_in(&stack).await;
+    let refs: Vec<&str> = arns.iter().map(String::as_str).collect();
+    stack.assert_no_leaks(&refs, &f.logs()).await;
+}
+
+#[tokio::test]
+async fn master_secrets_must_be_allowed_by_the_policy_list_or_the_tag() {
+    let stack = Stack::new(false).await;
+    let untagged = master_setup(&stack, false).await;
+    stack.create_user("app", "Initial-Pa55word-A", "").await;
+    let mut f = stack.rotator(POLICY).await;
+    // Nobody allowed this master secret: refused, nothing changes.
+    let name = unique("orders-app");
+    let arn = stack
+        .create_secret(
+            &name,
+            &stack.credentials("app", "Initial-Pa55word-A", json!({"masterarn": untagged})),
+        )
+        .await;
+    let token = stack.stage(&arn).await;
+    run_step(&mut f, &arn, &token, "createSecret")
+        .await
+        .response();
+    let message = error_message(run_step(&mut f, &arn, &token, "setSecret").await);
+    assert!(
+        message.contains("refused")
+            && message.contains("not allowed as master credentials")
+            && message.contains("steward:rotation-master=true"),
+        "{message}"
+    );
+    failure_notice(&stack, &name, "setSecret").await;
+    master_still_logs_in(&stack).await;
+    assert!(stack
+        .pg
+        .can_login("app", "Initial-Pa55word-A", "postgres")
+        .await
+        .unwrap());
+    let admin = stack.pg.admin().await.unwrap();
+    assert!(admin
+        .query("SELECT 1 FROM pg_roles WHERE rolname = 'app_clone'", &[])
+        .await
+        .unwrap()
+        .is_empty());
+
+    // A list in the policy replaces the tag: a tagged master that is not listed is refused ...
+    let tagged = stack
+        .create_master_secret(
+            &unique("master"),
+            &stack.credentials("postgres", "Master-Pa55word-M", json!({})),
+        )
+        .await;
+    let mut listed_other = stack
+        .rotator(&format!("{POLICY}master_secrets = [\"{untagged}\"]\n"))
+        .await;
+    let name = unique("orders-app");
+    let arn2 = stack
+        .create_secret(
+            &name,
+            &stack.credentials("app", "Initial-Pa55word-A", json!({"masterarn": tagged})),
+        )
+        .await;
+    let token = stack.stage(&arn2).await;
+    run_step(&mut listed_other, &arn2, &token, "createSecret")
+        .await
+        .response();
+    let message = error_message(run_step(&mut listed_other, &arn2, &token, "setSecret").await);
+    assert!(
+        message.contains("not listed in [rotation] master_secrets"),
+        "{message}"
+    );
+    failure_notice(&stack, &name, "setSecret").await;
+
+    // ... and the listed one (untagged) is used: the legitimate rotation completes.
+    let token = stack.stage(&arn).await;
+    for step in STEPS {
+        let out = run_step(&mut listed_other, &arn, &token, step)
+            .await
+            .response();
+        assert_eq!(out["strategy"], "alternating-users", "{out}");
+        stack
+            .assert_a_credential_works(&arn, &token, true, &format!("listed master, after {step}"))
+            .await;
+    }
+    let current = stack.value(&arn, None, "AWSCURRENT").await.unwrap();
+    assert_eq!(current["username"], "app_clone");
+    assert!(stack.logs_in(&current).await);
+    master_still_logs_in(&stack).await;
+    let mut logs = f.logs();
+    logs.extend(listed_other.logs());
+    stack
+        .assert_no_leaks(&[&arn, &arn2, &untagged, &tagged], &logs)
+        .await;
+}
+
+#[tokio::test]
+async fn single_user_rotation_of_a_superusers_own_secret_still_completes() {
+    let stack = Stack::new(false).await;
+    // The RDS master secret: single user, the user has superuser rights.
+    let master_arn = master_setup(&stack, false).await;
+    let mut f = stack.rotator(POLICY).await;
+    let token = stack.stage(&master_arn).await;
+    for step in STEPS {
+        let out = run_step(&mut f, &master_arn, &token, step).await.response();
+        assert_eq!(out["strategy"], "single-user", "{out}");
+    }
+    let current = stack.value(&master_arn, None, "AWSCURRENT").await.unwrap();
+    assert_eq!(current["username"], "postgres");
+    assert!(
+        stack.logs_in(&current).await,
+        "the new master password logs in"
+    );
+    assert!(!stack
+        .pg
+        .can_login("postgres", "Master-Pa55word-M", "postgres")
+        .await
+        .unwrap());
+    stack.assert_no_leaks(&[&master_arn], &f.logs()).await;
+}
+
+#[tokio::test]
+async fn no_secret_or_verifier_in_the_logs_at_debug_and_trace() {
+    let stack = Stack::new(false).await;
+    let master_arn = master_setup(&stack, true).await;
+    stack.create_user("app", "Initial-Pa55word-L", "").await;
+    stack.create_user("api", "Initial-Pa55word-L2", "").await;
+    let single = stack
+        .create_secret(
+            &unique("orders-db"),
+            &stack.credentials("app", "Initial-Pa55word-L", json!({})),
+        )
+        .await;
+    let alternating = stack
+        .create_secret(
+            &unique("orders-api"),
+            &stack.credentials(
+                "api",
+                "Initial-Pa55word-L2",
+                json!({"masterarn": master_arn}),
+            ),
+        )
+        .await;
+    let mut logs = Vec::new();
+    for level in ["DEBUG", "TRACE"] {
+        let mut f = stack
+            .rotator_with(POLICY, &[("AWS_LAMBDA_LOG_LEVEL", level)])
+            .await;
+        for arn in [&single, &alternating] {
+            let token = stack.stage(arn).await;
+            for step in STEPS {
+                run_step(&mut f, arn, &token, step).await.response();
+            }
+        }
+        let these = f.logs();
+        assert!(
+            these.iter().any(|l| l.contains("rotation step done")),
+            "{level}: the function logged"
+        );
+        for line in &these {
+            assert!(
+                !line.contains("SCRAM-SHA-256$"),
+                "{level}: a password verifier in the logs: {line}"
+            );
+            assert!(
+                !line.contains("PRIVATE KEY"),
+                "{level}: a private key in the logs"
+            );
+        }
+        logs.extend(these);
+    }
+    stack
+        .assert_no_leaks(&[&single, &alternating, &master_arn], &logs)
+        .await;
+}
+
+#[tokio::test]
+async fn an_exempt_secret_is_not_rotated() {
+    let stack = Stack::new(false).await;
+    stack.create_user("app", "Initial-Pa55word-E", "").await;
+    let name = unique("exempt-db");
+    let initial = stack.credentials("app", "Initial-Pa55word-E", json!({}));
+    let arn = stack
+        .create_tagged_secret(&name, &initial, &[("steward:exempt", "true")])
+        .await;
+    let mut f = stack.rotator(POLICY).await;
+    let token = stack.stage(&arn).await;
+    let message = error_message(run_step(&mut f, &arn, &token, "createSecret").await);
+    assert!(
+        message.contains("tagged steward:exempt=true") && message.contains("changed nothing"),
+        "{message}"
+    );
+    failure_notice(&stack, &name, "createSecret").await;
+    assert!(
+        stack
+            .value(&arn, Some(&token), "AWSPENDING")
+            .await
+            .is_none(),
+        "no pending value"
+    );
+    assert!(stack.logs_in(&initial).await, "the database is untouched");
+}
+
+#[tokio::test]
+async fn require_tls_is_a_floor_that_ssl_false_cannot_lower() {
+    let stack = Stack::new(false).await;
+    stack.create_user("app", "Initial-Pa55word-T", "").await;
+    let name = unique("plain-db");
+    let initial = stack.credentials("app", "Initial-Pa55word-T", json!({"ssl": false}));
+    let arn = stack.create_secret(&name, &initial).await;
+    let mut f = stack.rotator(TLS_POLICY).await;
+    let token = stack.stage(&arn).await;
+    let message = error_message(run_step(&mut f, &arn, &token, "createSecret").await);
+    assert!(
+        message.contains("\"ssl\": false") && message.contains("require_tls = true"),
+        "{message}"
+    );
+    failure_notice(&stack, &name, "createSecret").await;
+    assert!(
+        stack
+            .value(&arn, Some(&token), "AWSPENDING")
+            .await
+            .is_none(),
+        "no pending value"
+    );
+    assert!(stack.logs_in(&initial).await, "the database is untouched");
+    // Allowed by the policy, the same secret rotates over plain TCP.
+    let mut plain = stack.rotator(POLICY).await;
+    for step in STEPS {
+        run_step(&mut plain, &arn, &token, step).await.response();
+    }
+    let current = stack.value(&arn, None, "AWSCURRENT").await.unwrap();
+    assert!(stack.logs_in(&current).await);
 }

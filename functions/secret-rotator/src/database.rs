@@ -4,7 +4,9 @@
 //! the policy's CA bundle) unless the secret allows plain text, never fall
 //! back silently, and give up after the policy's connect timeout. New
 //! passwords reach the server only as SCRAM-SHA-256 verifiers computed here,
-//! as psql's `\password` does; identifiers are quoted.
+//! as psql's `\password` does; identifiers are quoted. Before a master login
+//! changes a role, the rotation reads that role's rights and its membership
+//! closure here (`role_facts`) and the plan decides.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -18,21 +20,15 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::credentials::DbCredentials;
-use crate::decide::TlsMode;
+use crate::model::{ConnectOptions, DbCredentials, RoleFacts, RoleRights, Target, TlsMode};
 
-/// How to reach the database.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnectOptions {
-    pub tls: TlsMode,
-    /// PEM file of trusted CA certificates; `None`: the system trust store.
-    pub ca_bundle: Option<PathBuf>,
-    pub connect_timeout: Duration,
-}
+/// The IAM actions this adapter calls: none (it speaks PostgreSQL's protocol;
+/// network reach comes from the function's VPC settings).
+pub const PERMISSIONS: &[&str] = &[];
 
 /// The answer to "does this credential log in?".
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Login {
+pub(crate) enum Login {
     Accepted,
     /// The server refused the user or password (SQLSTATE 28P01 or 28000).
     Refused,
@@ -41,21 +37,11 @@ pub enum Login {
 /// A connection failure other than a refused login; the message names the server, never a password.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct ConnectError(pub String);
-
-/// How the user whose password is set comes to exist.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    /// The user exists (or must exist): change its password.
-    Existing,
-    /// Alternating users: create the user when missing, as a member of
-    /// `like` and of every role `like` belongs to.
-    CreateLike { like: String },
-}
+pub(crate) struct ConnectError(pub String);
 
 /// What the rotation needs from the database.
 #[async_trait::async_trait]
-pub trait Database: Send + Sync {
+pub(crate) trait Database: Send + Sync {
     async fn login(
         &self,
         credentials: &DbCredentials,
@@ -67,25 +53,32 @@ pub trait Database: Send + Sync {
         credentials: &DbCredentials,
         options: &ConnectOptions,
     ) -> anyhow::Result<()>;
-    /// Logs in as `admin` and sets `username`'s password to `new_password`.
+    /// Logs in as `admin` and reads, for each role, its rights and those of
+    /// every role it belongs to (directly or through membership).
+    async fn role_facts(
+        &self,
+        admin: &DbCredentials,
+        roles: &[&str],
+        options: &ConnectOptions,
+    ) -> anyhow::Result<Vec<RoleFacts>>;
+    /// Logs in as `admin` and sets the password of `user`'s role to `user`'s password.
     async fn set_password(
         &self,
         admin: &DbCredentials,
-        username: &str,
-        new_password: &str,
+        user: &DbCredentials,
         target: &Target,
         options: &ConnectOptions,
     ) -> anyhow::Result<()>;
 }
 
 /// `"name"` with embedded quotes doubled.
-pub fn quote_identifier(name: &str) -> String {
+pub(crate) fn quote_identifier(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// Whether a password statement changes an existing user or creates one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verb {
+pub(crate) enum Verb {
     /// `ALTER ROLE ... PASSWORD` (a user may run it on itself).
     Alter,
     /// `CREATE ROLE ... WITH LOGIN PASSWORD`.
@@ -94,7 +87,7 @@ pub enum Verb {
 
 /// The statement that sets a password from its SCRAM-SHA-256 verifier (the
 /// plain password never leaves this process).
-pub fn password_statement(verb: Verb, username: &str, new_password: &str) -> String {
+pub(crate) fn password_statement(verb: Verb, username: &str, new_password: &str) -> String {
     let verifier = postgres_protocol::password::scram_sha_256(new_password.as_bytes());
     let verifier = verifier.replace('\'', "''");
     match verb {
@@ -111,7 +104,7 @@ pub fn password_statement(verb: Verb, username: &str, new_password: &str) -> Str
 
 /// The real PostgreSQL adapter (tokio-postgres).
 #[derive(Default)]
-pub struct Postgres {
+pub(crate) struct Postgres {
     tls_configs: Mutex<HashMap<Option<PathBuf>, Arc<rustls::ClientConfig>>>,
 }
 
@@ -251,8 +244,8 @@ fn explain(e: &tokio_postgres::Error, what: &str, options: &ConnectOptions) -> C
     if lower.contains("server does not support tls") {
         return ConnectError(format!(
             "TLS is required for {what} (the secret's ssl is true, or absent with [rotation] require_tls = true) but the \
-             server does not offer TLS; steward does not fall back to plain text. Enable ssl on the server, or set \
-             \"ssl\": false in the secret to allow a plain connection"
+             server does not offer TLS; steward does not fall back to plain text. Enable ssl on the server, or, where plain text is \
+             acceptable, set [rotation] require_tls = false and \"ssl\": false in the secret"
         ));
     }
     if lower.contains("certificate") || lower.contains("handshake") || lower.contains("tls") {
@@ -327,14 +320,53 @@ impl Database for Postgres {
         Ok(())
     }
 
+    async fn role_facts(
+        &self,
+        admin: &DbCredentials,
+        roles: &[&str],
+        options: &ConnectOptions,
+    ) -> anyhow::Result<Vec<RoleFacts>> {
+        let client = self.connect(admin, options).await?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "the database refused the login of {:?} at {}",
+                admin.username,
+                admin.endpoint()
+            )
+        })?;
+        let mut out = Vec::new();
+        for role in roles {
+            let rows = client
+                .query(ROLE_CLOSURE, &[role])
+                .await
+                .map_err(|e| query_error(&format!("reading the rights of {role:?}"), e))?;
+            let mut facts = RoleFacts::default();
+            for row in rows {
+                let rights = RoleRights {
+                    name: row.get(0),
+                    superuser: row.get(1),
+                    create_role: row.get(2),
+                    replication: row.get(3),
+                    bypass_rls: row.get(4),
+                };
+                if row.get::<_, i32>(5) == 0 {
+                    facts.role = Some(rights);
+                } else {
+                    facts.member_of.push(rights);
+                }
+            }
+            out.push(facts);
+        }
+        Ok(out)
+    }
+
     async fn set_password(
         &self,
         admin: &DbCredentials,
-        username: &str,
-        new_password: &str,
+        user: &DbCredentials,
         target: &Target,
         options: &ConnectOptions,
     ) -> anyhow::Result<()> {
+        let (username, new_password) = (user.username.as_str(), user.password());
         let mut client = self.connect(admin, options).await?.ok_or_else(|| {
             anyhow::anyhow!(
                 "the database refused the login of {:?} at {}",
@@ -400,6 +432,17 @@ impl Database for Postgres {
         Ok(())
     }
 }
+
+/// A role (depth 0) and every role it is a member of, transitively, with
+/// their rights. `UNION` stops at cycles.
+const ROLE_CLOSURE: &str = "WITH RECURSIVE closure(oid, depth) AS ( \
+       SELECT oid, 0 FROM pg_catalog.pg_roles WHERE rolname = $1 \
+     UNION \
+       SELECT m.roleid, 1 FROM pg_catalog.pg_auth_members m JOIN closure c ON m.member = c.oid \
+     ) \
+     SELECT r.rolname::text, r.rolsuper, r.rolcreaterole, r.rolreplication, r.rolbypassrls, min(c.depth) \
+     FROM closure c JOIN pg_catalog.pg_roles r ON r.oid = c.oid \
+     GROUP BY r.rolname, r.rolsuper, r.rolcreaterole, r.rolreplication, r.rolbypassrls";
 
 #[cfg(test)]
 mod tests {

@@ -53,13 +53,6 @@ pub struct RotationEvent {
     pub rotation_token: Option<String>,
 }
 
-impl RotationEvent {
-    /// The secret's account and region when `SecretId` is an ARN.
-    pub fn arn_account_region(&self) -> Option<(String, String)> {
-        account_region_of(&self.secret_id)
-    }
-}
-
 /// The account and region of a Secrets Manager ARN (`None` for a plain name).
 pub fn account_region_of(secret_id: &str) -> Option<(String, String)> {
     let parts: Vec<&str> = secret_id.splitn(7, ':').collect();
@@ -130,7 +123,7 @@ mod tests {
             assert_eq!(e.step, step);
             assert_eq!(e.rotation_token, None);
             assert_eq!(
-                e.arn_account_region(),
+                account_region_of(&e.secret_id),
                 Some(("111111111111".into(), "eu-west-1".into()))
             );
         }
@@ -161,7 +154,7 @@ mod tests {
             assert_eq!(e.step, step);
             assert!(e.rotation_token.is_some());
             assert_eq!(
-                e.arn_account_region(),
+                account_region_of(&e.secret_id),
                 Some(("123456789012".into(), "us-east-1".into()))
             );
         }
@@ -171,7 +164,7 @@ mod tests {
     fn keeps_the_rotation_token() {
         let e = parse(&json!({"Step": "setSecret", "SecretId": "app", "ClientRequestToken": TOKEN, "RotationToken": "rt-1"})).unwrap();
         assert_eq!(e.rotation_token.as_deref(), Some("rt-1"));
-        assert_eq!(e.arn_account_region(), None);
+        assert_eq!(account_region_of(&e.secret_id), None);
     }
 
     #[test]

@@ -1,18 +1,21 @@
-//! The handler's flow over in-memory adapters: which calls each step makes
-//! and, above all, which it never makes (no database change on a host
-//! mismatch, no write in dry-run).
+//! The handler's flow over in-memory adapters (the Secrets Manager and
+//! database ports; the publisher and store come from `steward_shared::testing`):
+//! which calls each step makes and, above all, which it never makes (no
+//! database change on a host mismatch, a refused master or a privileged
+//! target, no write in dry-run).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use serde_json::json;
-use steward_shared::aws::AwsContext;
-use steward_shared::notify::{Publish, Rendered};
-use steward_shared::policy_store::PolicyStore;
-use steward_shared::settings::Settings;
-use steward_shared::{Policy, Steward};
+use steward_shared::testing::{self, MemoryPublisher};
+use steward_shared::Policy;
 
 use super::*;
+use crate::database::Database;
+use crate::model::ConnectOptions;
+use crate::model::{RoleFacts, RoleRights};
+use steward_shared::RunMode;
 
 const ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:app-AbCdEf";
 const MASTER: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:master-AbCdEf";
@@ -26,12 +29,22 @@ struct FakeSecrets {
     /// Version id -> labels and value.
     versions: Mutex<BTreeMap<String, Version>>,
     master: Option<String>,
+    /// The master secret carries `steward:rotation-master=true`.
+    master_tagged: bool,
     writes: Mutex<Vec<String>>,
 }
 
 #[async_trait::async_trait]
 impl SecretsApi for FakeSecrets {
-    async fn describe(&self, _: &str) -> anyhow::Result<SecretFacts> {
+    async fn describe(&self, id: &str) -> anyhow::Result<SecretFacts> {
+        if id == MASTER {
+            return Ok(SecretFacts {
+                arn: MASTER.into(),
+                name: "master".into(),
+                rotation_master: self.master_tagged,
+                ..SecretFacts::default()
+            });
+        }
         let versions = self.versions.lock().unwrap();
         Ok(SecretFacts {
             arn: ARN.into(),
@@ -42,6 +55,7 @@ impl SecretsApi for FakeSecrets {
                 .map(|(k, (l, _))| (k.clone(), l.clone()))
                 .collect(),
             environment: Some("prod".into()),
+            ..SecretFacts::default()
         })
     }
 
@@ -111,6 +125,8 @@ impl SecretsApi for FakeSecrets {
 #[derive(Default)]
 struct FakeDatabase {
     passwords: Mutex<HashMap<String, String>>,
+    /// Roles with superuser rights.
+    superusers: Mutex<Vec<String>>,
     changes: Mutex<Vec<(String, String, Target)>>,
 }
 
@@ -134,14 +150,35 @@ impl Database for FakeDatabase {
         }
     }
 
+    async fn role_facts(
+        &self,
+        _: &DbCredentials,
+        roles: &[&str],
+        _: &ConnectOptions,
+    ) -> anyhow::Result<Vec<RoleFacts>> {
+        let superusers = self.superusers.lock().unwrap();
+        let passwords = self.passwords.lock().unwrap();
+        Ok(roles
+            .iter()
+            .map(|r| RoleFacts {
+                role: passwords.contains_key(*r).then(|| RoleRights {
+                    name: r.to_string(),
+                    superuser: superusers.iter().any(|s| s == r),
+                    ..RoleRights::default()
+                }),
+                member_of: vec![],
+            })
+            .collect())
+    }
+
     async fn set_password(
         &self,
         admin: &DbCredentials,
-        user: &str,
-        password: &str,
+        pending: &DbCredentials,
         target: &Target,
         o: &ConnectOptions,
     ) -> anyhow::Result<()> {
+        let (user, password) = (pending.username.as_str(), pending.password());
         anyhow::ensure!(
             self.login(admin, o).await? == Login::Accepted,
             "admin refused"
@@ -158,19 +195,8 @@ impl Database for FakeDatabase {
     }
 }
 
-#[derive(Default, Clone)]
-struct Sent(Arc<Mutex<Vec<String>>>);
-
-#[async_trait::async_trait]
-impl Publish for Sent {
-    async fn publish(&self, rendered: &Rendered) -> anyhow::Result<Option<String>> {
-        self.0.lock().unwrap().push(rendered.subject.clone());
-        Ok(None)
-    }
-}
-
 struct Fakes {
-    secrets: Arc<FakeSecrets>,
+    secrets: Arc<dyn SecretsApi>,
     database: Arc<FakeDatabase>,
 }
 
@@ -198,32 +224,22 @@ fn rotator(
     master: Option<String>,
 ) -> (
     SecretRotator<Fakes>,
-    Sent,
+    Arc<MemoryPublisher>,
     Arc<FakeSecrets>,
     Arc<FakeDatabase>,
 ) {
-    let vars: HashMap<String, String> = vars
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let settings = Settings::from_map(FUNCTION_NAME, &vars).unwrap();
-    let aws = AwsContext::new(
-        aws_config::SdkConfig::builder().build(),
-        "123456789012".into(),
-        "us-east-1".into(),
-        None,
-        FUNCTION_NAME,
-    );
-    let sent = Sent::default();
-    let steward = Steward {
-        settings,
-        aws,
-        policy: PolicyStore::fixed(Policy::default()),
-        publisher: Arc::new(sent.clone()),
-        idempotency: None,
+    let mode = match vars.first() {
+        Some(("STEWARD_DISABLED", _)) => RunMode::Disabled,
+        Some(("STEWARD_DRY_RUN", _)) => RunMode::DryRun,
+        _ => RunMode::Live,
     };
+    // The fixtures say `ssl: false`: the policy allows plain connections.
+    let mut policy = Policy::default();
+    policy.rotation.require_tls = false;
+    let test = testing::steward(crate::FUNCTION_NAME, policy, mode);
     let secrets = Arc::new(FakeSecrets {
         master,
+        master_tagged: true,
         ..FakeSecrets::default()
     });
     secrets
@@ -242,8 +258,8 @@ fn rotator(
         database: database.clone(),
     };
     (
-        SecretRotator::new(Arc::new(steward), fakes),
-        sent,
+        SecretRotator::new(test.steward, fakes),
+        test.publisher,
         secrets,
         database,
     )
@@ -279,8 +295,8 @@ async fn single_user_flow_changes_the_password_once() {
         secrets.writes.lock().unwrap().clone(),
         [format!("put {TOKEN}"), format!("current {TOKEN}")]
     );
-    assert_eq!(sent.0.lock().unwrap().len(), 1);
-    assert!(sent.0.lock().unwrap()[0].contains("INFO rotation: secret app rotated"));
+    assert_eq!(sent.count(), 1);
+    assert!(sent.subjects()[0].contains("INFO rotation: secret app rotated"));
 }
 
 #[tokio::test]
@@ -298,7 +314,7 @@ async fn host_mismatch_never_touches_the_database() {
         "{err:#}"
     );
     assert!(db.changes.lock().unwrap().is_empty());
-    let sent = sent.0.lock().unwrap();
+    let sent = sent.subjects();
     assert_eq!(sent.len(), 1);
     assert!(
         sent[0].starts_with("[steward] HIGH rotation:") && !sent[0].contains("new-pw"),
@@ -361,10 +377,127 @@ async fn kill_switch_writes_nothing() {
     }
     assert!(secrets.writes.lock().unwrap().is_empty());
     assert!(db.changes.lock().unwrap().is_empty());
-    assert!(sent
-        .0
+    assert!(sent.subjects().iter().all(|s| s.contains("(DISABLED)")));
+}
+
+/// A master rotation set up with the partner named `partner` (the attack
+/// writes `username` so that its partner is the victim).
+async fn master_attack(
+    current_user: &str,
+    tagged: bool,
+    superuser: &str,
+) -> (
+    String,
+    Arc<FakeDatabase>,
+    Arc<FakeSecrets>,
+    Arc<MemoryPublisher>,
+) {
+    let (r, sent, secrets, db) = rotator(
+        &[],
+        value(current_user, "db", "old-pw", true),
+        Some(value("postgres", "db", "master-pw", false)),
+    );
+    let secrets = {
+        // Rebuild with the tag as asked (the helper tags the master by default).
+        let fresh = FakeSecrets {
+            master: secrets.master.clone(),
+            master_tagged: tagged,
+            ..FakeSecrets::default()
+        };
+        *fresh.versions.lock().unwrap() = secrets.versions.lock().unwrap().clone();
+        Arc::new(fresh)
+    };
+    let r = SecretRotator::new(
+        r.steward.clone(),
+        Fakes {
+            secrets: secrets.clone(),
+            database: db.clone(),
+        },
+    );
+    {
+        let mut passwords = db.passwords.lock().unwrap();
+        passwords.insert("postgres".into(), "master-pw".into());
+        passwords.insert("admin".into(), "admin-pw".into());
+        passwords.insert(current_user.into(), "old-pw".into());
+    }
+    db.superusers
         .lock()
         .unwrap()
-        .iter()
-        .all(|s| s.contains("(DISABLED)")));
+        .extend(["postgres".to_string(), superuser.to_string()]);
+    r.invoke(event("createSecret"), "req").await.unwrap();
+    let err = r.invoke(event("setSecret"), "req").await.unwrap_err();
+    (format!("{err:#}"), db, secrets, sent)
+}
+
+#[tokio::test]
+async fn a_master_login_never_changes_the_master_or_a_superuser() {
+    // The partner of "postgres_clone" is "postgres", the master's own user.
+    let (err, db, _, sent) = master_attack("postgres_clone", true, "admin").await;
+    assert!(err.contains("master's own user"), "{err}");
+    assert!(db.changes.lock().unwrap().is_empty());
+    assert_eq!(db.passwords.lock().unwrap()["postgres"], "master-pw");
+    assert!(sent.subjects().iter().any(|s| s.contains("HIGH rotation")));
+    // The partner of "admin_clone" is "admin", another superuser.
+    let (err, db, _, _) = master_attack("admin_clone", true, "admin").await;
+    assert!(err.contains("\"admin\" has superuser rights"), "{err}");
+    assert!(db.changes.lock().unwrap().is_empty());
+    assert_eq!(db.passwords.lock().unwrap()["admin"], "admin-pw");
+}
+
+#[tokio::test]
+async fn a_master_secret_nobody_allowed_is_never_used() {
+    let (err, db, _, _) = master_attack("app", false, "admin").await;
+    assert!(
+        err.contains("is not allowed as master credentials"),
+        "{err}"
+    );
+    assert!(db.changes.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn exempt_secrets_are_refused_before_any_write() {
+    let (r, sent, secrets, db) = rotator(&[], value("app", "db", "old-pw", false), None);
+    let exempt = Arc::new(FakeSecrets::default());
+    *exempt.versions.lock().unwrap() = secrets.versions.lock().unwrap().clone();
+    let r = SecretRotator::new(
+        r.steward.clone(),
+        Fakes {
+            secrets: Arc::new(ExemptSecrets(exempt.clone())),
+            database: db.clone(),
+        },
+    );
+    let err = r.invoke(event("createSecret"), "req").await.unwrap_err();
+    assert!(
+        format!("{err:#}").contains("steward:exempt=true"),
+        "{err:#}"
+    );
+    assert!(exempt.writes.lock().unwrap().is_empty());
+    assert!(sent.subjects()[0].contains("HIGH rotation"));
+}
+
+/// The same secret, tagged `steward:exempt=true`.
+struct ExemptSecrets(Arc<FakeSecrets>);
+
+#[async_trait::async_trait]
+impl SecretsApi for ExemptSecrets {
+    async fn describe(&self, id: &str) -> anyhow::Result<SecretFacts> {
+        let mut facts = self.0.describe(id).await?;
+        facts.exempt = true;
+        Ok(facts)
+    }
+    async fn value(&self, id: &str, v: Option<&str>, s: &str) -> anyhow::Result<Option<String>> {
+        self.0.value(id, v, s).await
+    }
+    async fn random_password(&self, l: u32, e: &str) -> anyhow::Result<String> {
+        self.0.random_password(l, e).await
+    }
+    async fn put_pending(&self, a: &str, t: &str, v: &str, r: Option<&str>) -> anyhow::Result<()> {
+        self.0.put_pending(a, t, v, r).await
+    }
+    async fn move_current(&self, a: &str, t: &str, f: Option<&str>) -> anyhow::Result<()> {
+        self.0.move_current(a, t, f).await
+    }
+    async fn clear_pending(&self, a: &str, t: &str) -> anyhow::Result<()> {
+        self.0.clear_pending(a, t).await
+    }
 }

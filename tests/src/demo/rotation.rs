@@ -164,11 +164,18 @@ pub async fn run(stack: &DemoStack) -> anyhow::Result<()> {
             m["password"] = json!("demo-master-Pa55word");
             m.to_string()
         })
+        .tags(
+            aws_sdk_secretsmanager::types::Tag::builder()
+                .key("steward:rotation-master")
+                .value("true")
+                .build(),
+        )
         .send()
         .await?
         .arn()
         .unwrap_or_default()
         .to_string();
+    step("the master secret prod/orders/postgres-master is tagged steward:rotation-master=true: the only master steward may use");
     let mut api = base.clone();
     api["username"] = json!("orders_api");
     api["password"] = json!("demo-api-Pa55word");

@@ -1,22 +1,118 @@
-//! The secret's value: PostgreSQL connection facts in Secrets Manager's JSON
-//! shape (`engine`, `host`, `port`, `username`, `password`, `dbname`,
-//! optional `ssl`, and `masterarn` for the alternating-users strategy).
+//! The rotation's domain types, shared by the plan, the adapters and the
+//! report: the secret's value (PostgreSQL connection facts in Secrets
+//! Manager's JSON shape: `engine`, `host`, `port`, `username`, `password`,
+//! `dbname`, optional `ssl`, and `masterarn` for the alternating-users
+//! strategy), what `DescribeSecret` says about a secret, how a connection is
+//! secured, and what the database says about a role's rights.
 //! The password is never printed: `Debug` redacts it, and no serializer is
 //! offered except `to_secret_string`, which writes the value back to
 //! Secrets Manager with every other key kept as it was.
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+pub(crate) const AWSCURRENT: &str = "AWSCURRENT";
+pub(crate) const AWSPENDING: &str = "AWSPENDING";
+pub(crate) const AWSPREVIOUS: &str = "AWSPREVIOUS";
+
+/// Tag a secret carries (`true`) when the alternating-users strategy may use
+/// it as master credentials and `[rotation] master_secrets` is empty.
+pub(crate) const ROTATION_MASTER_TAG: &str = "steward:rotation-master";
+
+/// What `DescribeSecret` says about a secret.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct SecretFacts {
+    pub arn: String,
+    pub name: String,
+    pub rotation_enabled: bool,
+    /// Version id -> staging labels.
+    pub versions: BTreeMap<String, Vec<String>>,
+    /// The secret's `env` tag (for the notification's `environment`).
+    pub environment: Option<String>,
+    /// Tagged `steward:exempt=true`: steward never rotates it.
+    pub exempt: bool,
+    /// Tagged `steward:rotation-master=true`.
+    pub rotation_master: bool,
+}
+
+impl SecretFacts {
+    /// The version carrying a label.
+    pub fn version_with(&self, label: &str) -> Option<&str> {
+        self.versions
+            .iter()
+            .find(|(_, labels)| labels.iter().any(|l| l == label))
+            .map(|(id, _)| id.as_str())
+    }
+
+    pub fn has(&self, token: &str, label: &str) -> bool {
+        self.versions
+            .get(token)
+            .is_some_and(|labels| labels.iter().any(|l| l == label))
+    }
+}
+
+/// How a database connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TlsMode {
+    /// TLS with certificate and host name verification; no plain-text fallback.
+    Verified,
+    /// Plain TCP (the secret says `ssl: false` and the policy allows it, or
+    /// the secret says nothing and the policy does not require TLS).
+    Plain,
+}
+
+/// How to reach the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ConnectOptions {
+    pub tls: TlsMode,
+    /// PEM file of trusted CA certificates; `None`: the system trust store.
+    pub ca_bundle: Option<PathBuf>,
+    pub connect_timeout: Duration,
+}
+
+/// How the role whose password is set comes to exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// The user exists (or must exist): change its password.
+    Existing,
+    /// Alternating users: create the user when missing, as a member of
+    /// `like` and of every role `like` belongs to.
+    CreateLike { like: String },
+}
+
+/// The rights of one role as `pg_roles` states them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct RoleRights {
+    pub name: String,
+    pub superuser: bool,
+    pub create_role: bool,
+    pub replication: bool,
+    pub bypass_rls: bool,
+}
+
+/// A role and every role it belongs to, directly or through membership
+/// (the membership closure from `pg_auth_members`), read before a master
+/// login changes or creates a role.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct RoleFacts {
+    /// The role asked about; `None` when it does not exist.
+    pub role: Option<RoleRights>,
+    /// The roles it is a member of, transitively (itself excluded).
+    pub member_of: Vec<RoleRights>,
+}
+
 /// PostgreSQL's maximum identifier length in bytes (NAMEDATALEN - 1).
-pub const MAX_IDENTIFIER_BYTES: usize = 63;
+pub(crate) const MAX_IDENTIFIER_BYTES: usize = 63;
 /// Suffix of the alternating user's partner.
-pub const CLONE_SUFFIX: &str = "_clone";
+pub(crate) const CLONE_SUFFIX: &str = "_clone";
 
 /// What the secret says about TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SslSetting {
+pub(crate) enum SslSetting {
     /// `ssl` true: TLS with certificate verification.
     Required,
     /// `ssl` false: plain connections are allowed.
@@ -27,7 +123,7 @@ pub enum SslSetting {
 
 /// Database credentials read from one version of a secret.
 #[derive(Clone, PartialEq)]
-pub struct DbCredentials {
+pub(crate) struct DbCredentials {
     pub engine: String,
     pub host: String,
     pub port: u16,
@@ -59,7 +155,7 @@ impl fmt::Debug for DbCredentials {
 /// A problem with a secret's value; never contains the value itself.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct ShapeError(pub String);
+pub(crate) struct ShapeError(pub String);
 
 impl DbCredentials {
     /// Parses a `SecretString`. `what` names the version in errors (for example "AWSCURRENT").
@@ -173,7 +269,7 @@ impl DbCredentials {
 /// `<user>_clone` take turns. Errors when the clone's name would exceed
 /// PostgreSQL's 63-byte limit (it would be silently truncated and never
 /// alternate back).
-pub fn partner_username(username: &str) -> Result<String, ShapeError> {
+pub(crate) fn partner_username(username: &str) -> Result<String, ShapeError> {
     if let Some(base) = username
         .strip_suffix(CLONE_SUFFIX)
         .filter(|b| !b.is_empty())
