@@ -68,3 +68,11 @@ bench: venv c7n-venv release build
 
 clean-venv:
 	rm -rf $(VENV) $(C7N_VENV)
+
+## Longer property-test runs of the parsers (the policy and its locator, the
+## shared scheduled-trigger and SQS-batch parsers, the schedule tags): the
+## tests `make test` runs with 256 cases each, here with PROPTEST_CASES
+## (default 20000). Every crash found becomes a regression test.
+.PHONY: fuzz
+fuzz:
+	PROPTEST_CASES=$${PROPTEST_CASES:-20000} cargo test -p steward-shared --lib fuzz

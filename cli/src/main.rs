@@ -2,6 +2,7 @@
 //! scheduler run, release a quarantine. Every command calls the same library
 //! code the Lambda functions call.
 
+mod context;
 mod plan;
 mod quarantine;
 mod schedule;

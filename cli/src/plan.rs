@@ -3,46 +3,28 @@
 //! reason, malformed schedule tags), changing nothing. It calls the same
 //! listing and planning code the function runs.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use offhours_scheduler::plan::Decision;
 use steward_shared::aws::AwsContext;
-use steward_shared::Policy;
+
+use crate::context;
 
 #[derive(clap::Args)]
 pub struct PlanArgs {
     /// The instant of the run (RFC 3339).
     #[arg(long)]
     pub at: String,
-    /// Policy file (default: $STEWARD_POLICY when it names a file, else the built-in defaults).
+    /// Policy file (default: $STEWARD_POLICY, a file or ssm:/parameter/name, as the functions read it; unset: the built-in defaults).
     #[arg(long)]
-    pub policy: Option<String>,
+    pub policy: Option<PathBuf>,
     /// Role assumed in member accounts (default: $STEWARD_MEMBER_ROLE).
     #[arg(long)]
     pub role: Option<String>,
     /// Print the plan as JSON.
     #[arg(long)]
     pub json: bool,
-}
-
-fn load_policy(args: &PlanArgs) -> anyhow::Result<Policy> {
-    let path = match &args.policy {
-        Some(p) => Some(p.clone()),
-        None => match std::env::var("STEWARD_POLICY").ok().filter(|v| !v.trim().is_empty()) {
-            Some(v) if v.starts_with("ssm:") => anyhow::bail!(
-                "STEWARD_POLICY={v} is an SSM parameter; save it to a file (aws ssm get-parameter ...) and pass --policy FILE"
-            ),
-            other => other,
-        },
-    };
-    match path {
-        None => Ok(Policy::default()),
-        Some(path) => {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| anyhow::anyhow!("reading {path}: {e}"))?;
-            Policy::from_toml(&text).map_err(|e| anyhow::anyhow!("{path}: {e}"))
-        }
-    }
 }
 
 pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
@@ -54,7 +36,6 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
             )
         })?
         .with_timezone(&chrono::Utc);
-    let policy = load_policy(&args)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -64,7 +45,8 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
                 .ok()
                 .filter(|r| !r.is_empty())
         });
-        let aws = AwsContext::load("steward-cli", role).await?;
+        let aws = AwsContext::load(context::CLI_NAME, role).await?;
+        let policy = context::load_policy(args.policy.as_deref(), Some(aws.base())).await?;
         offhours_scheduler::preview::preview(&aws, &policy, at).await
     })?;
     if args.json {

@@ -6,14 +6,15 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context};
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde_json::{json, Value};
 use steward_shared::schedule::{self, Resolution};
-use steward_shared::Policy;
+
+use crate::context;
 
 #[derive(clap::Args)]
 pub struct ExplainArgs {
@@ -31,13 +32,14 @@ pub struct ExplainArgs {
     #[arg(long)]
     pub window: Option<String>,
     /// Policy file for the default schedule, time zone and holidays
-    /// (default: STEWARD_POLICY when it names a file, else built-in defaults).
+    /// (default: $STEWARD_POLICY, a file or ssm:/parameter/name, as the
+    /// functions read it; unset: the built-in defaults).
     #[arg(long)]
     pub policy: Option<PathBuf>,
 }
 
 pub fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
-    let mut policy = load_policy(args.policy.as_deref())?;
+    let mut policy = context::load_policy_blocking(args.policy.as_deref())?;
     if let Some(tz) = &args.tz {
         if schedule::zones::lookup(tz).is_none() {
             bail!("--tz: unknown time zone `{tz}`; use an IANA name such as Europe/Berlin or an alias such as pt, et, cet, utc");
@@ -125,24 +127,6 @@ fn merge(out: &mut Value, extra: Value) {
 
 fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-/// The policy from `--policy`, else from STEWARD_POLICY when it names a file,
-/// else the built-in defaults.
-fn load_policy(explicit: Option<&Path>) -> anyhow::Result<Policy> {
-    let path = match explicit {
-        Some(p) => Some(p.to_path_buf()),
-        None => std::env::var("STEWARD_POLICY")
-            .ok()
-            .map(PathBuf::from)
-            .filter(|p| p.is_file()),
-    };
-    let Some(path) = path else {
-        return Ok(Policy::default());
-    };
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read policy {}", path.display()))?;
-    Policy::from_toml(&text).map_err(|e| anyhow!("policy {}: {e}", path.display()))
 }
 
 /// Parses durations like `15m`, `1h`, `1h30m`, `90s`, `2d`; a bare number is minutes.

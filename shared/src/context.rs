@@ -11,9 +11,9 @@ use crate::failure::RetryLater;
 use crate::idempotency::{self, keys, Claim, DynamoStore, IdempotencyStore, Lease};
 use crate::notify::{self, LogOnlyPublisher, Notification, Publish, RenderContext, SnsPublisher};
 use crate::policy::Policy;
-use crate::policy_store::PolicyStore;
+use crate::policy_store::{PolicyStore, ReloadAlerts};
 use crate::safety::RunMode;
-use crate::settings::{PolicySource, Settings};
+use crate::settings::Settings;
 
 /// Everything a handler needs besides the event.
 pub struct Steward {
@@ -61,9 +61,6 @@ impl Steward {
 
     /// Builds the context from parsed settings and an AWS context.
     pub async fn with_aws(settings: Settings, aws: AwsContext) -> anyhow::Result<Steward> {
-        let ssm = matches!(settings.policy_source, PolicySource::Ssm(_))
-            .then(|| aws_sdk_ssm::Client::new(aws.base()));
-        let policy = PolicyStore::load(settings.policy_source.clone(), ssm).await?;
         let publisher: Arc<dyn Publish> = match &settings.topic_arn {
             Some(arn) => Arc::new(SnsPublisher::new(
                 aws_sdk_sns::Client::new(aws.base()),
@@ -76,6 +73,15 @@ impl Steward {
                 Arc::new(LogOnlyPublisher)
             }
         };
+        let policy = PolicyStore::load_for(settings.policy_source.clone(), aws.base())
+            .await?
+            .alerting(ReloadAlerts {
+                publisher: publisher.clone(),
+                function_name: settings.function_name.clone(),
+                mode: settings.mode,
+                account: aws.own_account().to_string(),
+                region: aws.own_region().to_string(),
+            });
         let idempotency: Option<Arc<dyn IdempotencyStore>> = match &settings.idempotency_table {
             Some(table) => Some(Arc::new(DynamoStore::new(
                 aws_sdk_dynamodb::Client::new(aws.base()),

@@ -10,6 +10,8 @@ pub mod aws;
 pub mod context;
 pub mod entry;
 pub mod failure;
+#[cfg(any(test, feature = "testing"))]
+pub mod fuzz;
 pub mod idempotency;
 pub mod notify;
 pub mod observability;

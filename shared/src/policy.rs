@@ -660,47 +660,76 @@ pub fn short_hash(text: &str) -> String {
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())]
-        .bytes()
-        .filter(|&b| b == b'\n')
+    // Bytes, not `str` slicing: an offset inside a multi-byte character must
+    // not panic.
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
         .count()
         + 1
 }
 
 /// Finds the line where a dotted key (with optional `[i]` indexes) is defined.
+///
+/// Table keys may themselves contain dots, brackets or any other character
+/// (`"x[" = ...` under `[tagging.account_environments]`), so the path is
+/// matched against the keys the document really has, longest key first,
+/// instead of being split blindly. A key that cannot be found gives `None`
+/// (the error is still reported, without a line); nothing here can panic.
 fn line_of_key(text: &str, dotted: &str) -> Option<usize> {
     let doc = toml_edit::Document::parse(text.to_string()).ok()?;
     let mut item: &toml_edit::Item = doc.as_item();
     let mut best: Option<std::ops::Range<usize>> = None;
-    for part in dotted.split('.') {
-        let (name, index) = match part.find('[') {
-            Some(pos) => (
-                &part[..pos],
-                part[pos + 1..part.len() - 1].parse::<usize>().ok(),
-            ),
-            None => (part, None),
-        };
-        let table = item.as_table_like()?;
-        let (key, value) = table.get_key_value(name)?;
-        best = key.span().or(best);
-        item = value;
-        if let Some(i) = index {
-            if let Some(array) = item.as_array() {
-                if let Some(v) = array.get(i) {
-                    best = v.span().or(best);
-                }
-            }
-            break;
+    let mut rest = dotted;
+    // After a `.` a key follows, even an empty one (`""` is a valid TOML key).
+    let mut key_follows = true;
+    while key_follows || !rest.is_empty() {
+        if let Some(table) = item.as_table_like() {
+            let name = table
+                .iter()
+                .map(|(key, _)| key)
+                .filter(|key| {
+                    rest.strip_prefix(key).is_some_and(|after| {
+                        after.is_empty() || after.starts_with('.') || after.starts_with('[')
+                    })
+                })
+                .max_by_key(|key| key.len())?;
+            let (key, value) = table.get_key_value(name)?;
+            best = key.span().or(best);
+            item = value;
+            rest = rest.get(name.len()..)?;
+            key_follows = rest.starts_with('.');
+            rest = rest.strip_prefix('.').unwrap_or(rest);
+            continue;
         }
+        // `[i]`: an element of an array; located as precisely as the
+        // document allows (no check needs to go deeper).
+        let index = rest
+            .strip_prefix('[')
+            .and_then(|r| r.split_once(']'))
+            .and_then(|(digits, _)| digits.parse::<usize>().ok())?;
+        if let Some(span) = item
+            .as_array()
+            .and_then(|a| a.get(index))
+            .and_then(|v| v.span())
+        {
+            best = Some(span);
+        }
+        break;
     }
     best.map(|span| line_of(text, span.start))
 }
 
 fn key_from_serde_message(message: &str) -> Option<String> {
-    // serde's messages name the field between backticks: "unknown field `foo`, expected ...".
-    let start = message.find('`')?;
-    let end = message[start + 1..].find('`')?;
-    Some(message[start + 1..start + 1 + end].to_string())
+    // serde's messages name the field between backticks: "unknown field
+    // `foo`, expected ...". The field may itself contain backticks, so it
+    // ends where the message goes on (", expected"), else at the next one.
+    let start = message.find('`')? + 1;
+    let rest = message.get(start..)?;
+    let end = rest.find("`, expected").or_else(|| rest.find('`'))?;
+    let key = rest.get(..end)?;
+    (!key.is_empty()).then(|| key.to_string())
 }
 
 #[cfg(test)]
