@@ -13,7 +13,7 @@ use aws_sdk_ec2::types::{
 use serde_json::{json, Value};
 use steward_tests::moto::{HUB_ACCOUNT, REGION};
 use steward_tests::stack::{Stack, MEMBER_ACCOUNT, MEMBER_ROLE};
-use steward_tests::{event, unique, workspace_root};
+use steward_tests::{event, function_binary, unique};
 
 /// An instance with two network interfaces (each with its own groups) and two volumes.
 struct Victim {
@@ -831,7 +831,7 @@ async fn member_account_finding_is_contained_there() {
     assert_eq!(received[0].attributes["environment"], "staging");
 
     // The operator releases it from the hub through the member role.
-    let output = std::process::Command::new(workspace_root().join("target/debug/steward"))
+    let output = std::process::Command::new(function_binary("steward"))
         .args([
             "quarantine",
             "release",
@@ -873,7 +873,7 @@ async fn release_restores_groups_and_says_what_it_left() {
         .await
         .contains_key("steward:quarantined"));
 
-    let steward = workspace_root().join("target/debug/steward");
+    let steward = function_binary("steward");
     let run = |args: Vec<String>| {
         let mut command = std::process::Command::new(&steward);
         command

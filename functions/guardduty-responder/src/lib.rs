@@ -13,14 +13,14 @@
 //!
 //! Public facade (what `main.rs` and the CLI use): `handler::Responder`,
 //! `clients::AwsApis`, `ec2::AwsEc2`, `release`, `permissions()`. The
-//! adapter ports (`ec2`, `iam`, `guardduty`, `clients`) and `plan` stay
+//! adapter ports (`ec2`, `iam`, `guardduty`, `clients`), `events` and `plan` stay
 //! public because the ports' signatures name the plan's fact types; the
 //! model, the report and the containment orchestration are crate-private.
 
 pub mod clients;
 pub(crate) mod containment;
 pub mod ec2;
-pub(crate) mod events;
+pub mod events;
 pub mod guardduty;
 pub mod handler;
 pub mod iam;
