@@ -209,6 +209,11 @@ pub struct Containment {
     pub renotify_after_hours: u32,
     /// Snapshot attached EBS volumes for forensics.
     pub snapshot_volumes: bool,
+    /// Containments in a rolling hour above which the responder stops
+    /// containing and alerts CRITICAL (once an hour).
+    pub max_per_hour: u32,
+    /// How far back the findings sweep looks (`updatedAt`), in minutes.
+    pub sweep_lookback_minutes: u32,
 }
 
 impl Default for Containment {
@@ -222,9 +227,11 @@ impl Default for Containment {
             overrides: Vec::new(),
             quarantine_group_name: "steward-quarantine".into(),
             break_glass_users: Vec::new(),
-            revoke_role_sessions: true,
+            revoke_role_sessions: false,
             renotify_after_hours: 24,
             snapshot_volumes: true,
+            max_per_hour: 10,
+            sweep_lookback_minutes: 90,
         }
     }
 }

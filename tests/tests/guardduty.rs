@@ -1,6 +1,8 @@
 //! The GuardDuty responder end to end: the built binary under the Lambda
-//! Runtime API emulator, against moto, with the security team's inbox
-//! subscribed; the release through the built `steward` CLI.
+//! Runtime API emulator, against moto (with the launcher's GuardDuty findings
+//! store), with the security team's inbox subscribed; the release through the
+//! built `steward` CLI. A finding the responder acts on must be one GuardDuty
+//! reports: tests store it in the account's detector with `report`.
 
 use std::collections::HashMap;
 
@@ -11,7 +13,7 @@ use aws_sdk_ec2::types::{
 use serde_json::{json, Value};
 use steward_tests::moto::{HUB_ACCOUNT, REGION};
 use steward_tests::stack::{Stack, MEMBER_ACCOUNT, MEMBER_ROLE};
-use steward_tests::{event, unique, workspace_root};
+use steward_tests::{event, function_binary, unique};
 
 /// An instance with two network interfaces (each with its own groups) and two volumes.
 struct Victim {
@@ -141,6 +143,59 @@ async fn launch_victim(config: &SdkConfig, tags: &[(&str, &str)]) -> Victim {
     }
 }
 
+/// GuardDuty's detector in the account of `config` (created when missing).
+async fn detector(config: &SdkConfig) -> String {
+    let gd = aws_sdk_guardduty::Client::new(config);
+    let existing = gd.list_detectors().send().await.unwrap();
+    if let Some(id) = existing.detector_ids().first() {
+        return id.clone();
+    }
+    gd.create_detector()
+        .enable(true)
+        .send()
+        .await
+        .unwrap()
+        .detector_id()
+        .unwrap()
+        .to_string()
+}
+
+/// GuardDuty reports the event's finding (as its `detail` says) in the hub's
+/// detector (the delegated administrator sees every member's findings).
+async fn report(stack: &Stack, e: &Value) {
+    detector(&stack.moto.config()).await;
+    report_in(stack, HUB_ACCOUNT, &e["detail"]).await;
+}
+
+/// GuardDuty reports `detail` in `account`'s own detector (which must exist).
+async fn report_in(stack: &Stack, account: &str, detail: &Value) {
+    stack
+        .moto
+        .post(
+            "/_steward/guardduty/findings",
+            &json!({"account": account, "region": REGION, "finding": detail}),
+        )
+        .await
+        .unwrap();
+}
+
+/// The groups EC2 lists for an interface, sorted.
+async fn eni_groups(ec2: &aws_sdk_ec2::Client, id: &str) -> Vec<String> {
+    let out = ec2
+        .describe_network_interfaces()
+        .network_interface_ids(id)
+        .send()
+        .await
+        .unwrap();
+    let mut groups: Vec<String> = out.network_interfaces()[0]
+        .groups()
+        .iter()
+        .map(|g| g.group_id().unwrap().to_string())
+        .collect();
+    groups.sort();
+    groups
+}
+
 /// The EC2 fixture pointed at a real instance, with a fresh finding id.
 fn ec2_finding(instance: &str, account: &str) -> Value {
     let mut e = event("guardduty-ec2-backdoor.json");
@@ -250,10 +305,21 @@ async fn high_ec2_finding_quarantines_snapshots_protects_and_notifies_once() {
     let victim = launch_victim(&config, &[("project", "orders"), ("env", "dev")]).await;
     let mut f = stack.function("guardduty-responder", "", &[]).await;
     let e = ec2_finding(&victim.instance, HUB_ACCOUNT);
+    report(&stack, &e).await;
     let finding_id = e["detail"]["id"].as_str().unwrap().to_string();
     let out = f.invoke(&e).await.unwrap().response();
     assert_eq!(out["containment"], "contained", "{out}");
     assert_eq!(out["notification"], "sent");
+    assert_eq!(out["verified"], true);
+    // Isolated for real: every interface lists exactly the quarantine group.
+    let q = quarantine_group(&ec2, &victim.vpc).await;
+    for eni in &victim.interfaces {
+        assert_eq!(
+            eni_groups(&ec2, eni).await,
+            vec![q.group_id().unwrap().to_string()],
+            "{eni}"
+        );
+    }
 
     // The quarantine group: managed, no inbound and no outbound rules.
     let group = quarantine_group(&ec2, &victim.vpc).await;
@@ -400,12 +466,14 @@ async fn high_ec2_finding_quarantines_snapshots_protects_and_notifies_once() {
     let mut repeated = event("guardduty-ec2-backdoor-repeated.json");
     repeated["detail"]["id"] = json!(finding_id);
     repeated["detail"]["resource"]["instanceDetails"]["instanceId"] = json!(victim.instance);
+    report(&stack, &repeated).await;
     let out = f.invoke(&repeated).await.unwrap().response();
     assert_eq!(out["notification"], "duplicate", "{out}");
     assert!(stack.inbox.drain().await.unwrap().is_empty());
     // Its band rises to CRITICAL: notified again, with the new count; still no new snapshot.
     repeated["id"] = json!(uuid::Uuid::new_v4().to_string());
     repeated["detail"]["severity"] = json!(9.2);
+    report(&stack, &repeated).await;
     let out = f.invoke(&repeated).await.unwrap().response();
     assert_eq!(out["notification"], "sent", "{out}");
     let received = stack.inbox.drain().await.unwrap();
@@ -423,11 +491,13 @@ async fn high_ec2_finding_quarantines_snapshots_protects_and_notifies_once() {
     // A later update back in HIGH within the same window is not notified again.
     repeated["id"] = json!(uuid::Uuid::new_v4().to_string());
     repeated["detail"]["severity"] = json!(8.0);
+    report(&stack, &repeated).await;
     let out = f.invoke(&repeated).await.unwrap().response();
     assert_eq!(out["notification"], "suppressed", "{out}");
     // A new window (policy interval passed) notifies again.
     repeated["id"] = json!(uuid::Uuid::new_v4().to_string());
     repeated["detail"]["updatedAt"] = json!("2026-11-21T11:05:12.901Z");
+    report(&stack, &repeated).await;
     let out = f.invoke(&repeated).await.unwrap().response();
     assert_eq!(out["notification"], "sent", "{out}");
     assert_eq!(stack.inbox.drain().await.unwrap().len(), 1);
@@ -442,7 +512,7 @@ async fn high_ec2_finding_quarantines_snapshots_protects_and_notifies_once() {
     );
     assert!(
         logs.iter()
-            .any(|l| l.contains("\"Namespace\":\"Steward\"") && l.contains("\"ActionsTaken\":7")),
+            .any(|l| l.contains("\"Namespace\":\"Steward\"") && l.contains("\"ActionsTaken\":8")),
         "{logs:#?}"
     );
     assert!(f.logs_are_json(), "every line is JSON");
@@ -457,6 +527,7 @@ async fn low_finding_only_notifies_and_archived_is_silent() {
     let mut f = stack.function("guardduty-responder", "", &[]).await;
     let mut low = event("guardduty-low-port-probe.json");
     low["detail"]["resource"]["instanceDetails"]["instanceId"] = json!(victim.instance);
+    report(&stack, &low).await;
     let out = f.invoke(&low).await.unwrap().response();
     assert_eq!(out["containment"], "not-contained", "{out}");
     assert!(out["held"]
@@ -483,6 +554,7 @@ async fn low_finding_only_notifies_and_archived_is_silent() {
 
     let mut archived = event("guardduty-archived.json");
     archived["detail"]["resource"]["instanceDetails"]["instanceId"] = json!(victim.instance);
+    report(&stack, &archived).await;
     let out = f.invoke(&archived).await.unwrap().response();
     assert_eq!(out["skipped"], "archived");
     assert!(stack.inbox.drain().await.unwrap().is_empty());
@@ -516,11 +588,9 @@ async fn s3_finding_and_exempt_instance_are_notified_not_changed() {
     let config = stack.moto.config();
     let ec2 = aws_sdk_ec2::Client::new(&config);
     let mut f = stack.function("guardduty-responder", "", &[]).await;
-    let out = f
-        .invoke(&event("guardduty-s3-block-public-access-disabled.json"))
-        .await
-        .unwrap()
-        .response();
+    let s3 = event("guardduty-s3-block-public-access-disabled.json");
+    report(&stack, &s3).await;
+    let out = f.invoke(&s3).await.unwrap().response();
     assert_eq!(out["containment"], "not-contained", "{out}");
     let received = stack.inbox.drain().await.unwrap();
     assert_eq!(received[0].attributes["severity"], "MEDIUM");
@@ -531,11 +601,9 @@ async fn s3_finding_and_exempt_instance_are_notified_not_changed() {
     );
 
     let exempt = launch_victim(&config, &[("env", "prod"), ("steward:exempt", "true")]).await;
-    let out = f
-        .invoke(&ec2_finding(&exempt.instance, HUB_ACCOUNT))
-        .await
-        .unwrap()
-        .response();
+    let e = ec2_finding(&exempt.instance, HUB_ACCOUNT);
+    report(&stack, &e).await;
+    let out = f.invoke(&e).await.unwrap().response();
     assert!(
         out["held"]
             .as_str()
@@ -562,11 +630,9 @@ async fn s3_finding_and_exempt_instance_are_notified_not_changed() {
         )
         .await;
     let prod = launch_victim(&config, &[("env", "prod")]).await;
-    let out = only_dev
-        .invoke(&ec2_finding(&prod.instance, HUB_ACCOUNT))
-        .await
-        .unwrap()
-        .response();
+    let e = ec2_finding(&prod.instance, HUB_ACCOUNT);
+    report(&stack, &e).await;
+    let out = only_dev.invoke(&e).await.unwrap().response();
     assert!(
         out["held"]
             .as_str()
@@ -621,6 +687,7 @@ async fn user_key_is_deactivated_but_break_glass_is_spared() {
 
     let mut e = event("guardduty-iam-user-tor.json");
     e["detail"]["resource"]["accessKeyDetails"]["accessKeyId"] = json!(keys[0]);
+    report(&stack, &e).await;
     let out = f.invoke(&e).await.unwrap().response();
     assert_eq!(out["containment"], "contained", "{out}");
     assert_eq!(status("ci-deployer").await, "Inactive");
@@ -648,6 +715,7 @@ async fn user_key_is_deactivated_but_break_glass_is_spared() {
     spared["detail"]["id"] = json!("aa11bb22cc33dd44ee55ff6600778899");
     spared["detail"]["resource"]["accessKeyDetails"]["accessKeyId"] = json!(keys[1]);
     spared["detail"]["resource"]["accessKeyDetails"]["userName"] = json!("breakglass-admin");
+    report(&stack, &spared).await;
     let out = f.invoke(&spared).await.unwrap().response();
     assert!(
         out["held"].as_str().unwrap().contains("break-glass"),
@@ -670,8 +738,16 @@ async fn role_session_finding_attaches_the_deny_policy_once() {
         .send()
         .await
         .unwrap();
-    let mut f = stack.function("guardduty-responder", "", &[]).await;
+    // Revocation is off by default since it cuts every user of the role: set explicitly.
+    let mut f = stack
+        .function(
+            "guardduty-responder",
+            "[containment]\nrevoke_role_sessions = true\n",
+            &[],
+        )
+        .await;
     let e = event("guardduty-instance-credential-exfiltration.json");
+    report(&stack, &e).await;
     let out = f.invoke(&e).await.unwrap().response();
     assert_eq!(out["containment"], "contained", "{out}");
     let policy = iam
@@ -727,12 +803,15 @@ async fn member_account_finding_is_contained_there() {
         .unwrap();
     let member_ec2 = aws_sdk_ec2::Client::new(&member);
     let victim = launch_victim(&member, &[("env", "staging")]).await;
-    let mut f = stack.function("guardduty-responder", "", &[]).await;
-    let out = f
-        .invoke(&ec2_finding(&victim.instance, MEMBER_ACCOUNT))
-        .await
-        .unwrap()
-        .response();
+    // The member account is governed; GuardDuty reports the finding in the
+    // member's own detector (the hub's detector does not know it).
+    let policy = format!("[targets]\naccounts = [\"{HUB_ACCOUNT}\", \"{MEMBER_ACCOUNT}\"]\n");
+    let mut f = stack.function("guardduty-responder", &policy, &[]).await;
+    detector(&stack.moto.config()).await;
+    detector(&member).await;
+    let e = ec2_finding(&victim.instance, MEMBER_ACCOUNT);
+    report_in(&stack, MEMBER_ACCOUNT, &e["detail"]).await;
+    let out = f.invoke(&e).await.unwrap().response();
     assert_eq!(out["containment"], "contained", "{out}");
     assert!(instance_tags(&member_ec2, &victim.instance)
         .await
@@ -752,7 +831,7 @@ async fn member_account_finding_is_contained_there() {
     assert_eq!(received[0].attributes["environment"], "staging");
 
     // The operator releases it from the hub through the member role.
-    let output = std::process::Command::new(workspace_root().join("target/debug/steward"))
+    let output = std::process::Command::new(function_binary("steward"))
         .args([
             "quarantine",
             "release",
@@ -787,15 +866,14 @@ async fn release_restores_groups_and_says_what_it_left() {
     let ec2 = aws_sdk_ec2::Client::new(&config);
     let victim = launch_victim(&config, &[("env", "dev")]).await;
     let mut f = stack.function("guardduty-responder", "", &[]).await;
-    f.invoke(&ec2_finding(&victim.instance, HUB_ACCOUNT))
-        .await
-        .unwrap()
-        .response();
+    let e = ec2_finding(&victim.instance, HUB_ACCOUNT);
+    report(&stack, &e).await;
+    f.invoke(&e).await.unwrap().response();
     assert!(instance_tags(&ec2, &victim.instance)
         .await
         .contains_key("steward:quarantined"));
 
-    let steward = workspace_root().join("target/debug/steward");
+    let steward = function_binary("steward");
     let run = |args: Vec<String>| {
         let mut command = std::process::Command::new(&steward);
         command
@@ -895,11 +973,9 @@ async fn vanished_instance_malformed_findings_dry_run_and_kill_switch_change_not
     let ec2 = aws_sdk_ec2::Client::new(&config);
     let mut f = stack.function("guardduty-responder", "", &[]).await;
 
-    let out = f
-        .invoke(&ec2_finding("i-0deadbeef0000000a", HUB_ACCOUNT))
-        .await
-        .unwrap()
-        .response();
+    let gone = ec2_finding("i-0deadbeef0000000a", HUB_ACCOUNT);
+    report(&stack, &gone).await;
+    let out = f.invoke(&gone).await.unwrap().response();
     assert!(
         out["held"].as_str().unwrap().contains("no longer exists"),
         "{out}"
@@ -953,11 +1029,9 @@ async fn vanished_instance_malformed_findings_dry_run_and_kill_switch_change_not
         let mut g = stack
             .function("guardduty-responder", "", &[(var, "true")])
             .await;
-        let out = g
-            .invoke(&ec2_finding(&victim.instance, HUB_ACCOUNT))
-            .await
-            .unwrap()
-            .response();
+        let e = ec2_finding(&victim.instance, HUB_ACCOUNT);
+        report(&stack, &e).await;
+        let out = g.invoke(&e).await.unwrap().response();
         assert_eq!(out["containment"], "would-contain", "{var}: {out}");
         let received = stack.inbox.drain().await.unwrap();
         assert_eq!(received.len(), 1, "{var}");
@@ -1005,4 +1079,297 @@ async fn vanished_instance_malformed_findings_dry_run_and_kill_switch_change_not
     assert!(snaps.snapshots().is_empty());
     // Only the vanished-instance notification above wrote records; dry-run and kill switch wrote none.
     assert_eq!(stack.idempotency_records().await, 1);
+}
+
+#[tokio::test]
+async fn forged_inflated_and_sample_findings_contain_nothing_a_genuine_high_one_does() {
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    detector(&config).await;
+    let victim = launch_victim(&config, &[("env", "dev")]).await;
+    let mut f = stack.function("guardduty-responder", "", &[]).await;
+    let untouched = |out: &Value| {
+        assert_eq!(out["containment"], "not-contained", "{out}");
+    };
+
+    // Forged: GuardDuty never reported it.
+    let forged = ec2_finding(&victim.instance, HUB_ACCOUNT);
+    let out = f.invoke(&forged).await.unwrap().response();
+    untouched(&out);
+    assert_eq!(out["verified"], false);
+    assert!(
+        out["held"].as_str().unwrap().contains("UNVERIFIED"),
+        "{out}"
+    );
+    let received = stack.inbox.drain().await.unwrap();
+    assert_eq!(received.len(), 1, "an unverified finding is still notified");
+    assert_eq!(
+        received[0].chat["metadata"]["eventType"],
+        "steward.guardduty.unverified"
+    );
+    assert!(
+        received[0].subject.contains("UNVERIFIED"),
+        "{}",
+        received[0].subject
+    );
+
+    // Inflated: GuardDuty says LOW, the payload says HIGH.
+    let inflated = ec2_finding(&victim.instance, HUB_ACCOUNT);
+    let mut genuine = inflated["detail"].clone();
+    genuine["severity"] = json!(2.0);
+    report_in(&stack, HUB_ACCOUNT, &genuine).await;
+    let out = f.invoke(&inflated).await.unwrap().response();
+    untouched(&out);
+    assert_eq!(out["band"], "LOW", "GuardDuty's severity is used: {out}");
+    stack.inbox.drain().await.unwrap();
+
+    // A sample finding GuardDuty made (CreateSampleFindings-like): notified, never contained.
+    let sample = ec2_finding(&victim.instance, HUB_ACCOUNT);
+    let mut detail = sample["detail"].clone();
+    detail["service"]["additionalInfo"] = json!({"value": "{\"sample\":true}", "type": "default"});
+    report_in(&stack, HUB_ACCOUNT, &detail).await;
+    let out = f.invoke(&sample).await.unwrap().response();
+    untouched(&out);
+    assert!(out["held"].as_str().unwrap().contains("sample"), "{out}");
+    assert_eq!(stack.inbox.drain().await.unwrap().len(), 1);
+
+    assert!(!instance_tags(&ec2, &victim.instance)
+        .await
+        .contains_key("steward:quarantined"));
+    assert!(!termination_protected(&ec2, &victim.instance).await);
+    assert_eq!(
+        eni_groups(&ec2, &victim.interfaces[0]).await,
+        victim.groups[0]
+    );
+
+    // The genuine HIGH finding is contained.
+    let real = ec2_finding(&victim.instance, HUB_ACCOUNT);
+    report(&stack, &real).await;
+    let out = f.invoke(&real).await.unwrap().response();
+    assert_eq!(out["containment"], "contained", "{out}");
+}
+
+#[tokio::test]
+async fn guardduty_unreachable_contains_nothing_and_says_so() {
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let victim = launch_victim(&config, &[("env", "dev")]).await;
+    let mut f = stack.function("guardduty-responder", "", &[]).await;
+    let e = ec2_finding(&victim.instance, HUB_ACCOUNT);
+    report(&stack, &e).await;
+    stack
+        .moto
+        .post("/_steward/guardduty/outage", &json!({"on": true}))
+        .await
+        .unwrap();
+    let out = f.invoke(&e).await.unwrap().response();
+    stack
+        .moto
+        .post("/_steward/guardduty/outage", &json!({"on": false}))
+        .await
+        .unwrap();
+    assert_eq!(out["containment"], "not-contained", "{out}");
+    assert!(
+        out["held"]
+            .as_str()
+            .unwrap()
+            .contains("GuardDuty could not be asked"),
+        "{out}"
+    );
+    assert!(!instance_tags(&ec2, &victim.instance)
+        .await
+        .contains_key("steward:quarantined"));
+    let received = stack.inbox.drain().await.unwrap();
+    assert_eq!(received.len(), 1);
+    assert!(received[0].description().contains("UNVERIFIED"));
+}
+
+#[tokio::test]
+async fn pre_tagged_and_reverted_instances_are_isolated_from_their_real_groups() {
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    // Tags written in advance by whoever can write tags.
+    let victim = launch_victim(
+        &config,
+        &[
+            ("env", "dev"),
+            ("steward:quarantined", "forged 2026-01-01T00:00:00Z"),
+        ],
+    )
+    .await;
+    for eni in &victim.interfaces {
+        ec2.create_tags()
+            .resources(eni)
+            .tags(
+                Tag::builder()
+                    .key("steward:previous-groups")
+                    .value("sg-0forged")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    let mut f = stack.function("guardduty-responder", "", &[]).await;
+    let e = ec2_finding(&victim.instance, HUB_ACCOUNT);
+    report(&stack, &e).await;
+    let out = f.invoke(&e).await.unwrap().response();
+    assert_eq!(out["containment"], "contained", "{out}");
+    let q = quarantine_group(&ec2, &victim.vpc)
+        .await
+        .group_id()
+        .unwrap()
+        .to_string();
+    for (eni, groups) in victim.interfaces.iter().zip(&victim.groups) {
+        // The emulator reads back exactly the groups the swap set.
+        assert_eq!(eni_groups(&ec2, eni).await, vec![q.clone()], "{eni}");
+        let mut recorded: Vec<String> = eni_tags(&ec2, eni).await["steward:previous-groups"]
+            .split(',')
+            .map(str::to_string)
+            .collect();
+        recorded.sort();
+        let mut expected = groups.clone();
+        expected.sort();
+        assert_eq!(
+            recorded, expected,
+            "the record is the real groups, not the forged one"
+        );
+    }
+
+    // Someone puts the groups back; the next finding isolates it again.
+    ec2.modify_network_interface_attribute()
+        .network_interface_id(&victim.interfaces[0])
+        .groups(&victim.groups[0][0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        eni_groups(&ec2, &victim.interfaces[0]).await,
+        victim.groups[0]
+    );
+    let again = ec2_finding(&victim.instance, HUB_ACCOUNT);
+    report(&stack, &again).await;
+    let out = f.invoke(&again).await.unwrap().response();
+    assert_eq!(out["containment"], "contained", "{out}");
+    assert_eq!(
+        eni_groups(&ec2, &victim.interfaces[0]).await,
+        vec![q.clone()]
+    );
+    // The allow-all group of the two-step swap exists, managed, open both ways.
+    let open = ec2
+        .describe_security_groups()
+        .filters(
+            Filter::builder()
+                .name("group-name")
+                .values("steward-quarantine-open")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let open = &open.security_groups()[0];
+    assert!(!open.ip_permissions().is_empty() && !open.ip_permissions_egress().is_empty());
+}
+
+#[tokio::test]
+async fn sweep_catches_a_lost_event_and_contains_a_finding_seen_twice_once() {
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let lost = launch_victim(&config, &[("env", "dev")]).await;
+    let seen = launch_victim(&config, &[("env", "dev")]).await;
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let mut lost_event = ec2_finding(&lost.instance, HUB_ACCOUNT);
+    lost_event["detail"]["updatedAt"] = json!(now);
+    let mut seen_event = ec2_finding(&seen.instance, HUB_ACCOUNT);
+    seen_event["detail"]["updatedAt"] = json!(now);
+    // An old finding outside the look-back and a LOW one: not swept.
+    let old = launch_victim(&config, &[("env", "dev")]).await;
+    let old_event = ec2_finding(&old.instance, HUB_ACCOUNT);
+    report(&stack, &lost_event).await;
+    report(&stack, &seen_event).await;
+    report(&stack, &old_event).await;
+    let mut f = stack.function("guardduty-responder", "", &[]).await;
+    let out = f.invoke(&seen_event).await.unwrap().response();
+    assert_eq!(out["containment"], "contained", "{out}");
+    let seen_id = seen_event["detail"]["id"].as_str().unwrap();
+    assert_eq!(finding_snapshots(&ec2, seen_id).await.len(), 2);
+    stack.inbox.drain().await.unwrap();
+
+    let out = f
+        .invoke(&json!({"job": "findings-sweep"}))
+        .await
+        .unwrap()
+        .response();
+    let handled = out["findings"].as_array().unwrap();
+    assert_eq!(handled.len(), 2, "{out}");
+    let by_id = |id: &str| {
+        handled
+            .iter()
+            .find(|h| h["finding_id"] == id)
+            .cloned()
+            .unwrap()
+    };
+    let lost_id = lost_event["detail"]["id"].as_str().unwrap();
+    assert_eq!(by_id(lost_id)["containment"], "contained", "{out}");
+    assert_eq!(by_id(seen_id)["containment"], "already-contained", "{out}");
+    assert!(instance_tags(&ec2, &lost.instance)
+        .await
+        .contains_key("steward:quarantined"));
+    assert_eq!(
+        finding_snapshots(&ec2, seen_id).await.len(),
+        2,
+        "contained once"
+    );
+    assert!(!instance_tags(&ec2, &old.instance)
+        .await
+        .contains_key("steward:quarantined"));
+    let received = stack.inbox.drain().await.unwrap();
+    assert_eq!(received.len(), 1, "only the lost finding is news");
+}
+
+#[tokio::test]
+async fn the_hourly_cap_stops_containment_with_one_critical_alert() {
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let mut f = stack
+        .function(
+            "guardduty-responder",
+            "[containment]\nmax_per_hour = 1\n",
+            &[],
+        )
+        .await;
+    let mut victims = Vec::new();
+    for _ in 0..3 {
+        victims.push(launch_victim(&config, &[("env", "dev")]).await);
+    }
+    let mut outs = Vec::new();
+    for v in &victims {
+        let e = ec2_finding(&v.instance, HUB_ACCOUNT);
+        report(&stack, &e).await;
+        outs.push(f.invoke(&e).await.unwrap().response());
+    }
+    assert_eq!(outs[0]["containment"], "contained", "{}", outs[0]);
+    for out in &outs[1..] {
+        assert_eq!(out["containment"], "not-contained", "{out}");
+        assert!(
+            out["held"].as_str().unwrap().contains("max_per_hour"),
+            "{out}"
+        );
+    }
+    assert!(!instance_tags(&ec2, &victims[2].instance)
+        .await
+        .contains_key("steward:quarantined"));
+    let received = stack.inbox.drain().await.unwrap();
+    let critical: Vec<_> = received
+        .iter()
+        .filter(|m| m.chat["metadata"]["eventType"] == "steward.guardduty.containment-cap")
+        .collect();
+    assert_eq!(critical.len(), 1, "one CRITICAL alert in the hour");
+    assert_eq!(critical[0].attributes["severity"], "CRITICAL");
+    assert_eq!(received.len(), 4, "every finding is still notified");
 }

@@ -5,13 +5,38 @@
 
 use std::collections::BTreeSet;
 
-use aws_sdk_ec2::error::DisplayErrorContext;
+use std::sync::Mutex;
+
 use aws_sdk_ec2::types::{
-    AttributeBooleanValue, Filter, InstanceAttributeName, ResourceType, Tag, TagSpecification,
+    AttributeBooleanValue, Filter, InstanceAttributeName, IpPermission, IpRange, Ipv6Range,
+    ResourceType, Tag, TagSpecification,
 };
+use steward_shared::sdk::sdk_error as failed;
 use steward_shared::tags::{self, TagMap};
 
-use crate::plan::{GroupFacts, InstanceFacts, InterfaceFacts};
+use crate::plan::{GroupFacts, InstanceAction, InstanceFacts, InterfaceFacts};
+
+/// The action only `steward quarantine release` adds (run by an operator through
+/// the member role, never by the function).
+pub const RELEASE_PERMISSIONS: &[&str] = &["ec2:DeleteTags"];
+
+/// The IAM actions this adapter calls (in the finding's account: the member role too).
+pub const PERMISSIONS: &[&str] = &[
+    "ec2:DescribeInstances",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeInstanceAttribute",
+    "ec2:DescribeSecurityGroups",
+    "ec2:CreateSecurityGroup",
+    "ec2:AuthorizeSecurityGroupIngress",
+    "ec2:AuthorizeSecurityGroupEgress",
+    "ec2:RevokeSecurityGroupIngress",
+    "ec2:RevokeSecurityGroupEgress",
+    "ec2:ModifyNetworkInterfaceAttribute",
+    "ec2:CreateTags",
+    "ec2:ModifyInstanceAttribute",
+    "ec2:CreateSnapshot",
+    "ec2:DescribeSnapshots",
+];
 
 /// A forensic snapshot steward took.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +59,10 @@ pub trait Ec2Api: Send + Sync {
     ) -> anyhow::Result<Option<GroupFacts>>;
     /// Creates the quarantine group with no rules at all; returns its id.
     async fn create_quarantine_group(&self, vpc_id: &str, name: &str) -> anyhow::Result<String>;
+    /// The allow-all group of the two-step swap in a VPC (by name and `steward:managed=true`).
+    async fn open_group(&self, vpc_id: &str, name: &str) -> anyhow::Result<Option<String>>;
+    /// Creates the allow-all group: all traffic in and out for 0.0.0.0/0 and ::/0.
+    async fn create_open_group(&self, vpc_id: &str, name: &str) -> anyhow::Result<String>;
     /// Removes every inbound and outbound rule of a group.
     async fn remove_all_rules(&self, group_id: &str) -> anyhow::Result<()>;
     async fn set_interface_groups(
@@ -67,6 +96,118 @@ pub fn snapshotted_for(snapshots: &[ForensicSnapshot], finding_id: &str) -> BTre
         .collect()
 }
 
+/// What an execution did: the steps done, the failures, the snapshots taken.
+#[derive(Debug, Default)]
+pub struct Execution {
+    pub steps: Vec<String>,
+    pub failures: Vec<String>,
+    pub snapshots: Vec<String>,
+}
+
+/// Runs the containment steps in order; the first failure stops the rest (the
+/// retry plans again from what is in place). `log` keeps what was done even
+/// when a step fails. Returns the result recorded with the idempotency claim.
+pub async fn execute(
+    ec2: &dyn Ec2Api,
+    instance_id: &str,
+    finding_id: &str,
+    mut group_id: Option<String>,
+    mut open_id: Option<String>,
+    actions: &[InstanceAction],
+    log: &Mutex<Execution>,
+) -> anyhow::Result<String> {
+    let record = |f: &dyn Fn(&mut Execution)| {
+        let mut guard = log.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut guard);
+    };
+    for action in actions {
+        let result: anyhow::Result<String> = async {
+            match action {
+                InstanceAction::CreateQuarantineGroup { vpc_id, name } => {
+                    let id = ec2.create_quarantine_group(vpc_id, name).await?;
+                    group_id = Some(id.clone());
+                    Ok(format!("{} ({id})", action.describe(instance_id, true)))
+                }
+                InstanceAction::CreateOpenGroup { vpc_id, name } => {
+                    let id = ec2.create_open_group(vpc_id, name).await?;
+                    open_id = Some(id.clone());
+                    Ok(format!("{} ({id})", action.describe(instance_id, true)))
+                }
+                InstanceAction::RemoveQuarantineGroupRules => {
+                    let id = group_id
+                        .clone()
+                        .ok_or_else(|| anyhow::anyhow!("no quarantine group"))?;
+                    ec2.remove_all_rules(&id).await?;
+                    Ok(format!("{} ({id})", action.describe(instance_id, true)))
+                }
+                InstanceAction::IsolateInterface {
+                    interface_id,
+                    previous,
+                    keep_record,
+                } => {
+                    let id = group_id
+                        .clone()
+                        .ok_or_else(|| anyhow::anyhow!("no quarantine group"))?;
+                    let open = open_id
+                        .clone()
+                        .ok_or_else(|| anyhow::anyhow!("no allow-all group"))?;
+                    if !keep_record {
+                        ec2.tag(interface_id, tags::PREVIOUS_GROUPS, &previous.join(","))
+                            .await?;
+                    }
+                    // The two steps of AWS's EC2 containment runbook: allow
+                    // all (tracked flows become untracked), then no rules.
+                    ec2.set_interface_groups(interface_id, std::slice::from_ref(&open))
+                        .await?;
+                    ec2.set_interface_groups(interface_id, std::slice::from_ref(&id))
+                        .await?;
+                    Ok(action.describe(instance_id, true))
+                }
+                InstanceAction::EnableTerminationProtection => {
+                    ec2.enable_termination_protection(instance_id).await?;
+                    Ok(action.describe(instance_id, true))
+                }
+                InstanceAction::Snapshot { volume_id } => {
+                    let snapshot = ec2.snapshot(volume_id, instance_id, finding_id).await?;
+                    record(&|e: &mut Execution| e.snapshots.push(snapshot.clone()));
+                    Ok(format!(
+                        "{} as {snapshot}",
+                        action.describe(instance_id, true)
+                    ))
+                }
+                InstanceAction::TagInstance { value } => {
+                    ec2.tag(instance_id, tags::QUARANTINED, value).await?;
+                    Ok(action.describe(instance_id, true))
+                }
+            }
+        }
+        .await;
+        match result {
+            Ok(line) => {
+                tracing::info!(instance = instance_id, step = %line, "containment step done");
+                record(&|e: &mut Execution| e.steps.push(line.clone()));
+            }
+            Err(e) => {
+                let line = format!(
+                    "{}: {e:#}",
+                    action
+                        .describe(instance_id, false)
+                        .replacen("would ", "", 1)
+                );
+                tracing::error!(instance = instance_id, error = %line, "containment step failed");
+                record(&|ex: &mut Execution| ex.failures.push(line.clone()));
+                anyhow::bail!("{line}");
+            }
+        }
+    }
+    let guard = log.lock().unwrap_or_else(|e| e.into_inner());
+    Ok(format!(
+        "{} steps at {}",
+        guard.steps.len(),
+        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    ))
+}
+
 /// The SDK implementation.
 pub struct AwsEc2 {
     client: aws_sdk_ec2::Client,
@@ -80,12 +221,36 @@ impl AwsEc2 {
     }
 }
 
-fn tag_map(tags: &[Tag]) -> TagMap {
-    tags::to_map(tags.iter().map(|t| (t.key(), t.value())))
+impl AwsEc2 {
+    /// Revokes every outbound rule of a group.
+    async fn remove_egress(&self, group_id: &str) -> anyhow::Result<()> {
+        let out = self
+            .client
+            .describe_security_groups()
+            .group_ids(group_id)
+            .send()
+            .await
+            .map_err(|e| failed(&format!("DescribeSecurityGroups {group_id}"), e))?;
+        let egress = out
+            .security_groups()
+            .first()
+            .map(|g| g.ip_permissions_egress().to_vec())
+            .unwrap_or_default();
+        if !egress.is_empty() {
+            self.client
+                .revoke_security_group_egress()
+                .group_id(group_id)
+                .set_ip_permissions(Some(egress))
+                .send()
+                .await
+                .map_err(|e| failed(&format!("RevokeSecurityGroupEgress on {group_id}"), e))?;
+        }
+        Ok(())
+    }
 }
 
-fn failed<E: std::error::Error + 'static>(what: &str, e: E) -> anyhow::Error {
-    anyhow::anyhow!("{what} failed: {}", DisplayErrorContext(e))
+fn tag_map(tags: &[Tag]) -> TagMap {
+    tags::to_map(tags.iter().map(|t| (t.key(), t.value())))
 }
 
 fn filter(name: &str, value: &str) -> Filter {
@@ -252,6 +417,57 @@ impl Ec2Api for AwsEc2 {
             .ok_or_else(|| anyhow::anyhow!("CreateSecurityGroup returned no group id"))?
             .to_string();
         self.remove_all_rules(&id).await?;
+        Ok(id)
+    }
+
+    async fn open_group(&self, vpc_id: &str, name: &str) -> anyhow::Result<Option<String>> {
+        Ok(self.quarantine_group(vpc_id, name).await?.map(|g| g.id))
+    }
+
+    async fn create_open_group(&self, vpc_id: &str, name: &str) -> anyhow::Result<String> {
+        let out = self
+            .client
+            .create_security_group()
+            .group_name(name)
+            .vpc_id(vpc_id)
+            .description("steward quarantine, first step: allows all traffic so tracked flows become untracked")
+            .tag_specifications(
+                TagSpecification::builder()
+                    .resource_type(ResourceType::SecurityGroup)
+                    .tags(Tag::builder().key(tags::MANAGED).value("true").build())
+                    .tags(Tag::builder().key("Name").value(name).build())
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| failed(&format!("CreateSecurityGroup {name} in {vpc_id}"), e))?;
+        let id = out
+            .group_id()
+            .ok_or_else(|| anyhow::anyhow!("CreateSecurityGroup returned no group id"))?
+            .to_string();
+        let all = || {
+            IpPermission::builder()
+                .ip_protocol("-1")
+                .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
+                .ipv6_ranges(Ipv6Range::builder().cidr_ipv6("::/0").build())
+                .build()
+        };
+        self.client
+            .authorize_security_group_ingress()
+            .group_id(&id)
+            .ip_permissions(all())
+            .send()
+            .await
+            .map_err(|e| failed(&format!("AuthorizeSecurityGroupIngress on {id}"), e))?;
+        // A new VPC group already allows all IPv4 egress; replace it with the full rule.
+        self.remove_egress(&id).await?;
+        self.client
+            .authorize_security_group_egress()
+            .group_id(&id)
+            .ip_permissions(all())
+            .send()
+            .await
+            .map_err(|e| failed(&format!("AuthorizeSecurityGroupEgress on {id}"), e))?;
         Ok(id)
     }
 

@@ -1,159 +1,47 @@
-//! The responder's flow for one finding: parse, triage, read the resource in
-//! the finding's account (`detail.accountId`), decide, check the blast
-//! radius, contain (unless dry-run or the kill switch), notify the security
-//! team once per finding, band and renotify window, and write the metrics line.
+//! The responder's flow, orchestration only. A finding event: parse, verify
+//! it with GuardDuty (act on GuardDuty's version, never the payload), triage,
+//! decide whether it may be contained at all (verified, not a sample, a
+//! governed account), contain through `containment`, and notify the
+//! security team once per finding, band and renotify window. The scheduled
+//! `findings-sweep`: list recent findings in every target region and handle
+//! each exactly as if its event had arrived.
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{Duration as Minutes, Utc};
 use serde_json::{json, Value};
-use steward_shared::context::{NotifyOutcome, Once};
+use steward_shared::entry::{Handler, Invocation};
+use steward_shared::notify::Severity;
 use steward_shared::observability::Metrics;
-use steward_shared::{safety, Policy, Steward};
+use steward_shared::trigger::{self, Jobs, ScheduledRun};
+use steward_shared::{Policy, Steward};
 
-use crate::ec2::{snapshotted_for, AwsEc2, Ec2Api};
-use crate::finding::{self, Finding, Target};
-use crate::iam::{AwsIam, IamApi};
-use crate::plan::{self, CredentialAction, Hold, InstanceAction};
+use crate::clients::Apis;
+use crate::containment::{Contained, Containment};
+use crate::events::{self, Finding};
+use crate::guardduty::SweepQuery;
+use crate::plan::{self, Band, Hold, Verification};
 use crate::report::{self, Outcome};
-use crate::triage::{self, Band, Thresholds};
 use crate::FUNCTION_NAME;
 
-/// Builds the per-account adapters (the real ones assume the member role).
-#[async_trait::async_trait]
-pub trait Apis: Send + Sync {
-    async fn ec2(
-        &self,
-        account: &str,
-        region: &str,
-        event_id: &str,
-    ) -> anyhow::Result<Arc<dyn Ec2Api>>;
-    async fn iam(
-        &self,
-        account: &str,
-        region: &str,
-        event_id: &str,
-    ) -> anyhow::Result<Arc<dyn IamApi>>;
-}
-
-/// The SDK adapters, reached through the shared AWS context.
-pub struct AwsApis {
-    aws: steward_shared::aws::AwsContext,
-}
-
-impl AwsApis {
-    pub fn new(aws: steward_shared::aws::AwsContext) -> AwsApis {
-        AwsApis { aws }
-    }
-}
-
-#[async_trait::async_trait]
-impl Apis for AwsApis {
-    async fn ec2(
-        &self,
-        account: &str,
-        region: &str,
-        event_id: &str,
-    ) -> anyhow::Result<Arc<dyn Ec2Api>> {
-        let config = self.aws.config_for(account, region, event_id).await?;
-        Ok(Arc::new(AwsEc2::new(&config)))
-    }
-
-    async fn iam(
-        &self,
-        account: &str,
-        region: &str,
-        event_id: &str,
-    ) -> anyhow::Result<Arc<dyn IamApi>> {
-        let config = self.aws.config_for(account, region, event_id).await?;
-        Ok(Arc::new(AwsIam::new(&config)))
-    }
-}
-
-/// Whether a notification key was already sent (read-only look at the idempotency table).
-#[async_trait::async_trait]
-pub trait History: Send + Sync {
-    async fn sent(&self, key: &str) -> anyhow::Result<bool>;
-}
-
-/// No table configured: nothing is known to be sent.
-pub struct NoHistory;
-
-#[async_trait::async_trait]
-impl History for NoHistory {
-    async fn sent(&self, _key: &str) -> anyhow::Result<bool> {
-        Ok(false)
-    }
-}
-
-/// Reads the records `Steward::notify` writes in the idempotency table.
-pub struct DynamoHistory {
-    client: aws_sdk_dynamodb::Client,
-    table: String,
-}
-
-impl DynamoHistory {
-    pub fn new(config: &aws_config::SdkConfig, table: String) -> DynamoHistory {
-        DynamoHistory {
-            client: aws_sdk_dynamodb::Client::new(config),
-            table,
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl History for DynamoHistory {
-    async fn sent(&self, key: &str) -> anyhow::Result<bool> {
-        use aws_sdk_dynamodb::types::AttributeValue;
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(key.to_string()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "idempotency table {}: GetItem failed: {}",
-                    self.table,
-                    aws_sdk_dynamodb::error::DisplayErrorContext(&e)
-                )
-            })?;
-        let Some(item) = out.item() else {
-            return Ok(false);
-        };
-        let done = item
-            .get("status")
-            .and_then(|v| v.as_s().ok())
-            .is_some_and(|s| s == "DONE");
-        let live = item
-            .get("expires_at")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|n| n.parse::<i64>().ok())
-            .is_some_and(|t| t > Utc::now().timestamp());
-        Ok(done && live)
-    }
-}
+/// The scheduled jobs (SPEC section 4).
+pub const JOBS: Jobs = Jobs {
+    default: "findings-sweep",
+    others: &[],
+};
 
 /// The GuardDuty responder, built once per process.
 pub struct Responder<A: Apis> {
     steward: Arc<Steward>,
     apis: A,
-    history: Arc<dyn History>,
 }
 
 impl<A: Apis> Responder<A> {
-    pub fn new(steward: Arc<Steward>, apis: A, history: Arc<dyn History>) -> Responder<A> {
-        Responder {
-            steward,
-            apis,
-            history,
-        }
+    pub fn new(steward: Arc<Steward>, apis: A) -> Responder<A> {
+        Responder { steward, apis }
     }
 
-    /// Handles one invocation; the span puts the request and event ids on every log line.
+    /// Handles one invocation (tests call this; Lambda goes through `entry::serve`).
     pub async fn invoke(&self, payload: Value, request_id: &str) -> anyhow::Result<Value>
     where
         A: 'static,
@@ -161,27 +49,80 @@ impl<A: Apis> Responder<A> {
         steward_shared::entry::invoke(self, FUNCTION_NAME, payload, request_id).await
     }
 
-    async fn process(&self, payload: Value, metrics: &mut Metrics) -> anyhow::Result<Value> {
-        let event = finding::parse(&payload)?;
+    async fn on_event(&self, payload: &Value, metrics: &mut Metrics) -> anyhow::Result<Value> {
+        let event = events::parse(payload)?;
         tracing::Span::current().record("event_id", event.event_id.as_str());
-        let f = &event.finding;
+        let (verification, finding) = self.verify(&event.event_id, &event.finding).await;
+        let finding = finding.unwrap_or(event.finding);
+        self.respond(&event.event_id, &finding, &verification, metrics)
+            .await
+    }
+
+    /// Asks GuardDuty for the finding: the hub's detector in the finding's
+    /// region first, else the member's detector through the member role.
+    async fn verify(&self, event_id: &str, f: &Finding) -> (Verification, Option<Finding>) {
+        let own = self.steward.aws.own_account().to_string();
+        let mut accounts = vec![own.clone()];
+        if f.account_id != own {
+            accounts.push(f.account_id.clone());
+        }
+        let mut errors = Vec::new();
+        for account in accounts {
+            match self.lookup(&account, &f.region, event_id, &f.id).await {
+                Ok(Some(found)) => return (Verification::Verified, Some(found)),
+                Ok(None) => {}
+                Err(e) => errors.push(format!("account {account}: {e:#}")),
+            }
+        }
+        if errors.is_empty() {
+            (Verification::Unknown, None)
+        } else {
+            tracing::warn!(finding_id = %f.id, errors = %errors.join("; "), "GuardDuty could not verify the finding");
+            (Verification::Unreachable(errors.join("; ")), None)
+        }
+    }
+
+    async fn lookup(
+        &self,
+        account: &str,
+        region: &str,
+        event_id: &str,
+        id: &str,
+    ) -> anyhow::Result<Option<Finding>> {
+        let gd = self.apis.guardduty(account, region, event_id).await?;
+        let Some(detector) = gd.detector().await? else {
+            return Ok(None);
+        };
+        let found = gd.get_findings(&detector, &[id.to_string()]).await?;
+        let Some(detail) = found.iter().find(|d| d["id"] == id) else {
+            return Ok(None);
+        };
+        let finding = events::parse_detail(detail)
+            .map_err(|e| anyhow::anyhow!("GuardDuty's own finding could not be read: {e}"))?;
+        Ok(Some(finding))
+    }
+
+    /// Triage, trust, containment and the notification for one finding.
+    async fn respond(
+        &self,
+        event_id: &str,
+        f: &Finding,
+        verification: &Verification,
+        metrics: &mut Metrics,
+    ) -> anyhow::Result<Value> {
         let policy = self.steward.policy.current().await;
         let band = Band::of(f.severity);
-        let thresholds = triage::thresholds(&policy.containment, &f.finding_type);
+        let thresholds = plan::thresholds(&policy.containment, &f.finding_type);
         let (_, label, _) = report::resource_of(f);
         metrics.resources_evaluated += 1;
         tracing::info!(
             finding_id = %f.id, finding_type = %f.finding_type, severity = f.severity, band = %band,
             account = %f.account_id, region = %f.region, resource = %label, count = f.count(),
-            "GuardDuty finding received"
+            verified = matches!(verification, Verification::Verified), "GuardDuty finding received"
         );
         let base = json!({
-            "event_id": event.event_id,
-            "finding_id": f.id,
-            "type": f.finding_type,
-            "band": band.as_str(),
-            "resource": label,
-            "mode": self.steward.mode().as_str(),
+            "event_id": event_id, "finding_id": f.id, "type": f.finding_type,
+            "band": band.as_str(), "resource": label, "mode": self.steward.mode().as_str(),
         });
         if f.service.archived {
             tracing::info!(finding_id = %f.id, "the finding is archived; not notified, nothing contained");
@@ -189,29 +130,35 @@ impl<A: Apis> Responder<A> {
         }
         if band < thresholds.notify && band < thresholds.contain {
             tracing::info!(band = %band, notify_from = %thresholds.notify, "below the notify and contain thresholds; logged only");
-            return Ok(merge(
-                base,
-                json!({"skipped": format!("{band} is below the notify threshold {}", thresholds.notify)}),
-            ));
+            let why = format!("{band} is below the notify threshold {}", thresholds.notify);
+            return Ok(merge(base, json!({ "skipped": why })));
         }
-
-        // A containment that cannot even start (the member role cannot be
-        // assumed, a read is denied) is still reported, then retried.
-        let contained = match self
-            .contain(&event.event_id, f, band, thresholds, &policy, metrics)
-            .await
-        {
-            Ok(contained) => contained,
-            Err(e) => {
-                tracing::error!(error = %format!("{e:#}"), "containment could not run");
-                metrics.actions_failed += 1;
-                Contained::Outcome(Outcome {
-                    failures: vec![format!("containment could not run: {e:#}")],
-                    tags: f.resource_tags(),
-                    ..Outcome::default()
-                })
+        let governed = plan::governed(
+            &policy.targets.accounts,
+            self.steward.aws.own_account(),
+            &f.account_id,
+        );
+        let trusted = plan::trust(verification, &f.id, f.is_sample(), &f.account_id, governed);
+        let containment = Containment::new(&self.steward, &self.apis);
+        let contained = match trusted {
+            Err(hold) => Ok(Contained::Outcome(Outcome::held(hold, f.resource_tags()))),
+            Ok(()) => {
+                containment
+                    .contain(event_id, f, band, thresholds, &policy, metrics)
+                    .await
             }
         };
+        // A containment that cannot even start (the member role cannot be
+        // assumed, a read is denied) is still reported, then retried.
+        let contained = contained.unwrap_or_else(|e| {
+            tracing::error!(error = %format!("{e:#}"), "containment could not run");
+            metrics.actions_failed += 1;
+            Contained::Outcome(Outcome {
+                failures: vec![format!("containment could not run: {e:#}")],
+                tags: f.resource_tags(),
+                ..Outcome::default()
+            })
+        });
         let outcome = match contained {
             Contained::Outcome(o) => o,
             Contained::Blocked(exceeded, count) => {
@@ -221,45 +168,39 @@ impl<A: Apis> Responder<A> {
                     },
                     f.resource_tags(),
                 );
-                let key = format!("{}#blast-radius", triage::notification_key(&f.id, band, 0));
+                let key = format!("{}#blast-radius", plan::notification_key(&f.id, band, 0));
                 let mut n = report::notification(f, band, &o, self.steward.mode(), key);
-                n.severity = steward_shared::Severity::High;
+                n.severity = Severity::High;
                 n.what = "blast-radius".into();
                 n.summary = format!(
                     "{label} not contained (blast-radius limit): {}",
                     f.finding_type
                 );
-                if self.notify(&n, &policy).await? == "sent" {
-                    metrics.notifications_sent += 1;
-                }
+                self.notify(&n, &policy, metrics).await?;
                 return Ok(merge(
                     base,
                     json!({"blocked": exceeded, "planned_changes": count}),
                 ));
             }
+            Contained::Capped(o) => {
+                let key = plan::cap_alert_key(Utc::now());
+                let n = report::cap_alert(policy.containment.max_per_hour, f, key);
+                self.notify(&n, &policy, metrics).await?;
+                o
+            }
         };
         let status = outcome.status(self.steward.mode());
-        let wants_notify = band >= thresholds.notify || outcome.acted();
-        let notification = if !wants_notify {
-            "below-threshold".to_string()
-        } else {
-            let window = triage::window(f.updated_at, policy.containment.renotify_after_hours);
-            let mut key = triage::notification_key(&f.id, band, window);
-            if !outcome.failures.is_empty() {
-                key.push_str("#failed");
-            }
-            if outcome.failures.is_empty() && self.notified_higher(&f.id, band, window).await? {
-                tracing::info!(finding_id = %f.id, band = %band, "already notified in a higher band in this window; not notified again");
-                "suppressed".to_string()
-            } else {
-                let n = report::notification(f, band, &outcome, self.steward.mode(), key);
-                let sent = self.notify(&n, &policy).await?;
-                if sent == "sent" {
-                    metrics.notifications_sent += 1;
-                }
-                sent
-            }
-        };
+        let notification = self
+            .notify_finding(
+                f,
+                band,
+                thresholds.notify,
+                &outcome,
+                verification,
+                &policy,
+                metrics,
+            )
+            .await?;
         if !outcome.failures.is_empty() {
             anyhow::bail!(
                 "containment of {label} for finding {} failed: {}; the retry will try again",
@@ -271,6 +212,7 @@ impl<A: Apis> Responder<A> {
             base,
             json!({
                 "containment": status,
+                "verified": matches!(verification, Verification::Verified),
                 "actions": outcome.steps,
                 "held": outcome.hold.as_ref().map(Hold::reason),
                 "already": outcome.already,
@@ -280,17 +222,52 @@ impl<A: Apis> Responder<A> {
         ))
     }
 
+    /// The message about the finding, once per finding, band and window (an
+    /// unverified finding has its own key, so a forged payload cannot use up
+    /// the genuine finding's notification).
+    #[allow(clippy::too_many_arguments)]
+    async fn notify_finding(
+        &self,
+        f: &Finding,
+        band: Band,
+        notify_from: Band,
+        outcome: &Outcome,
+        verification: &Verification,
+        policy: &Policy,
+        metrics: &mut Metrics,
+    ) -> anyhow::Result<String> {
+        if band < notify_from && !outcome.acted() {
+            return Ok("below-threshold".into());
+        }
+        let window = plan::window(f.updated_at, policy.containment.renotify_after_hours);
+        let mut key = plan::notification_key(&f.id, band, window);
+        if !matches!(verification, Verification::Verified) {
+            key.push_str("#unverified");
+        }
+        if !outcome.failures.is_empty() {
+            key.push_str("#failed");
+        } else if self.notified_higher(&f.id, band, window).await? {
+            tracing::info!(finding_id = %f.id, band = %band, "already notified in a higher band in this window; not notified again");
+            return Ok("suppressed".into());
+        }
+        let n = report::notification(f, band, outcome, self.steward.mode(), key);
+        Ok(self.notify(&n, policy, metrics).await?.to_string())
+    }
+
     async fn notify(
         &self,
         n: &steward_shared::Notification,
         policy: &Policy,
-    ) -> anyhow::Result<String> {
-        Ok(match self.steward.notify(n, policy).await? {
-            NotifyOutcome::Sent(_) => "sent",
-            NotifyOutcome::Duplicate => "duplicate",
-            NotifyOutcome::BelowThreshold => "below-min-severity",
+        metrics: &mut Metrics,
+    ) -> anyhow::Result<&'static str> {
+        let outcome = self.steward.notify(n, policy).await?;
+        if outcome.is_sent() {
+            metrics.notifications_sent += 1;
         }
-        .to_string())
+        Ok(match outcome {
+            steward_shared::context::NotifyOutcome::BelowThreshold => "below-min-severity",
+            other => other.as_str(),
+        })
     }
 
     /// True when the same finding was notified in a higher band in this window.
@@ -303,370 +280,71 @@ impl<A: Apis> Responder<A> {
         if !self.steward.mode().may_change() {
             return Ok(false);
         }
-        for key in triage::higher_band_keys(finding_id, band, window) {
-            let full = format!("notify#{}#{key}", self.steward.function_name());
-            if self.history.sent(&full).await? {
+        for key in plan::higher_band_keys(finding_id, band, window) {
+            if self.steward.already_notified(&key).await? {
                 return Ok(true);
             }
         }
         Ok(false)
     }
 
-    async fn contain(
-        &self,
-        event_id: &str,
-        f: &Finding,
-        band: Band,
-        thresholds: Thresholds,
-        policy: &Policy,
-        metrics: &mut Metrics,
-    ) -> anyhow::Result<Contained> {
-        let finding_tags = f.resource_tags();
-        if band < thresholds.contain {
-            return Ok(Contained::Outcome(Outcome::held(
-                Hold::BelowBand {
-                    band,
-                    contain_from: thresholds.contain,
-                },
-                finding_tags,
-            )));
+    /// The findings sweep: every target region's recent findings at or above
+    /// the containment band, each handled as if its event had arrived.
+    async fn sweep(&self, run: &ScheduledRun, metrics: &mut Metrics) -> anyhow::Result<Value> {
+        let policy = self.steward.policy.current().await;
+        let own = self.steward.aws.own_account().to_string();
+        let mut regions = policy.targets.regions.clone();
+        if regions.is_empty() {
+            regions.push(self.steward.aws.own_region().to_string());
         }
-        if !policy.containment.enabled {
-            return Ok(Contained::Outcome(Outcome::held(
-                Hold::Disabled,
-                finding_tags,
-            )));
-        }
-        match f.target() {
-            Target::Instance { instance_id } => {
-                let ec2 = self.apis.ec2(&f.account_id, &f.region, event_id).await?;
-                self.contain_instance(ec2.as_ref(), f, &instance_id, band, thresholds, policy, metrics).await
-            }
-            Target::UserKey { user, access_key_id } => {
-                let iam = self.apis.iam(&f.account_id, &f.region, event_id).await?;
-                let Some(tags) = iam.user_tags(&user).await? else {
-                    return Ok(Contained::Outcome(Outcome::held(
-                        Hold::Gone { what: format!("IAM user {user} no longer exists; nothing to deactivate") },
-                        finding_tags,
-                    )));
-                };
-                if let Err(hold) = plan::gate(&policy.containment, thresholds, band, &tags) {
-                    return Ok(Contained::Outcome(Outcome::held(hold, tags)));
-                }
-                let status = iam.access_key_status(&user, &access_key_id).await?;
-                match plan::plan_user_key(&policy.containment, &user, &access_key_id, status.as_deref()) {
-                    Err(hold) => Ok(Contained::Outcome(Outcome::held(hold, tags))),
-                    Ok(None) => Ok(Contained::Outcome(Outcome {
-                        already: Some(format!("access key {access_key_id} of {user} is already inactive")),
-                        tags,
-                        ..Outcome::default()
-                    })),
-                    Ok(Some(action)) => Ok(Contained::Outcome(self.apply_credentials(iam.as_ref(), action, tags, metrics).await)),
-                }
-            }
-            Target::RoleSession { role, .. } => {
-                let iam = self.apis.iam(&f.account_id, &f.region, event_id).await?;
-                let Some(tags) = iam.role_tags(&role).await? else {
-                    return Ok(Contained::Outcome(Outcome::held(
-                        Hold::Gone { what: format!("IAM role {role} no longer exists; its sessions cannot be used") },
-                        finding_tags,
-                    )));
-                };
-                if let Err(hold) = plan::gate(&policy.containment, thresholds, band, &tags) {
-                    return Ok(Contained::Outcome(Outcome::held(hold, tags)));
-                }
-                let cutoff = iam.revocation_cutoff(&role).await?;
-                match plan::plan_role_sessions(&policy.containment, &role, cutoff, f.last_seen(), Utc::now()) {
-                    Err(hold) => Ok(Contained::Outcome(Outcome::held(hold, tags))),
-                    Ok(None) => Ok(Contained::Outcome(Outcome {
-                        already: Some(format!(
-                            "sessions of role {role} issued before {} are already denied ({})",
-                            cutoff.map(|c| c.to_rfc3339()).unwrap_or_default(),
-                            plan::REVOKE_POLICY_NAME
-                        )),
-                        tags,
-                        ..Outcome::default()
-                    })),
-                    Ok(Some(action)) => Ok(Contained::Outcome(self.apply_credentials(iam.as_ref(), action, tags, metrics).await)),
-                }
-            }
-            Target::OtherCredentials { user_type, .. } => Ok(Contained::Outcome(Outcome::held(
-                Hold::Unsupported { what: format!("{user_type} credentials are not contained automatically; act by hand") },
-                finding_tags,
-            ))),
-            Target::S3Bucket { .. } | Target::Other { .. } => Ok(Contained::Outcome(Outcome::held(
-                Hold::Unsupported {
-                    what: format!(
-                        "steward contains EC2 instances and IAM credentials; a {} finding is notified only",
-                        f.resource.resource_type
-                    ),
-                },
-                finding_tags,
-            ))),
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn contain_instance(
-        &self,
-        ec2: &dyn Ec2Api,
-        f: &Finding,
-        instance_id: &str,
-        band: Band,
-        thresholds: Thresholds,
-        policy: &Policy,
-        metrics: &mut Metrics,
-    ) -> anyhow::Result<Contained> {
-        let Some(facts) = ec2.instance(instance_id).await? else {
-            return Ok(Contained::Outcome(Outcome::held(
-                Hold::Gone { what: format!("instance {instance_id} no longer exists (or is terminated); nothing to contain") },
-                f.resource_tags(),
-            )));
+        let lowest = plan::thresholds(&policy.containment, "").contain;
+        let since =
+            run.time - Minutes::minutes(i64::from(policy.containment.sweep_lookback_minutes));
+        let query = SweepQuery {
+            min_severity: lowest.lower_bound(),
+            updated_since_ms: since.timestamp_millis(),
         };
-        if let Err(hold) = plan::gate(&policy.containment, thresholds, band, &facts.tags) {
-            return Ok(Contained::Outcome(Outcome::held(hold, facts.tags)));
-        }
-        let name = &policy.containment.quarantine_group_name;
-        let group = match &facts.vpc_id {
-            Some(vpc) => ec2.quarantine_group(vpc, name).await?,
-            None => None,
-        };
-        let snapshots = ec2.forensic_snapshots(&facts.volumes).await?;
-        let done = snapshotted_for(&snapshots, &f.id);
-        let now = Utc::now();
-        let actions = match plan::plan_instance(
-            &facts,
-            group.as_ref(),
-            name,
-            &done,
-            policy.containment.snapshot_volumes,
-            &f.id,
-            now,
-        ) {
-            Ok(actions) => actions,
-            Err(hold) => return Ok(Contained::Outcome(Outcome::held(hold, facts.tags))),
-        };
-        if actions.is_empty() {
-            return Ok(Contained::Outcome(Outcome {
-                already: Some(format!(
-                    "{instance_id} is already contained ({}); nothing left to change",
-                    facts
-                        .tags
-                        .get(steward_shared::tags::QUARANTINED)
-                        .cloned()
-                        .unwrap_or_default()
-                )),
-                tags: facts.tags,
-                ..Outcome::default()
-            }));
-        }
-        let changes = 1 + actions
-            .iter()
-            .filter(|a| matches!(a, InstanceAction::IsolateInterface { .. }))
-            .count();
-        if let Err(exceeded) =
-            safety::check_blast_radius(changes, policy.limits.max_changes_per_run)
-        {
-            return Ok(Contained::Blocked(exceeded.to_string(), changes));
-        }
-        if !self.steward.mode().may_change() {
-            tracing::info!(instance = instance_id, mode = %self.steward.mode(), steps = actions.len(), "would contain; changing nothing");
-            return Ok(Contained::Outcome(Outcome {
-                steps: actions
-                    .iter()
-                    .map(|a| a.describe(instance_id, false))
-                    .collect(),
-                tags: facts.tags,
-                ..Outcome::default()
-            }));
-        }
-        let log = Mutex::new(Execution::default());
-        let key = format!("gd-contain#{}#{instance_id}", f.id);
-        let keep = Duration::from_secs(policy.notifications.dedupe_days as u64 * 86_400);
-        let once = self
-            .steward
-            .once(&key, keep, || async {
-                let group_id = group.as_ref().map(|g| g.id.clone());
-                execute_instance(ec2, instance_id, &f.id, group_id, &actions, &log).await
-            })
-            .await;
-        let execution = log.into_inner().unwrap_or_else(|e| e.into_inner());
-        metrics.actions_taken += execution.steps.len() as u64;
-        metrics.actions_failed += execution.failures.len() as u64;
-        let mut outcome = Outcome {
-            steps: execution.steps,
-            failures: execution.failures,
-            snapshots: execution.snapshots,
-            tags: facts.tags,
-            ..Outcome::default()
-        };
-        match once {
-            Ok(Once::Ran(_)) => {}
-            Ok(Once::AlreadyDone(result)) => {
-                outcome.hold = Some(Hold::Gone {
-                    what: format!(
-                        "steward contained {instance_id} for this finding before{} and the quarantine was released since; it is not contained again for the same finding",
-                        result.map(|r| format!(" ({r})")).unwrap_or_default()
-                    ),
-                });
-            }
-            Err(e) if outcome.failures.is_empty() => outcome.failures.push(format!("{e:#}")),
-            Err(_) => {}
-        }
-        Ok(Contained::Outcome(outcome))
-    }
-
-    async fn apply_credentials(
-        &self,
-        iam: &dyn IamApi,
-        action: CredentialAction,
-        tags: steward_shared::tags::TagMap,
-        metrics: &mut Metrics,
-    ) -> Outcome {
-        let mut outcome = Outcome {
-            tags,
-            ..Outcome::default()
-        };
-        if !self.steward.mode().may_change() {
-            outcome.steps.push(action.describe(false));
-            return outcome;
-        }
-        let result = match &action {
-            CredentialAction::DeactivateKey {
-                user,
-                access_key_id,
-            } => iam.deactivate_key(user, access_key_id).await,
-            CredentialAction::RevokeRoleSessions { role, cutoff } => {
-                iam.revoke_sessions(role, *cutoff).await
-            }
-        };
-        match result {
-            Ok(()) => {
-                tracing::info!(action = %action.describe(true), "credentials contained");
-                metrics.actions_taken += 1;
-                outcome.steps.push(action.describe(true));
-            }
-            Err(e) => {
-                tracing::error!(error = %format!("{e:#}"), "containing credentials failed");
-                metrics.actions_failed += 1;
-                outcome.failures.push(format!(
-                    "{}: {e:#}",
-                    action.describe(false).trim_start_matches("would ")
-                ));
-            }
-        }
-        outcome
-    }
-}
-
-/// The result of the containment phase.
-enum Contained {
-    Outcome(Outcome),
-    /// The blast-radius limit stopped it: the reason and the planned change count.
-    Blocked(String, usize),
-}
-
-#[derive(Default)]
-struct Execution {
-    steps: Vec<String>,
-    failures: Vec<String>,
-    snapshots: Vec<String>,
-}
-
-/// Runs the containment steps in order; the first failure stops the rest (the
-/// retry plans again from what is in place).
-async fn execute_instance(
-    ec2: &dyn Ec2Api,
-    instance_id: &str,
-    finding_id: &str,
-    mut group_id: Option<String>,
-    actions: &[InstanceAction],
-    log: &Mutex<Execution>,
-) -> anyhow::Result<String> {
-    let record = |f: &dyn Fn(&mut Execution)| {
-        let mut guard = log.lock().unwrap_or_else(|e| e.into_inner());
-        f(&mut guard);
-    };
-    for action in actions {
-        let result: anyhow::Result<String> = async {
-            match action {
-                InstanceAction::CreateQuarantineGroup { vpc_id, name } => {
-                    let id = ec2.create_quarantine_group(vpc_id, name).await?;
-                    group_id = Some(id.clone());
-                    Ok(format!("{} ({id})", action.describe(instance_id, true)))
-                }
-                InstanceAction::RemoveQuarantineGroupRules => {
-                    let id = group_id
-                        .clone()
-                        .ok_or_else(|| anyhow::anyhow!("no quarantine group"))?;
-                    ec2.remove_all_rules(&id).await?;
-                    Ok(format!("{} ({id})", action.describe(instance_id, true)))
-                }
-                InstanceAction::IsolateInterface {
-                    interface_id,
-                    previous,
-                    keep_record,
-                } => {
-                    let id = group_id
-                        .clone()
-                        .ok_or_else(|| anyhow::anyhow!("no quarantine group"))?;
-                    if !keep_record {
-                        ec2.tag(
-                            interface_id,
-                            steward_shared::tags::PREVIOUS_GROUPS,
-                            &previous.join(","),
+        let (mut handled, mut failures) = (Vec::new(), Vec::new());
+        for region in &regions {
+            let gd = self.apis.guardduty(&own, region, &run.id).await?;
+            let Some(detector) = gd.detector().await? else {
+                tracing::warn!(region = %region, "no GuardDuty detector in this region; nothing to sweep");
+                continue;
+            };
+            let ids = gd.list_findings(&detector, &query).await?;
+            for detail in gd.get_findings(&detector, &ids).await? {
+                let id = detail["id"].as_str().unwrap_or_default().to_string();
+                let result = match events::parse_detail(&detail) {
+                    Ok(f) => {
+                        self.respond(
+                            &format!("sweep-{}", run.id),
+                            &f,
+                            &Verification::Verified,
+                            metrics,
                         )
-                        .await?;
+                        .await
                     }
-                    ec2.set_interface_groups(interface_id, std::slice::from_ref(&id))
-                        .await?;
-                    Ok(action.describe(instance_id, true))
-                }
-                InstanceAction::EnableTerminationProtection => {
-                    ec2.enable_termination_protection(instance_id).await?;
-                    Ok(action.describe(instance_id, true))
-                }
-                InstanceAction::Snapshot { volume_id } => {
-                    let snapshot = ec2.snapshot(volume_id, instance_id, finding_id).await?;
-                    record(&|e: &mut Execution| e.snapshots.push(snapshot.clone()));
-                    Ok(format!(
-                        "{} as {snapshot}",
-                        action.describe(instance_id, true)
-                    ))
-                }
-                InstanceAction::TagInstance { value } => {
-                    ec2.tag(instance_id, steward_shared::tags::QUARANTINED, value)
-                        .await?;
-                    Ok(action.describe(instance_id, true))
+                    Err(e) => Err(anyhow::anyhow!(
+                        "GuardDuty's finding could not be read: {e}"
+                    )),
+                };
+                match result {
+                    Ok(out) => handled.push(out),
+                    Err(e) => failures.push(format!("{id}: {e:#}")),
                 }
             }
         }
-        .await;
-        match result {
-            Ok(line) => {
-                tracing::info!(instance = instance_id, step = %line, "containment step done");
-                record(&|e: &mut Execution| e.steps.push(line.clone()));
-            }
-            Err(e) => {
-                let line = format!(
-                    "{}: {e:#}",
-                    action
-                        .describe(instance_id, false)
-                        .replacen("would ", "", 1)
-                );
-                tracing::error!(instance = instance_id, error = %line, "containment step failed");
-                record(&|ex: &mut Execution| ex.failures.push(line.clone()));
-                anyhow::bail!("{line}");
-            }
+        let summary =
+            json!({"job": run.job, "regions": regions, "findings": handled, "failures": failures});
+        if !failures.is_empty() {
+            anyhow::bail!(
+                "findings sweep: {} finding(s) failed ({}); the retry will try again",
+                failures.len(),
+                failures.join("; ")
+            );
         }
+        Ok(summary)
     }
-    let guard = log.lock().unwrap_or_else(|e| e.into_inner());
-    Ok(format!("{} steps at {}", guard.steps.len(), now_string()))
-}
-
-fn now_string() -> String {
-    let now: DateTime<Utc> = Utc::now();
-    now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 fn merge(mut base: Value, extra: Value) -> Value {
@@ -677,13 +355,12 @@ fn merge(mut base: Value, extra: Value) -> Value {
 }
 
 #[async_trait::async_trait]
-impl<A: Apis + 'static> steward_shared::entry::Handler for Responder<A> {
-    async fn handle(
-        &self,
-        payload: Value,
-        invocation: &mut steward_shared::entry::Invocation,
-    ) -> anyhow::Result<Value> {
-        self.process(payload, &mut invocation.metrics).await
+impl<A: Apis + 'static> Handler for Responder<A> {
+    async fn handle(&self, payload: Value, invocation: &mut Invocation) -> anyhow::Result<Value> {
+        match trigger::parse_scheduled(&payload, JOBS, Utc::now())? {
+            Some(run) => self.sweep(&run, &mut invocation.metrics).await,
+            None => self.on_event(&payload, &mut invocation.metrics).await,
+        }
     }
 }
 
@@ -692,20 +369,23 @@ mod tests {
     //! The flow with in-memory adapters: a step failing part-way, the retry
     //! completing from what is in place, and the third delivery changing nothing.
 
-    use steward_shared::notify::{Publish, Rendered};
-    use steward_shared::policy_store::PolicyStore;
-    use steward_shared::settings::{PolicySource, Settings};
+    use std::sync::Mutex;
+
     use steward_shared::tags::TagMap;
+    use steward_shared::testing::{self, MemoryPublisher, MemoryStore};
     use steward_shared::RunMode;
 
     use super::*;
-    use crate::ec2::ForensicSnapshot;
+    use crate::ec2::{Ec2Api, ForensicSnapshot};
+    use crate::guardduty::FindingsApi;
+    use crate::iam::IamApi;
     use crate::plan::{GroupFacts, InstanceFacts, InterfaceFacts};
 
     #[derive(Default)]
     struct Ec2State {
         instance: Option<InstanceFacts>,
         group: Option<(String, bool)>,
+        open: Option<String>,
         snapshots: Vec<ForensicSnapshot>,
         calls: Vec<String>,
     }
@@ -740,6 +420,15 @@ mod tests {
             s.group = Some(("sg-q".into(), false));
             Ok("sg-q".into())
         }
+        async fn open_group(&self, _vpc: &str, _name: &str) -> anyhow::Result<Option<String>> {
+            Ok(self.state.lock().unwrap().open.clone())
+        }
+        async fn create_open_group(&self, vpc: &str, _name: &str) -> anyhow::Result<String> {
+            let mut s = self.state.lock().unwrap();
+            s.calls.push(format!("create-open-group {vpc}"));
+            s.open = Some("sg-open".into());
+            Ok("sg-open".into())
+        }
         async fn remove_all_rules(&self, group_id: &str) -> anyhow::Result<()> {
             let mut s = self.state.lock().unwrap();
             s.calls.push(format!("remove-rules {group_id}"));
@@ -748,7 +437,8 @@ mod tests {
         }
         async fn set_interface_groups(&self, eni: &str, groups: &[String]) -> anyhow::Result<()> {
             let mut s = self.state.lock().unwrap();
-            s.calls.push(format!("set-groups {eni}"));
+            s.calls
+                .push(format!("set-groups {eni} {}", groups.join(",")));
             let i = s.instance.as_mut().unwrap();
             i.interfaces
                 .iter_mut()
@@ -809,7 +499,39 @@ mod tests {
         }
     }
 
-    struct FakeApis(Arc<FakeEc2>);
+    /// GuardDuty as the hub's detector sees it: the findings it knows.
+    #[derive(Default)]
+    struct FakeGuardDuty {
+        findings: Mutex<Vec<Value>>,
+    }
+
+    #[async_trait::async_trait]
+    impl FindingsApi for FakeGuardDuty {
+        async fn detector(&self) -> anyhow::Result<Option<String>> {
+            Ok(Some("d-1".into()))
+        }
+        async fn get_findings(&self, _d: &str, ids: &[String]) -> anyhow::Result<Vec<Value>> {
+            let known = self.findings.lock().unwrap();
+            Ok(known
+                .iter()
+                .filter(|f| ids.iter().any(|i| f["id"] == i.as_str()))
+                .cloned()
+                .collect())
+        }
+        async fn list_findings(
+            &self,
+            _d: &str,
+            _q: &crate::guardduty::SweepQuery,
+        ) -> anyhow::Result<Vec<String>> {
+            let known = self.findings.lock().unwrap();
+            Ok(known
+                .iter()
+                .filter_map(|f| f["id"].as_str().map(str::to_string))
+                .collect())
+        }
+    }
+
+    struct FakeApis(Arc<FakeEc2>, Arc<FakeGuardDuty>);
 
     #[async_trait::async_trait]
     impl Apis for FakeApis {
@@ -819,20 +541,15 @@ mod tests {
         async fn iam(&self, _a: &str, _r: &str, _e: &str) -> anyhow::Result<Arc<dyn IamApi>> {
             anyhow::bail!("no IAM in this test")
         }
-    }
-
-    #[derive(Default)]
-    struct Inbox(Mutex<Vec<Rendered>>);
-
-    #[async_trait::async_trait]
-    impl Publish for Inbox {
-        async fn publish(&self, rendered: &Rendered) -> anyhow::Result<Option<String>> {
-            self.0.lock().unwrap().push(rendered.clone());
-            Ok(Some("m-1".into()))
+        async fn guardduty(
+            &self,
+            _a: &str,
+            _r: &str,
+            _e: &str,
+        ) -> anyhow::Result<Arc<dyn FindingsApi>> {
+            Ok(self.1.clone())
         }
     }
-
-    use steward_shared::testing::MemoryStore;
 
     fn instance() -> InstanceFacts {
         let tags: TagMap = [("env".to_string(), "prod".to_string())].into();
@@ -860,48 +577,32 @@ mod tests {
     struct Rig {
         responder: Responder<FakeApis>,
         ec2: Arc<FakeEc2>,
-        inbox: Arc<Inbox>,
+        guardduty: Arc<FakeGuardDuty>,
+        inbox: Arc<MemoryPublisher>,
         store: Arc<MemoryStore>,
     }
 
+    /// GuardDuty knows the event's finding (as the payload states it).
+    fn known(rig: &Rig, event: &Value) {
+        rig.guardduty
+            .findings
+            .lock()
+            .unwrap()
+            .push(event["detail"].clone());
+    }
+
     fn rig(policy: Policy) -> Rig {
-        let settings = Settings {
-            function_name: FUNCTION_NAME.into(),
-            topic_arn: None,
-            policy_source: PolicySource::BuiltIn,
-            mode: RunMode::Live,
-            idempotency_table: None,
-            member_role: None,
-            work_queue: None,
-            copy_queue: None,
-        };
-        let base = aws_config::SdkConfig::builder()
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .build();
-        let aws = steward_shared::aws::AwsContext::new(
-            base,
-            "123456789012".into(),
-            "us-east-1".into(),
-            None,
-            FUNCTION_NAME,
-        );
-        let inbox = Arc::new(Inbox::default());
-        let store = Arc::new(MemoryStore::default());
-        let steward = Arc::new(Steward {
-            settings,
-            aws,
-            policy: PolicyStore::fixed(policy),
-            publisher: inbox.clone(),
-            idempotency: Some(store.clone()),
-        });
+        let kit = testing::steward(FUNCTION_NAME, policy, RunMode::Live);
         let ec2 = Arc::new(FakeEc2::default());
         ec2.state.lock().unwrap().instance = Some(instance());
-        let responder = Responder::new(steward, FakeApis(ec2.clone()), Arc::new(NoHistory));
+        let guardduty = Arc::new(FakeGuardDuty::default());
+        let responder = Responder::new(kit.steward, FakeApis(ec2.clone(), guardduty.clone()));
         Rig {
             responder,
             ec2,
-            inbox,
-            store,
+            guardduty,
+            inbox: kit.publisher,
+            store: kit.store,
         }
     }
 
@@ -911,6 +612,7 @@ mod tests {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../events/guardduty-iam-user-tor.json");
         let tor: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        known(&rig, &tor);
         let err = rig
             .responder
             .invoke(tor, "r-1")
@@ -921,7 +623,7 @@ mod tests {
             err.contains("no IAM in this test") && err.contains("the retry will try again"),
             "{err}"
         );
-        let published = rig.inbox.0.lock().unwrap();
+        let published = rig.inbox.sent.lock().unwrap();
         assert_eq!(
             published.len(),
             1,
@@ -941,6 +643,7 @@ mod tests {
         let mut policy = Policy::default();
         policy.limits.max_changes_per_run = 1;
         let rig = rig(policy);
+        known(&rig, &finding());
         let out = rig.responder.invoke(finding(), "r-1").await.unwrap();
         assert!(
             out["blocked"]
@@ -950,7 +653,7 @@ mod tests {
             "{out}"
         );
         assert!(rig.ec2.state.lock().unwrap().calls.is_empty());
-        let published = rig.inbox.0.lock().unwrap();
+        let published = rig.inbox.sent.lock().unwrap();
         assert_eq!(published[0].attributes["severity"], "HIGH");
         assert_eq!(
             published[0].chat["metadata"]["eventType"],
@@ -960,12 +663,15 @@ mod tests {
 
     #[tokio::test]
     async fn failed_step_is_reported_and_the_retry_completes_without_repeating_work() {
+        let rig = rig(Policy::default());
+        known(&rig, &finding());
         let Rig {
             responder,
             ec2,
             inbox,
             store,
-        } = rig(Policy::default());
+            ..
+        } = rig;
         *ec2.fail_snapshot_of.lock().unwrap() = Some("vol-2".into());
 
         let err = responder
@@ -978,7 +684,7 @@ mod tests {
             "{err}"
         );
         {
-            let published = inbox.0.lock().unwrap();
+            let published = inbox.sent.lock().unwrap();
             assert_eq!(published.len(), 1);
             assert_eq!(published[0].attributes["severity"], "HIGH");
             assert_eq!(
@@ -994,7 +700,7 @@ mod tests {
         }
         let records = store.keys();
         assert!(
-            !records.iter().any(|k| k.starts_with("gd-contain#")),
+            !records.iter().any(|k| k.starts_with("action#")),
             "a failed attempt records nothing: {records:?}"
         );
         assert!(!ec2
@@ -1021,12 +727,12 @@ mod tests {
             ]
         );
         assert_eq!(
-            inbox.0.lock().unwrap().len(),
+            inbox.sent.lock().unwrap().len(),
             2,
             "the completed containment is notified too"
         );
         assert_eq!(
-            inbox.0.lock().unwrap()[1].chat["metadata"]["eventType"],
+            inbox.sent.lock().unwrap()[1].chat["metadata"]["eventType"],
             "steward.guardduty.contained"
         );
 
@@ -1037,5 +743,90 @@ mod tests {
         assert_eq!(out["notification"], "duplicate");
         assert!(ec2.state.lock().unwrap().calls.is_empty());
         assert_eq!(ec2.state.lock().unwrap().snapshots.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_finding_guardduty_does_not_know_contains_nothing() {
+        let rig = rig(Policy::default());
+        let out = rig.responder.invoke(finding(), "r-1").await.unwrap();
+        assert_eq!(out["containment"], "not-contained", "{out}");
+        assert_eq!(out["verified"], false);
+        assert!(
+            out["held"].as_str().unwrap().contains("UNVERIFIED"),
+            "{out}"
+        );
+        assert!(rig.ec2.state.lock().unwrap().calls.is_empty());
+        let published = rig.inbox.sent.lock().unwrap();
+        assert_eq!(published.len(), 1);
+        assert_eq!(
+            published[0].chat["metadata"]["eventType"],
+            "steward.guardduty.unverified"
+        );
+        assert!(
+            published[0].subject.contains("UNVERIFIED"),
+            "{}",
+            published[0].subject
+        );
+    }
+
+    #[tokio::test]
+    async fn the_swap_goes_through_the_allow_all_group_first() {
+        let rig = rig(Policy::default());
+        known(&rig, &finding());
+        let out = rig.responder.invoke(finding(), "r-1").await.unwrap();
+        assert_eq!(out["containment"], "contained", "{out}");
+        let calls = rig.ec2.state.lock().unwrap().calls.clone();
+        let swaps: Vec<&String> = calls
+            .iter()
+            .filter(|c| c.starts_with("set-groups"))
+            .collect();
+        assert_eq!(
+            swaps,
+            vec!["set-groups eni-1 sg-open", "set-groups eni-1 sg-q"],
+            "{calls:?}"
+        );
+        let open = calls
+            .iter()
+            .position(|c| c.starts_with("create-open-group"))
+            .unwrap();
+        let first_swap = calls
+            .iter()
+            .position(|c| c.starts_with("set-groups"))
+            .unwrap();
+        assert!(open < first_swap, "{calls:?}");
+    }
+
+    #[tokio::test]
+    async fn the_hourly_cap_stops_containing_and_alerts_critical_once() {
+        let mut policy = Policy::default();
+        policy.containment.max_per_hour = 1;
+        let rig = rig(policy);
+        let first = finding();
+        known(&rig, &first);
+        let out = rig.responder.invoke(first, "r-1").await.unwrap();
+        assert_eq!(out["containment"], "contained", "{out}");
+        for n in 0..2 {
+            // Another instance's finding in the same hour.
+            rig.ec2.state.lock().unwrap().instance = Some(instance());
+            let mut other = finding();
+            other["id"] = json!(format!("event-{n}"));
+            other["detail"]["id"] = json!(format!("finding-{n}"));
+            known(&rig, &other);
+            rig.ec2.state.lock().unwrap().calls.clear();
+            let out = rig.responder.invoke(other, "r-2").await.unwrap();
+            assert_eq!(out["containment"], "not-contained", "{out}");
+            assert!(
+                out["held"].as_str().unwrap().contains("max_per_hour"),
+                "{out}"
+            );
+            assert!(rig.ec2.state.lock().unwrap().calls.is_empty());
+        }
+        let published = rig.inbox.sent.lock().unwrap();
+        let critical: Vec<_> = published
+            .iter()
+            .filter(|m| m.chat["metadata"]["eventType"] == "steward.guardduty.containment-cap")
+            .collect();
+        assert_eq!(critical.len(), 1, "one CRITICAL alert an hour");
+        assert_eq!(critical[0].attributes["severity"], "CRITICAL");
     }
 }

@@ -3,12 +3,22 @@
 //! revocation, attach the revocation policy. `AwsIam` implements it with the
 //! SDK (list calls paginate).
 
-use aws_sdk_iam::error::DisplayErrorContext;
 use aws_sdk_iam::types::StatusType;
 use chrono::{DateTime, Utc};
+use steward_shared::sdk::sdk_error as failed;
 use steward_shared::tags::TagMap;
 
 use crate::plan::{revoke_policy_cutoff, revoke_policy_document, REVOKE_POLICY_NAME};
+
+/// The IAM actions this adapter calls (in the finding's account: the member role too).
+pub const PERMISSIONS: &[&str] = &[
+    "iam:ListUserTags",
+    "iam:ListAccessKeys",
+    "iam:UpdateAccessKey",
+    "iam:ListRoleTags",
+    "iam:GetRolePolicy",
+    "iam:PutRolePolicy",
+];
 
 #[async_trait::async_trait]
 pub trait IamApi: Send + Sync {
@@ -38,10 +48,6 @@ impl AwsIam {
             client: aws_sdk_iam::Client::new(config),
         }
     }
-}
-
-fn failed<E: std::error::Error + 'static>(what: &str, e: E) -> anyhow::Error {
-    anyhow::anyhow!("{what} failed: {}", DisplayErrorContext(e))
 }
 
 fn is_not_found<E: aws_sdk_iam::error::ProvideErrorMetadata>(e: &E) -> bool {

@@ -1,21 +1,37 @@
-//! The GuardDuty responder: triages every GuardDuty finding by severity band,
-//! tells the security team at once, contains EC2 instances (quarantine
-//! security group, forensic snapshots, termination protection) and leaked
-//! credentials (user keys set inactive, role sessions revoked), and undoes an
-//! instance quarantine on request.
+//! The GuardDuty responder: verifies every GuardDuty finding with GuardDuty
+//! itself, triages it by severity band, tells the security team at once,
+//! contains EC2 instances (two-step security-group swap into a no-rule
+//! quarantine group, forensic snapshots, termination protection) and leaked
+//! credentials (user keys set inactive; role sessions revoked when the policy
+//! allows), sweeps recent findings on a schedule in case an event was lost,
+//! and undoes an instance quarantine on request.
 //!
-//! `finding` models the event, `triage` and `plan` hold the pure decisions,
-//! `ec2` and `iam` are the SDK adapters, `report` builds the message,
-//! `release` undoes a quarantine, and `handler` ties them together.
+//! Rooms: `events` (the finding model), `plan` (triage, trust and containment
+//! decisions, pure), the adapters `guardduty`, `ec2`, `iam`, `report` (the
+//! message), `handler` and `containment` (orchestration), `clients` (the
+//! per-account adapter factory), `release` (the operator's undo).
+//!
+//! Public facade (what `main.rs` and the CLI use): `handler::Responder`,
+//! `clients::AwsApis`, `ec2::AwsEc2`, `release`, `permissions()`. The
+//! adapter ports (`ec2`, `iam`, `guardduty`, `clients`), `events` and `plan` stay
+//! public because the ports' signatures name the plan's fact types; the
+//! model, the report and the containment orchestration are crate-private.
 
+pub mod clients;
+pub(crate) mod containment;
 pub mod ec2;
-pub mod finding;
+pub mod events;
+pub mod guardduty;
 pub mod handler;
 pub mod iam;
 pub mod plan;
 pub mod release;
-pub mod report;
-pub mod triage;
+pub(crate) mod report;
 
 /// The function's name: binary name, log field and metric dimension.
 pub const FUNCTION_NAME: &str = "guardduty-responder";
+
+/// Every IAM action the function's adapters call.
+pub fn permissions() -> Vec<&'static str> {
+    [ec2::PERMISSIONS, iam::PERMISSIONS, guardduty::PERMISSIONS].concat()
+}

@@ -1,3 +1,9 @@
+//! The responder's pure decisions. Triage: the severity band of a finding,
+//! the policy's notify and contain thresholds for its type (with per-prefix
+//! overrides), and the notification key that makes a repeated finding notify
+//! again only when its band rises or a new `renotify_after_hours` window
+//! starts. Trust: whether a finding may lead to containment at all (verified
+//! by GuardDuty, not a sample, in a governed account, under the hourly cap).
 //! Containment decisions, as pure functions over facts read from AWS: whether
 //! a resource may be contained at all (policy, band, environment, exemption,
 //! break-glass), and the exact actions that are still missing, so that a
@@ -6,23 +12,53 @@
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use std::fmt;
+
+use steward_shared::notify::Severity;
 use steward_shared::policy::Containment;
 use steward_shared::safety;
 use steward_shared::tags::{self, TagMap};
-
-use crate::triage::{Band, Thresholds};
 
 /// Why a resource is only reported, not contained.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Hold {
     Disabled,
-    BelowBand { band: Band, contain_from: Band },
+    BelowBand {
+        band: Band,
+        contain_from: Band,
+    },
     Exempt,
-    Environment { env: Option<String> },
-    BreakGlass { user: String },
+    Environment {
+        env: Option<String>,
+    },
+    BreakGlass {
+        user: String,
+    },
     RoleSessionsOff,
-    Gone { what: String },
-    Unsupported { what: String },
+    Gone {
+        what: String,
+    },
+    Unsupported {
+        what: String,
+    },
+    /// GuardDuty does not know the finding, or could not be asked.
+    Unverified {
+        why: String,
+    },
+    /// A sample finding (`CreateSampleFindings`).
+    Sample,
+    /// The finding's account is not one steward governs.
+    NotGoverned {
+        account: String,
+    },
+    /// `containment.max_per_hour` containments in the last hour.
+    CapReached {
+        max: u32,
+    },
+    /// Role-session revocation is for credential findings only.
+    NotCredentialFinding {
+        finding_type: String,
+    },
 }
 
 impl Hold {
@@ -46,6 +82,11 @@ impl Hold {
             Hold::RoleSessionsOff => "role-session revocation is off ([containment] revoke_role_sessions = false)".into(),
             Hold::Gone { what } => what.clone(),
             Hold::Unsupported { what } => what.clone(),
+            Hold::Unverified { why } => format!("UNVERIFIED: {why}; nothing is contained until GuardDuty confirms the finding"),
+            Hold::Sample => "a GuardDuty sample finding; sample findings are never contained".into(),
+            Hold::NotGoverned { account } => format!("account {account} is not governed by steward ([targets] accounts); notified only"),
+            Hold::CapReached { max } => format!("{max} containments in the last hour ([containment] max_per_hour); containment paused, notified only"),
+            Hold::NotCredentialFinding { finding_type } => format!("{finding_type} is not a credential finding; role sessions are revoked only for leaked credentials"),
         }
     }
 }
@@ -78,6 +119,77 @@ pub fn gate(
         return Err(Hold::Environment { env });
     }
     Ok(())
+}
+
+/// Where a finding stands with GuardDuty, as the responder could establish it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verification {
+    /// GuardDuty returned the finding (the responder acts on that version).
+    Verified,
+    /// GuardDuty was asked and does not know the finding.
+    Unknown,
+    /// GuardDuty could not be asked (the error).
+    Unreachable(String),
+}
+
+/// Whether a finding may lead to containment at all: GuardDuty vouches for
+/// it, it is not a sample, and its account is governed (checked in that order).
+pub fn trust(
+    verification: &Verification,
+    finding_id: &str,
+    sample: bool,
+    account: &str,
+    governed: bool,
+) -> Result<(), Hold> {
+    match verification {
+        Verification::Verified => {}
+        Verification::Unknown => {
+            return Err(Hold::Unverified {
+                why: format!("GuardDuty does not know finding {finding_id} (neither the hub's detector nor the member's)"),
+            })
+        }
+        Verification::Unreachable(e) => {
+            return Err(Hold::Unverified {
+                why: format!("GuardDuty could not be asked about finding {finding_id}: {e}"),
+            })
+        }
+    }
+    if sample {
+        return Err(Hold::Sample);
+    }
+    if !governed {
+        return Err(Hold::NotGoverned {
+            account: account.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// An account is governed when `[targets] accounts` lists it, or it is the
+/// function's own account and `[targets] accounts` is empty (the default).
+pub fn governed(targets: &[String], own_account: &str, account: &str) -> bool {
+    if targets.is_empty() {
+        account == own_account
+    } else {
+        targets.iter().any(|a| a == account)
+    }
+}
+
+/// Credential findings: leaked or misused credentials (instance credential
+/// exfiltration, credential access). Only these revoke role sessions.
+pub fn is_credential_finding(finding_type: &str) -> bool {
+    finding_type.contains("CredentialExfiltration") || finding_type.starts_with("CredentialAccess:")
+}
+
+/// The containment slot for this rolling hour: the first of `max` slots
+/// (each kept an hour once taken) that is free, or the cap is reached.
+pub fn containment_slots(max: u32) -> impl Iterator<Item = String> {
+    (0..max).map(|n| format!("containment-slot#{n}"))
+}
+
+/// The de-duplication key of the CRITICAL cap alert: one per clock hour.
+pub fn cap_alert_key(now: DateTime<Utc>) -> String {
+    format!("gd-cap#{}", now.timestamp().div_euclid(3600))
 }
 
 /// An instance as steward reads it before containing it.
@@ -116,7 +228,15 @@ pub enum InstanceAction {
         name: String,
     },
     RemoveQuarantineGroupRules,
-    /// Record `previous` on the interface's tag (unless `keep_record`), then replace its groups.
+    /// The allow-all group of the two-step swap (all traffic in and out for
+    /// 0.0.0.0/0 and ::/0), so that tracked flows become untracked.
+    CreateOpenGroup {
+        vpc_id: String,
+        name: String,
+    },
+    /// Record `previous` on the interface's tag (unless `keep_record`), then
+    /// replace its groups: first with the allow-all group, then with the
+    /// quarantine group alone.
     IsolateInterface {
         interface_id: String,
         previous: Vec<String>,
@@ -158,8 +278,11 @@ impl InstanceAction {
                 format!("{verb_create} quarantine security group {name} in {vpc_id} (no inbound, no outbound rules)")
             }
             InstanceAction::RemoveQuarantineGroupRules => format!("{verb_remove} every rule of the quarantine group"),
+            InstanceAction::CreateOpenGroup { vpc_id, name } => {
+                format!("{verb_create} the allow-all group {name} in {vpc_id} (first step of the swap: existing flows become untracked)")
+            }
             InstanceAction::IsolateInterface { interface_id, previous, .. } => format!(
-                "{verb_replace} the security groups of {interface_id} ({}) with the quarantine group; previous groups recorded in {}",
+                "{verb_replace} the security groups of {interface_id} ({}) with the allow-all group, then with the quarantine group alone; previous groups recorded in {}",
                 if previous.is_empty() { "none".to_string() } else { previous.join(", ") },
                 tags::PREVIOUS_GROUPS
             ),
@@ -180,18 +303,26 @@ pub fn quarantine_tag(finding_id: &str, at: DateTime<Utc>) -> String {
     )
 }
 
+/// The name of the allow-all group of the two-step swap.
+pub fn open_group_name(quarantine_group_name: &str) -> String {
+    format!("{quarantine_group_name}-open")
+}
+
 /// The steps still missing to contain an instance.
 ///
-/// An interface counts as isolated when its only group is the quarantine
-/// group, or when it carries a `steward:previous-groups` record and the
-/// instance carries `steward:quarantined` (the record is written before the
-/// change, the instance tag last). An existing record is never overwritten
-/// with the quarantine group itself. Volumes with a snapshot for this finding
-/// are not snapshotted again.
+/// An interface counts as isolated only when its groups are exactly the
+/// quarantine group, as EC2 reports them; steward's own tags never decide it
+/// (a pre-tagged instance, or groups put back after containment, are isolated
+/// again). The record of the previous groups is the interface's current
+/// groups without steward's own; an existing record is kept when there is
+/// nothing else to record. Volumes with a snapshot for this finding are not
+/// snapshotted again.
+#[allow(clippy::too_many_arguments)]
 pub fn plan_instance(
     facts: &InstanceFacts,
     group: Option<&GroupFacts>,
     group_name: &str,
+    open_group: Option<&str>,
     already_snapshotted: &BTreeSet<String>,
     snapshot_volumes: bool,
     finding_id: &str,
@@ -203,23 +334,30 @@ pub fn plan_instance(
     let mut actions = Vec::new();
     match group {
         None => actions.push(InstanceAction::CreateQuarantineGroup {
-            vpc_id,
+            vpc_id: vpc_id.clone(),
             name: group_name.to_string(),
         }),
         Some(g) if g.has_rules => actions.push(InstanceAction::RemoveQuarantineGroupRules),
         Some(_) => {}
     }
     let quarantined = facts.tags.contains_key(tags::QUARANTINED);
-    for eni in &facts.interfaces {
-        let only_quarantine = group.is_some_and(|g| eni.groups.len() == 1 && eni.groups[0] == g.id);
+    let to_isolate: Vec<&InterfaceFacts> = facts
+        .interfaces
+        .iter()
+        .filter(|eni| !group.is_some_and(|g| eni.groups.len() == 1 && eni.groups[0] == g.id))
+        .collect();
+    if !to_isolate.is_empty() && open_group.is_none() {
+        actions.push(InstanceAction::CreateOpenGroup {
+            vpc_id,
+            name: open_group_name(group_name),
+        });
+    }
+    for eni in to_isolate {
         let recorded = eni.tags.contains_key(tags::PREVIOUS_GROUPS);
-        if only_quarantine || (recorded && quarantined) {
-            continue;
-        }
         let previous: Vec<String> = eni
             .groups
             .iter()
-            .filter(|g| group.is_none_or(|q| q.id != **g))
+            .filter(|g| group.is_none_or(|q| q.id != **g) && open_group != Some(g.as_str()))
             .cloned()
             .collect();
         let keep_record = recorded && previous.is_empty();
@@ -323,10 +461,13 @@ pub fn plan_user_key(
     }
 }
 
-/// The decision for a role whose temporary credentials leaked: a revocation
-/// already in place that covers the finding's last activity needs nothing.
+/// The decision for a role whose temporary credentials leaked: only with
+/// `revoke_role_sessions` on (it cuts every user of the role) and only for a
+/// credential finding; a revocation already in place that covers the
+/// finding's last activity needs nothing.
 pub fn plan_role_sessions(
     policy: &Containment,
+    finding_type: &str,
     role: &str,
     existing_cutoff: Option<DateTime<Utc>>,
     last_seen: DateTime<Utc>,
@@ -334,6 +475,11 @@ pub fn plan_role_sessions(
 ) -> Result<Option<CredentialAction>, Hold> {
     if !policy.revoke_role_sessions {
         return Err(Hold::RoleSessionsOff);
+    }
+    if !is_credential_finding(finding_type) {
+        return Err(Hold::NotCredentialFinding {
+            finding_type: finding_type.to_string(),
+        });
     }
     if policy.break_glass_users.iter().any(|u| u == role) {
         return Err(Hold::BreakGlass {
@@ -402,6 +548,256 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+// ---- Triage ----
+
+/// GuardDuty severity bands (LOW < 4.0 <= MEDIUM < 7.0 <= HIGH < 9.0 <= CRITICAL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Band {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Band {
+    pub const ALL: [Band; 4] = [Band::Low, Band::Medium, Band::High, Band::Critical];
+
+    /// The band of a severity number.
+    pub fn of(severity: f64) -> Band {
+        if severity >= 9.0 {
+            Band::Critical
+        } else if severity >= 7.0 {
+            Band::High
+        } else if severity >= 4.0 {
+            Band::Medium
+        } else {
+            Band::Low
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Band> {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "LOW" => Some(Band::Low),
+            "MEDIUM" => Some(Band::Medium),
+            "HIGH" => Some(Band::High),
+            "CRITICAL" => Some(Band::Critical),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Band::Low => "LOW",
+            Band::Medium => "MEDIUM",
+            Band::High => "HIGH",
+            Band::Critical => "CRITICAL",
+        }
+    }
+
+    /// The lowest severity number in this band.
+    pub fn lower_bound(self) -> f64 {
+        match self {
+            Band::Low => 0.0,
+            Band::Medium => 4.0,
+            Band::High => 7.0,
+            Band::Critical => 9.0,
+        }
+    }
+
+    /// The notification severity of a finding in this band.
+    pub fn severity(self) -> Severity {
+        match self {
+            Band::Low => Severity::Low,
+            Band::Medium => Severity::Medium,
+            Band::High => Severity::High,
+            Band::Critical => Severity::Critical,
+        }
+    }
+}
+
+impl fmt::Display for Band {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The lowest bands that are notified and contained for one finding type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thresholds {
+    pub notify: Band,
+    pub contain: Band,
+}
+
+/// The thresholds for a finding type: the policy's bands, replaced by those of
+/// the longest matching `[[containment.overrides]]` prefix. (The policy is
+/// validated at load, so unknown band names cannot occur; they fall back to the defaults.)
+pub fn thresholds(policy: &Containment, finding_type: &str) -> Thresholds {
+    let mut t = Thresholds {
+        notify: Band::parse(&policy.notify_min_band).unwrap_or(Band::Low),
+        contain: Band::parse(&policy.contain_min_band).unwrap_or(Band::High),
+    };
+    let best = policy
+        .overrides
+        .iter()
+        .filter(|o| finding_type.starts_with(&o.prefix))
+        .max_by_key(|o| o.prefix.len());
+    if let Some(o) = best {
+        if let Some(b) = o.notify_min_band.as_deref().and_then(Band::parse) {
+            t.notify = b;
+        }
+        if let Some(b) = o.contain_min_band.as_deref().and_then(Band::parse) {
+            t.contain = b;
+        }
+    }
+    t
+}
+
+/// The renotify window a moment falls in: windows of `hours` aligned to the
+/// epoch; `hours = 0` makes every update of the finding its own window.
+pub fn window(at: DateTime<Utc>, hours: u32) -> i64 {
+    if hours == 0 {
+        at.timestamp()
+    } else {
+        at.timestamp().div_euclid(hours as i64 * 3600)
+    }
+}
+
+/// The notification key of a finding in a band and window: the same finding
+/// delivered again, or updated with a higher count, maps to the same key and is
+/// not notified twice; a higher band or a new window gives a new key.
+pub fn notification_key(finding_id: &str, band: Band, window: i64) -> String {
+    format!("gd#{finding_id}#{}#{window}", band.as_str())
+}
+
+/// The keys whose earlier notification makes this one redundant: the same
+/// finding in a higher band within the same window (the band fell).
+pub fn higher_band_keys(finding_id: &str, band: Band, window: i64) -> Vec<String> {
+    Band::ALL
+        .iter()
+        .filter(|b| **b > band)
+        .map(|b| notification_key(finding_id, *b, window))
+        .collect()
+}
+
+/// A one-line explanation of a finding type, from its threat purpose (the part before `:`).
+pub fn explain(finding_type: &str) -> &'static str {
+    let purpose = finding_type.split(':').next().unwrap_or_default();
+    match purpose {
+        "Backdoor" => "the resource appears compromised and is being controlled by, or talking to, an attacker",
+        "Behavior" => "the resource behaves unlike its usual baseline",
+        "CryptoCurrency" => "the resource is talking to cryptocurrency infrastructure, often a sign of mining malware",
+        "Trojan" => "the resource shows activity of a trojan program",
+        "UnauthorizedAccess" => "credentials or the resource are being used by someone who should not",
+        "Recon" => "someone is probing the account or the resource for weaknesses",
+        "Stealth" => "someone is trying to hide their activity (for example by disabling logging)",
+        "PenTest" => "a penetration-testing tool is being used against the account",
+        "Policy" => "a setting goes against security best practice",
+        "Persistence" => "someone is making sure they keep access",
+        "PrivilegeEscalation" => "someone is trying to gain more permissions than they were given",
+        "Impact" => "the resource is being used to do harm (for example denial of service or data destruction)",
+        "Exfiltration" => "data appears to be leaving the account",
+        "Discovery" => "someone is enumerating the account's resources",
+        "CredentialAccess" => "someone is trying to steal credentials",
+        "DefenseEvasion" => "someone is trying to evade detection",
+        "Execution" => "suspicious code is being run",
+        "InitialAccess" => "someone may have gained a first foothold",
+        "AttackSequence" => "GuardDuty correlated several signals into a likely attack in progress",
+        _ => "GuardDuty reported suspicious activity",
+    }
+}
+
+#[cfg(test)]
+mod triage_tests {
+    use super::*;
+    use steward_shared::policy::ContainmentOverride;
+
+    #[test]
+    fn bands_follow_the_guardduty_ranges() {
+        assert_eq!(Band::of(0.1), Band::Low);
+        assert_eq!(Band::of(3.9), Band::Low);
+        assert_eq!(Band::of(4.0), Band::Medium);
+        assert_eq!(Band::of(6.9), Band::Medium);
+        assert_eq!(Band::of(7.0), Band::High);
+        assert_eq!(Band::of(8.9), Band::High);
+        assert_eq!(Band::of(9.0), Band::Critical);
+        assert_eq!(Band::of(10.0), Band::Critical);
+        assert!(Band::Low < Band::Critical);
+    }
+
+    #[test]
+    fn longest_override_prefix_wins() {
+        let mut policy = Containment::default();
+        assert_eq!(
+            thresholds(&policy, "Recon:EC2/PortProbeUnprotectedPort"),
+            Thresholds {
+                notify: Band::Low,
+                contain: Band::High
+            }
+        );
+        policy.overrides = vec![
+            ContainmentOverride {
+                prefix: "Recon:".into(),
+                notify_min_band: Some("MEDIUM".into()),
+                contain_min_band: None,
+            },
+            ContainmentOverride {
+                prefix: "Recon:EC2/".into(),
+                notify_min_band: None,
+                contain_min_band: Some("CRITICAL".into()),
+            },
+        ];
+        assert_eq!(
+            thresholds(&policy, "Recon:EC2/PortProbeUnprotectedPort"),
+            Thresholds {
+                notify: Band::Low,
+                contain: Band::Critical
+            }
+        );
+        assert_eq!(
+            thresholds(&policy, "Recon:IAMUser/MaliciousIPCaller"),
+            Thresholds {
+                notify: Band::Medium,
+                contain: Band::High
+            }
+        );
+        assert_eq!(
+            thresholds(&policy, "Backdoor:EC2/C&CActivity.B!DNS"),
+            Thresholds {
+                notify: Band::Low,
+                contain: Band::High
+            }
+        );
+    }
+
+    #[test]
+    fn repeated_findings_share_a_key_until_band_or_window_changes() {
+        let t0: DateTime<Utc> = "2026-11-20T10:00:00Z".parse().unwrap();
+        let t1: DateTime<Utc> = "2026-11-20T18:00:00Z".parse().unwrap();
+        let t2: DateTime<Utc> = "2026-11-21T10:00:00Z".parse().unwrap();
+        let k0 = notification_key("f1", Band::High, window(t0, 24));
+        assert_eq!(k0, notification_key("f1", Band::High, window(t1, 24)));
+        assert_ne!(k0, notification_key("f1", Band::Critical, window(t1, 24)));
+        assert_ne!(k0, notification_key("f1", Band::High, window(t2, 24)));
+        assert_ne!(window(t0, 0), window(t1, 0));
+        let higher = higher_band_keys("f1", Band::Medium, 7);
+        assert_eq!(
+            higher,
+            vec!["gd#f1#HIGH#7".to_string(), "gd#f1#CRITICAL#7".to_string()]
+        );
+        assert!(higher_band_keys("f1", Band::Critical, 7).is_empty());
+    }
+
+    #[test]
+    fn explanations_by_threat_purpose() {
+        assert!(explain("Backdoor:EC2/C&CActivity.B!DNS").contains("attacker"));
+        assert!(explain("UnauthorizedAccess:IAMUser/TorIPCaller").contains("credentials"));
+        assert_eq!(
+            explain("Something:New/Kind"),
+            "GuardDuty reported suspicious activity"
+        );
+    }
 }
 
 #[cfg(test)]
@@ -493,6 +889,7 @@ mod tests {
             &instance(),
             None,
             "steward-quarantine",
+            None,
             &BTreeSet::new(),
             true,
             "f1",
@@ -505,6 +902,10 @@ mod tests {
                 InstanceAction::CreateQuarantineGroup {
                     vpc_id: "vpc-1".into(),
                     name: "steward-quarantine".into()
+                },
+                InstanceAction::CreateOpenGroup {
+                    vpc_id: "vpc-1".into(),
+                    name: "steward-quarantine-open".into()
                 },
                 InstanceAction::IsolateInterface {
                     interface_id: "eni-1".into(),
@@ -538,12 +939,11 @@ mod tests {
             "f1 2026-11-20T10:00:00Z".into(),
         );
         facts.termination_protection = true;
-        // As the emulator shows it: launch groups still listed, records present.
         for eni in &mut facts.interfaces {
             eni.tags
                 .insert("steward:previous-groups".into(), eni.groups.join(","));
+            eni.groups = vec!["sg-q".into()];
         }
-        facts.interfaces[1].groups = vec!["sg-q".into()];
         let group = GroupFacts {
             id: "sg-q".into(),
             has_rules: false,
@@ -553,6 +953,7 @@ mod tests {
             &facts,
             Some(&group),
             "steward-quarantine",
+            Some("sg-o"),
             &done,
             true,
             "f1",
@@ -560,6 +961,54 @@ mod tests {
         )
         .unwrap();
         assert!(actions.is_empty(), "{actions:?}");
+    }
+
+    #[test]
+    fn tags_never_decide_isolation() {
+        // Pre-tagged by whoever can write tags, or groups put back after
+        // containment: the interfaces do not carry only the quarantine group.
+        let mut facts = instance();
+        facts
+            .tags
+            .insert("steward:quarantined".into(), "forged".into());
+        for eni in &mut facts.interfaces {
+            eni.tags
+                .insert("steward:previous-groups".into(), "sg-evil".into());
+        }
+        facts.interfaces[1].groups = vec!["sg-q".into(), "sg-c".into()];
+        let group = GroupFacts {
+            id: "sg-q".into(),
+            has_rules: false,
+        };
+        let actions = plan_instance(
+            &facts,
+            Some(&group),
+            "q",
+            Some("sg-o"),
+            &BTreeSet::new(),
+            false,
+            "f1",
+            now(),
+        )
+        .unwrap();
+        assert_eq!(
+            actions
+                .iter()
+                .filter_map(|a| match a {
+                    InstanceAction::IsolateInterface {
+                        interface_id,
+                        previous,
+                        keep_record,
+                    } => Some((interface_id.as_str(), previous.clone(), *keep_record)),
+                    _ => None,
+                })
+                .collect::<Vec<_>>(),
+            vec![
+                ("eni-1", vec!["sg-a".to_string(), "sg-b".to_string()], false),
+                ("eni-2", vec!["sg-c".to_string()], false),
+            ],
+            "both interfaces are isolated again and the record is the real groups"
+        );
     }
 
     #[test]
@@ -575,7 +1024,17 @@ mod tests {
             has_rules: true,
         };
         let done: BTreeSet<String> = ["vol-1".to_string()].into();
-        let actions = plan_instance(&facts, Some(&group), "q", &done, true, "f1", now()).unwrap();
+        let actions = plan_instance(
+            &facts,
+            Some(&group),
+            "q",
+            Some("sg-o"),
+            &done,
+            true,
+            "f1",
+            now(),
+        )
+        .unwrap();
         assert_eq!(actions[0], InstanceAction::RemoveQuarantineGroupRules);
         assert_eq!(
             actions[1],
@@ -596,15 +1055,33 @@ mod tests {
 
     #[test]
     fn snapshots_can_be_turned_off_and_ec2_classic_is_refused() {
-        let actions =
-            plan_instance(&instance(), None, "q", &BTreeSet::new(), false, "f1", now()).unwrap();
+        let actions = plan_instance(
+            &instance(),
+            None,
+            "q",
+            None,
+            &BTreeSet::new(),
+            false,
+            "f1",
+            now(),
+        )
+        .unwrap();
         assert!(!actions
             .iter()
             .any(|a| matches!(a, InstanceAction::Snapshot { .. })));
         let mut classic = instance();
         classic.vpc_id = None;
         assert!(matches!(
-            plan_instance(&classic, None, "q", &BTreeSet::new(), true, "f1", now()),
+            plan_instance(
+                &classic,
+                None,
+                "q",
+                None,
+                &BTreeSet::new(),
+                true,
+                "f1",
+                now()
+            ),
             Err(Hold::Unsupported { .. })
         ));
     }
@@ -640,27 +1117,79 @@ mod tests {
 
     #[test]
     fn role_sessions_are_revoked_once_per_activity() {
-        let p = Containment::default();
+        let p = Containment {
+            revoke_role_sessions: true,
+            ..Containment::default()
+        };
+        const EXFIL: &str = "UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS";
         let last_seen: DateTime<Utc> = "2026-11-20T09:00:00Z".parse().unwrap();
         assert_eq!(
-            plan_role_sessions(&p, "web", None, last_seen, now()),
+            plan_role_sessions(&p, EXFIL, "web", None, last_seen, now()),
             Ok(Some(CredentialAction::RevokeRoleSessions {
                 role: "web".into(),
                 cutoff: now()
             }))
         );
         assert_eq!(
-            plan_role_sessions(&p, "web", Some(now()), last_seen, now()),
+            plan_role_sessions(&p, EXFIL, "web", Some(now()), last_seen, now()),
             Ok(None)
         );
-        let off = Containment {
-            revoke_role_sessions: false,
-            ..Containment::default()
-        };
         assert_eq!(
-            plan_role_sessions(&off, "web", None, last_seen, now()),
-            Err(Hold::RoleSessionsOff)
+            plan_role_sessions(
+                &Containment::default(),
+                EXFIL,
+                "web",
+                None,
+                last_seen,
+                now()
+            ),
+            Err(Hold::RoleSessionsOff),
+            "off by default"
         );
+        assert!(matches!(
+            plan_role_sessions(
+                &p,
+                "Recon:IAMUser/MaliciousIPCaller",
+                "web",
+                None,
+                last_seen,
+                now()
+            ),
+            Err(Hold::NotCredentialFinding { .. })
+        ));
+    }
+
+    #[test]
+    fn only_verified_non_sample_findings_in_governed_accounts_are_contained() {
+        let ok = Verification::Verified;
+        assert_eq!(trust(&ok, "f", false, "111", true), Ok(()));
+        assert!(matches!(
+            trust(&Verification::Unknown, "f", false, "111", true),
+            Err(Hold::Unverified { .. })
+        ));
+        assert!(matches!(
+            trust(
+                &Verification::Unreachable("503".into()),
+                "f",
+                false,
+                "111",
+                true
+            ),
+            Err(Hold::Unverified { .. })
+        ));
+        assert_eq!(trust(&ok, "f", true, "111", true), Err(Hold::Sample));
+        assert!(matches!(
+            trust(&ok, "f", false, "111", false),
+            Err(Hold::NotGoverned { .. })
+        ));
+        assert!(governed(&[], "123", "123"));
+        assert!(!governed(&[], "123", "999"));
+        assert!(governed(&["999".into()], "123", "999"));
+        assert!(!governed(&["999".into()], "123", "123"));
+        assert_eq!(containment_slots(2).count(), 2);
+        let t: DateTime<Utc> = "2026-11-20T10:59:00Z".parse().unwrap();
+        let u: DateTime<Utc> = "2026-11-20T11:00:00Z".parse().unwrap();
+        assert_ne!(cap_alert_key(t), cap_alert_key(u));
     }
 
     #[test]

@@ -7,9 +7,8 @@ use steward_shared::notify::{Category, Notification, Severity};
 use steward_shared::tags::{self, TagMap};
 use steward_shared::RunMode;
 
-use crate::finding::{Finding, Target};
-use crate::plan::{Hold, REVOKE_POLICY_NAME};
-use crate::triage::{explain, Band};
+use crate::events::{Finding, Target};
+use crate::plan::{explain, Band, Hold, REVOKE_POLICY_NAME};
 
 /// What the responder did about a finding's resource.
 #[derive(Debug, Clone, Default)]
@@ -174,6 +173,30 @@ fn next_steps(finding: &Finding, outcome: &Outcome, mode: RunMode) -> Vec<String
     steps
 }
 
+/// The CRITICAL alert when the hourly containment cap stops containment
+/// (de-duplicated per clock hour by `dedupe_key`).
+pub fn cap_alert(max_per_hour: u32, finding: &Finding, dedupe_key: String) -> Notification {
+    let mut n = Notification::new(
+        Severity::Critical,
+        Category::Guardduty,
+        "containment-cap",
+        format!("containment paused: more than {max_per_hour} containments in the last hour"),
+    );
+    n.details.push(format!(
+        "steward contained {max_per_hour} resources in the last hour ([containment] max_per_hour = {max_per_hour}) and stopped containing; every finding is still notified."
+    ));
+    n.details.push(format!(
+        "First finding not contained: {} ({}) in account {}, {}",
+        finding.finding_type, finding.id, finding.account_id, finding.region
+    ));
+    n.next_steps.push("Check whether this is an attack on many resources or a misfiring detection; contain by hand what must be contained.".into());
+    n.next_steps.push("Containment resumes by itself as the hour's containments age out; raise [containment] max_per_hour if the volume is expected.".into());
+    n.account = finding.account_id.clone();
+    n.region = finding.region.clone();
+    n.dedupe_key = dedupe_key;
+    n
+}
+
 /// Builds the notification about a finding.
 pub fn notification(
     finding: &Finding,
@@ -196,11 +219,18 @@ pub fn notification(
     } else {
         band.severity().max(Severity::High)
     };
-    let what = match status {
-        "failed" => "containment-failed",
-        "contained" | "would-contain" => "contained",
-        "already-contained" => "already-contained",
+    let what = match (status, &outcome.hold) {
+        ("failed", _) => "containment-failed",
+        ("contained" | "would-contain", _) => "contained",
+        ("already-contained", _) => "already-contained",
+        (_, Some(Hold::Unverified { .. })) => "unverified",
+        (_, Some(Hold::Sample)) => "sample",
         _ => "finding",
+    };
+    let headline = match what {
+        "unverified" => "UNVERIFIED, notified only",
+        "sample" => "sample finding, notified only",
+        _ => headline,
     };
     let short_label = match finding.target() {
         Target::UserKey { access_key_id, .. } | Target::RoleSession { access_key_id, .. } => {

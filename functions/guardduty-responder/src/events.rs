@@ -286,6 +286,22 @@ impl Finding {
         self.service.event_last_seen.unwrap_or(self.updated_at)
     }
 
+    /// True for GuardDuty's sample findings (`CreateSampleFindings`):
+    /// `service.additionalInfo.sample` in events, or `"sample": true` inside
+    /// the `additionalInfo.value` JSON that `GetFindings` returns.
+    pub fn is_sample(&self) -> bool {
+        let Some(info) = self.service.other.get("additionalInfo") else {
+            return false;
+        };
+        if info.get("sample").and_then(Value::as_bool) == Some(true) {
+            return true;
+        }
+        info.get("value")
+            .and_then(Value::as_str)
+            .and_then(|v| serde_json::from_str::<Value>(v).ok())
+            .is_some_and(|v| v.get("sample").and_then(Value::as_bool) == Some(true))
+    }
+
     /// The finding in the GuardDuty console.
     pub fn console_url(&self) -> String {
         format!(
@@ -325,6 +341,13 @@ pub fn parse(payload: &Value) -> Result<FindingEvent, BadEvent> {
     let detail = object
         .get("detail")
         .ok_or_else(|| BadEvent("missing `detail` (the finding)".into()))?;
+    let finding = parse_detail(detail)?;
+    Ok(FindingEvent { event_id, finding })
+}
+
+/// Parses a finding in the `detail` shape: the event's, or GuardDuty's own
+/// (`GetFindings`, turned into the same shape by the GuardDuty adapter).
+pub fn parse_detail(detail: &Value) -> Result<Finding, BadEvent> {
     check_shape(detail)?;
     let finding: Finding = serde_json::from_value(detail.clone())
         .map_err(|e| BadEvent(format!("detail is not a GuardDuty finding: {e}")))?;
@@ -340,7 +363,7 @@ pub fn parse(payload: &Value) -> Result<FindingEvent, BadEvent> {
             finding.account_id
         )));
     }
-    Ok(FindingEvent { event_id, finding })
+    Ok(finding)
 }
 
 /// Checks the required fields one by one so the error names the field.
