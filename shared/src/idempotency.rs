@@ -95,6 +95,20 @@ pub trait IdempotencyStore: Send + Sync {
     async fn release(&self, lease: &Lease) -> anyhow::Result<()>;
     /// Reads a record that has not expired.
     async fn get(&self, key: &str) -> anyhow::Result<Option<Record>>;
+    /// Writes a state value (a `keys::state` key, never a claim) kept for
+    /// `keep`, replacing the previous value; `get` reads it back as `result`.
+    async fn put_state(&self, key: &str, value: &str, keep: Duration) -> anyhow::Result<()> {
+        let _ = (key, value, keep);
+        anyhow::bail!("this idempotency store keeps no state values")
+    }
+    /// Reserves `n` units of a budget of `limit` kept under `key` (a
+    /// `keys::state` key), atomically: `true` when granted (the units are
+    /// taken), `false` when taking them would pass the limit (nothing is
+    /// taken). The record lives for `keep` after its first reservation.
+    async fn reserve(&self, key: &str, n: u64, limit: u64, keep: Duration) -> anyhow::Result<bool> {
+        let _ = (key, n, limit, keep);
+        anyhow::bail!("this idempotency store keeps no budgets")
+    }
 }
 
 fn now_epoch() -> i64 {
@@ -315,6 +329,67 @@ impl IdempotencyStore for DynamoStore {
             .await?
             .map(|item| record_of(&item))
             .filter(|r| r.expires_at > now_epoch()))
+    }
+
+    async fn put_state(&self, key: &str, value: &str, keep: Duration) -> anyhow::Result<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(key.to_string()))
+            .item("status", AttributeValue::S("STATE".into()))
+            .item("result", AttributeValue::S(value.to_string()))
+            .item(
+                "expires_at",
+                AttributeValue::N((now_epoch() + keep.as_secs() as i64).to_string()),
+            )
+            .send()
+            .await
+            .map_err(|e| self.fail("PutItem", e))?;
+        Ok(())
+    }
+
+    async fn reserve(&self, key: &str, n: u64, limit: u64, keep: Duration) -> anyhow::Result<bool> {
+        if n > limit {
+            return Ok(false);
+        }
+        let now = now_epoch();
+        // An expired budget (lazy TTL) counts as empty: start it again at n.
+        let fresh = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(key.to_string()))
+            .item("status", AttributeValue::S("BUDGET".into()))
+            .item("used", AttributeValue::N(n.to_string()))
+            .item(
+                "expires_at",
+                AttributeValue::N((now + keep.as_secs() as i64).to_string()),
+            )
+            .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .send()
+            .await;
+        match fresh {
+            Ok(_) => return Ok(true),
+            Err(e) if is_condition_failure(&e) => {}
+            Err(e) => return Err(self.fail("PutItem", e)),
+        }
+        let added = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(key.to_string()))
+            .update_expression("SET used = used + :n")
+            .condition_expression("attribute_exists(used) AND used <= :room")
+            .expression_attribute_values(":n", AttributeValue::N(n.to_string()))
+            .expression_attribute_values(":room", AttributeValue::N((limit - n).to_string()))
+            .send()
+            .await;
+        match added {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(self.fail("UpdateItem", e)),
+        }
     }
 }
 

@@ -130,6 +130,16 @@ pub struct Offhours {
     /// Seconds an RDS restart event waits for the database to become
     /// available before stopping it again (else the digest says so).
     pub restart_wait_seconds: u32,
+    /// Allow stopping resources tagged with an allowed `env` in accounts that
+    /// `tagging.account_environments` maps to `prod` or `staging` (`false`:
+    /// the account is a floor and such resources are skipped and reported).
+    pub allow_mixed_accounts: bool,
+    /// Work items (fan-out targets, budget stops) older than this are
+    /// reported and dropped, never replayed.
+    pub max_work_item_age_minutes: u32,
+    /// Minutes after a transition during which a stop or start that failed is
+    /// retried by the following runs.
+    pub catch_up_minutes: u32,
 }
 
 impl Default for Offhours {
@@ -146,6 +156,9 @@ impl Default for Offhours {
             concurrency: 8,
             fan_out_above: 4,
             restart_wait_seconds: 600,
+            allow_mixed_accounts: false,
+            max_work_item_age_minutes: 60,
+            catch_up_minutes: 120,
         }
     }
 }
@@ -541,6 +554,12 @@ impl Policy {
             problems.push((
                 "offhours.restart_wait_seconds".into(),
                 "must be at most 840 (the Lambda timeout is at most 900 s)".into(),
+            ));
+        }
+        if self.offhours.max_work_item_age_minutes == 0 {
+            problems.push((
+                "offhours.max_work_item_age_minutes".into(),
+                "must be at least 1".into(),
             ));
         }
         problems.extend(crate::schedule::policy_problems(&self.offhours));

@@ -218,6 +218,54 @@ impl IdempotencyStore for MemoryStore {
                 expires_at: e.expires_at,
             }))
     }
+
+    async fn put_state(&self, key: &str, value: &str, keep: Duration) -> anyhow::Result<()> {
+        let mut entries = self
+            .entries
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?;
+        entries.insert(
+            key.to_string(),
+            Entry {
+                done: false,
+                owner: "state".into(),
+                result: Some(value.to_string()),
+                expires_at: now() + keep.as_secs() as i64,
+            },
+        );
+        Ok(())
+    }
+
+    async fn reserve(&self, key: &str, n: u64, limit: u64, keep: Duration) -> anyhow::Result<bool> {
+        let mut entries = self
+            .entries
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?;
+        let now = now();
+        let used = entries
+            .get(key)
+            .filter(|e| e.expires_at >= now)
+            .and_then(|e| e.result.as_deref())
+            .and_then(|r| r.parse::<u64>().ok());
+        let total = used.unwrap_or(0).saturating_add(n);
+        if total > limit {
+            return Ok(false);
+        }
+        let expires_at = match used {
+            Some(_) => entries.get(key).map(|e| e.expires_at).unwrap_or(now),
+            None => now + keep.as_secs() as i64,
+        };
+        entries.insert(
+            key.to_string(),
+            Entry {
+                done: false,
+                owner: "budget".into(),
+                result: Some(total.to_string()),
+                expires_at,
+            },
+        );
+        Ok(true)
+    }
 }
 
 /// A `Steward` for in-process tests: a fixed policy, the given mode, in-memory

@@ -674,7 +674,7 @@ async fn sqs_fan_out_reports_only_the_failing_target() {
     let there = instance(&member, &[("env", "dev")], false).await;
     // Two targets fanned out; a third work item names a region the emulator does not know.
     let policy = format!(
-        "[targets]\naccounts = [\"{HUB_ACCOUNT}\", \"{MEMBER_ACCOUNT}\"]\nregions = [\"{REGION}\"]\n[offhours]\nfan_out_above = 1\n"
+        "[targets]\naccounts = [\"{HUB_ACCOUNT}\", \"{MEMBER_ACCOUNT}\"]\nregions = [\"{REGION}\"]\n[offhours]\nfan_out_above = 1\n# The run is replayed at a fixed past date: allow its work items to be old.\nmax_work_item_age_minutes = 100000000\n"
     );
     let mut fan = stack
         .function(
@@ -913,4 +913,153 @@ async fn steward_plan_shows_the_run_and_changes_nothing() {
         "plan changes nothing"
     );
     assert!(stack.inbox.drain().await.unwrap().is_empty());
+}
+
+/// Issue 14: the account is a floor. An `env=dev` instance in an account that
+/// `tagging.account_environments` maps to `prod` is not stopped, and the
+/// digest says so; `allow_mixed_accounts = true` allows it explicitly.
+#[tokio::test]
+async fn account_floor_keeps_dev_tagged_instance_in_prod_account_running() {
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    let dev = instance(&config, &[("env", "dev")], false).await;
+    let policy = format!("[tagging.account_environments]\n\"{HUB_ACCOUNT}\" = \"prod\"\n");
+    let mut scheduler = stack.function("offhours-scheduler", &policy, &[]).await;
+    let out = scheduler
+        .invoke(&scheduled(FRIDAY_EVENING))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(instance_state(&config, &dev).await, "running", "{out:#}");
+    let received = stack.inbox.drain().await.unwrap();
+    let m = digest(&received);
+    let text = m.description();
+    assert!(
+        text.contains(&format!("skipped ec2-instance {dev}")) && text.contains("account floor"),
+        "{text}"
+    );
+    assert!(text.contains("mapped to prod"), "{text}");
+    assert_eq!(
+        m.chat["metadata"]["additionalContext"]["account_floor_skips"], "1",
+        "{:#}",
+        m.chat
+    );
+    // Mixed accounts allowed explicitly: the tag decides again.
+    let mut mixed = stack
+        .function(
+            "offhours-scheduler",
+            &format!("{policy}[offhours]\nallow_mixed_accounts = true\n"),
+            &[],
+        )
+        .await;
+    mixed
+        .invoke(&scheduled(FRIDAY_EVENING))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(instance_state(&config, &dev).await, "stopped");
+}
+
+/// Issue 14: a resource whose `env` changed since the previous run of its
+/// target is reported in the digest (even in a run with no transition).
+#[tokio::test]
+async fn changed_env_tag_is_reported_in_the_next_digest() {
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    let orders = instance(&config, &[("env", "prod")], false).await;
+    let mut scheduler = stack.function("offhours-scheduler", "", &[]).await;
+    scheduler
+        .invoke(&scheduled(FRIDAY_EVENING))
+        .await
+        .unwrap()
+        .response();
+    stack.inbox.drain().await.unwrap();
+    aws_sdk_ec2::Client::new(&config)
+        .create_tags()
+        .resources(&orders)
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key("env")
+                .value("dev")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let out = scheduler
+        .invoke(&scheduled(SATURDAY_NOON))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(instance_state(&config, &orders).await, "running", "{out:#}");
+    let received = stack.inbox.drain().await.unwrap();
+    let text = digest(&received).description();
+    assert!(
+        text.contains(&format!(
+            "env changed on arn:aws:ec2:{REGION}:{HUB_ACCOUNT}:instance/{orders}: env=prod -> env=dev"
+        )),
+        "{text}"
+    );
+    // The next run compares with the new value: nothing to report.
+    scheduler
+        .invoke(&scheduled("2026-11-21T12:15:00Z"))
+        .await
+        .unwrap()
+        .response();
+    assert!(stack.inbox.drain().await.unwrap().is_empty());
+}
+
+/// Issue 9 section 4: a work item older than `max_work_item_age_minutes` is
+/// reported and dropped (never replayed); an extreme `time` is a bad item,
+/// not a crash.
+#[tokio::test]
+async fn stale_work_items_are_reported_and_dropped_extreme_times_do_not_crash() {
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    let dev = instance(&config, &[("env", "dev")], false).await;
+    let mut scheduler = stack.function("offhours-scheduler", "", &[]).await;
+    let record = |id: &str, time: &str| {
+        json!({
+            "messageId": id,
+            "body": json!({"account": HUB_ACCOUNT, "region": REGION, "time": time}).to_string(),
+            "eventSource": "aws:sqs",
+            "awsRegion": REGION
+        })
+    };
+    let out = scheduler
+        .invoke(&json!({"Records": [
+            record("friday-redriven", FRIDAY_EVENING),
+            record("far-future", "+262142-12-31T23:59:59Z"),
+            record("year-zero", "0000-01-01T00:00:00Z"),
+        ]}))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(instance_state(&config, &dev).await, "running", "{out:#}");
+    let failed: Vec<&str> = out["batchItemFailures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["itemIdentifier"].as_str())
+        .collect();
+    assert_eq!(failed, vec!["far-future", "year-zero"], "{out:#}");
+    let received = stack.inbox.drain().await.unwrap();
+    let m = digest(&received);
+    assert_eq!(m.attributes["severity"], "MEDIUM");
+    assert_eq!(
+        m.chat["metadata"]["eventType"],
+        "steward.offhours.stale-work"
+    );
+    assert!(
+        m.description().contains("friday-redriven"),
+        "{}",
+        m.description()
+    );
+    // The function is still alive after the extreme times.
+    let out = scheduler
+        .invoke(&scheduled(SATURDAY_NOON))
+        .await
+        .unwrap()
+        .response();
+    assert!(out.get("window").is_some(), "{out:#}");
 }

@@ -6,7 +6,7 @@
 use steward_shared::notify::{Category, Notification, Severity, MULTIPLE};
 use steward_shared::Policy;
 
-use crate::plan::Window;
+use crate::plan::{Window, ACCOUNT_FLOOR};
 use crate::run::TargetReport;
 
 /// Related resources listed in the chat JSON (the rest are counted).
@@ -16,7 +16,10 @@ const MAX_RELATED: usize = 50;
 /// or malformed tags in a run where the default schedule has a transition.
 pub fn worth_sending(reports: &[TargetReport], default_transition: bool) -> bool {
     reports.iter().any(|r| {
-        r.error.is_some() || !r.done.is_empty() || (default_transition && !r.malformed.is_empty())
+        r.error.is_some()
+            || !r.done.is_empty()
+            || !r.env_changes.is_empty()
+            || (default_transition && !r.malformed.is_empty())
     })
 }
 
@@ -38,6 +41,16 @@ pub fn build(
     let failed = count("failed");
     let failed_targets: Vec<&TargetReport> = reports.iter().filter(|r| r.error.is_some()).collect();
     let malformed: usize = reports.iter().map(|r| r.malformed.len()).sum();
+    let floor = reports
+        .iter()
+        .flat_map(|r| &r.done)
+        .filter(|d| {
+            d.reason
+                .as_deref()
+                .is_some_and(|x| x.starts_with(ACCOUNT_FLOOR))
+        })
+        .count();
+    let env_changes: usize = reports.iter().map(|r| r.env_changes.len()).sum();
     let severity = if failed > 0 || !failed_targets.is_empty() {
         Severity::Medium
     } else {
@@ -71,6 +84,16 @@ pub fn build(
             "{malformed} resource(s) have a schedule tag that does not parse and were left alone."
         ));
     }
+    if floor > 0 {
+        n.details.push(format!(
+            "{floor} resource(s) were not stopped because their account is mapped to prod or staging in [tagging] account_environments, whatever their env tag says (the account is a floor)."
+        ));
+    }
+    if env_changes > 0 {
+        n.details.push(format!(
+            "{env_changes} resource(s) changed their env tag since the previous run."
+        ));
+    }
     for r in &failed_targets {
         n.items.push(format!(
             "target {} failed: {}",
@@ -90,6 +113,9 @@ pub fn build(
                 d.outcome, d.kind, d.id, r.target
             ));
         }
+        for c in &r.env_changes {
+            n.items.push(format!("{c} in {}", r.target));
+        }
         for m in &r.malformed {
             n.items.push(format!(
                 "malformed {}={:?} on {}: {}",
@@ -102,6 +128,12 @@ pub fn build(
     }
     if skipped > 0 {
         n.next_steps.push("Skipped resources were left alone for the reason shown; tag them steward:offhours=off to silence them.".into());
+    }
+    if floor > 0 {
+        n.next_steps.push("A resource tagged for off-hours in a prod or staging account is a mistake or a dodge: fix its env tag, or set [offhours] allow_mixed_accounts = true if the account really is mixed.".into());
+    }
+    if env_changes > 0 {
+        n.next_steps.push("Check who changed the env tags listed above (CloudTrail CreateTags and friends); a production resource retagged env=dev is stopped at its next off transition.".into());
     }
     if malformed > 0 {
         n.next_steps.push("Fix the steward:offhours tags named above (grammar: off=(M-F,19);on=(M-F,7);tz=utc); `steward schedule explain --tag VALUE` shows how a value parses.".into());
@@ -141,5 +173,7 @@ pub fn build(
         .fact("failed", failed.to_string())
         .fact("failed_targets", failed_targets.len().to_string())
         .fact("malformed_tags", malformed.to_string())
+        .fact("account_floor_skips", floor.to_string())
+        .fact("env_changes", env_changes.to_string())
         .fact("targets", reports.len().to_string())
 }

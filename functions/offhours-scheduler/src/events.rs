@@ -1,11 +1,14 @@
 //! The scheduler's triggers, parsed into typed models: the EventBridge
 //! scheduled rule, the EventBridge Scheduler payload, an SQS batch of work
 //! items from the fan-out queue, and the RDS "started after seven days
-//! stopped" events. Errors start with "bad event:" and name the problem.
+//! stopped" events. Scheduled triggers and SQS batches go through the
+//! shared parsers (`steward_shared::trigger`, `steward_shared::sqs`); work
+//! items are parsed strictly here. Errors are `BadEvent`s naming the problem.
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
 use serde_json::Value;
+use steward_shared::{sqs, trigger};
 
 use crate::resources::Target;
 
@@ -27,14 +30,33 @@ pub enum Trigger {
     Ignored { id: String, why: String },
 }
 
-/// The body of one work-queue message: a target and the run's window end.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The body of one work-queue message: a target and the run's window end
+/// (`{"account", "region", "time"}`), or a `budget-stop` job from the budget
+/// alerter (the same fields plus `"job": "budget-stop"`, `budget`,
+/// `period_start` and `period_end`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct WorkItem {
     pub account: String,
     pub region: String,
-    /// The window end of the run that fanned out (RFC 3339).
+    /// The window end of the run that fanned out, or the time the budget
+    /// alerter sent the stop (RFC 3339).
     pub time: DateTime<Utc>,
+    /// Set for a `budget-stop` job.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget_stop: Option<BudgetStop>,
 }
+
+/// A `budget-stop` job: stop the account's in-scope resources in the region
+/// and hold them stopped until the budget period ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BudgetStop {
+    pub budget: String,
+    pub period_start: NaiveDate,
+    pub period_end: NaiveDate,
+}
+
+/// The job name of a budget stop on the work queue (SPEC section 4).
+pub const BUDGET_STOP: &str = "budget-stop";
 
 impl WorkItem {
     pub fn target(&self) -> Target {
@@ -42,6 +64,81 @@ impl WorkItem {
             account: self.account.clone(),
             region: self.region.clone(),
         }
+    }
+
+    /// Parses a work-queue message body strictly; the error names the field.
+    pub fn parse(body: &str) -> Result<WorkItem, String> {
+        let v: Value = serde_json::from_str(body).map_err(|e| {
+            format!("bad work item {body:?}: {e}; expected {{\"account\", \"region\", \"time\"}}")
+        })?;
+        let field = |key: &str| -> Result<&str, String> {
+            v.get(key)
+                .and_then(Value::as_str)
+                .ok_or_else(|| format!("bad work item {body:?}: missing string field `{key}`; expected {{\"account\", \"region\", \"time\"}}"))
+        };
+        let account = field("account")?;
+        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!(
+                "bad work item: account {account:?} is not 12 digits"
+            ));
+        }
+        let region = field("region")?;
+        if region.is_empty()
+            || region.len() > 32
+            || !region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(format!(
+                "bad work item: region {region:?} is not a region name"
+            ));
+        }
+        let time_text = field("time")?;
+        let time = DateTime::parse_from_rfc3339(time_text)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| {
+                format!("bad work item: time {time_text:?} is not an RFC 3339 time: {e}")
+            })?;
+        crate::plan::check_time(time).map_err(|e| format!("bad work item: {e}"))?;
+        let budget_stop = match v.get("job") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(j)) if j == "run" => None,
+            Some(Value::String(j)) if j == BUDGET_STOP => {
+                let date = |key: &str| -> Result<NaiveDate, String> {
+                    let text = field(key)?;
+                    NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|e| {
+                        format!("bad work item: {key} {text:?} is not YYYY-MM-DD: {e}")
+                    })
+                };
+                let budget = field("budget")?.trim();
+                if budget.is_empty() {
+                    return Err("bad work item: `budget` is empty".into());
+                }
+                let period_start = date("period_start")?;
+                let period_end = date("period_end")?;
+                if period_end < period_start {
+                    return Err(format!(
+                        "bad work item: period_end {period_end} is before period_start {period_start}"
+                    ));
+                }
+                Some(BudgetStop {
+                    budget: budget.to_string(),
+                    period_start,
+                    period_end,
+                })
+            }
+            Some(other) => {
+                return Err(format!(
+                    "bad work item: job {other} is not \"run\" or \"{BUDGET_STOP}\""
+                ))
+            }
+        };
+        Ok(WorkItem {
+            account: account.to_string(),
+            region: region.to_string(),
+            time,
+            budget_stop,
+        })
     }
 }
 
@@ -63,26 +160,11 @@ pub struct RdsRestart {
     pub identifier: String,
 }
 
-/// The EventBridge Scheduler input this function expects:
-/// `{"scheduledTime": "<aws.scheduler.scheduled-time>"}` (optionally with `"scheduleArn"`).
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SchedulerPayload {
-    scheduled_time: String,
-    #[serde(default)]
-    schedule_arn: Option<String>,
-}
-
 fn bad(what: impl std::fmt::Display) -> anyhow::Error {
     steward_shared::bad_event(what)
 }
 
 fn time(value: &str, field: &str) -> anyhow::Result<DateTime<Utc>> {
-    if value.contains("<aws.scheduler") {
-        return Err(bad(format!(
-            "{field} is the unexpanded template {value:?}: set the schedule's input to {{\"scheduledTime\": \"<aws.scheduler.scheduled-time>\"}} with the template as a JSON string"
-        )));
-    }
     DateTime::parse_from_rfc3339(value)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| bad(format!("{field}={value:?} is not an RFC 3339 time: {e}")))
@@ -94,40 +176,39 @@ fn str_field<'a>(v: &'a Value, key: &str) -> anyhow::Result<&'a str> {
         .ok_or_else(|| bad(format!("missing string field `{key}`")))
 }
 
+/// The scheduler's scheduled jobs (SPEC section 4). `budget-stop` only
+/// arrives through the work queue, where it carries its account and budget.
+const JOBS: trigger::Jobs = trigger::Jobs {
+    default: "run",
+    others: &[BUDGET_STOP],
+};
+
 /// Parses an invocation payload.
 pub fn parse(payload: &Value) -> anyhow::Result<Trigger> {
     if !payload.is_object() {
         return Err(bad("the payload is not a JSON object"));
     }
-    if let Some(records) = payload.get("Records") {
-        let records = records
-            .as_array()
-            .ok_or_else(|| bad("`Records` is not an array"))?;
-        let mut out = Vec::new();
-        for (i, r) in records.iter().enumerate() {
-            if r.get("eventSource").and_then(Value::as_str) != Some("aws:sqs") {
-                return Err(bad(format!(
-                    "Records[{i}] is not an SQS record (eventSource aws:sqs)"
-                )));
-            }
-            let message_id = str_field(r, "messageId")?.to_string();
-            let item = str_field(r, "body").map_err(|e| e.to_string()).and_then(|body| {
-                serde_json::from_str::<WorkItem>(body)
-                    .map_err(|e| format!("bad work item {body:?}: {e}; expected {{\"account\", \"region\", \"time\"}}"))
-            });
-            out.push(WorkRecord { message_id, item });
-        }
-        return Ok(Trigger::Work(out));
+    if payload.get("Records").is_some() {
+        let records = sqs::parse_batch(payload)?;
+        return Ok(Trigger::Work(
+            records
+                .into_iter()
+                .map(|r| WorkRecord {
+                    item: WorkItem::parse(&r.body),
+                    message_id: r.message_id,
+                })
+                .collect(),
+        ));
     }
-    if payload.get("scheduledTime").is_some() {
-        let p: SchedulerPayload = serde_json::from_value(payload.clone())
-            .map_err(|e| bad(format!("EventBridge Scheduler payload: {e}")))?;
-        let t = time(&p.scheduled_time, "scheduledTime")?;
-        let id = match p.schedule_arn {
-            Some(arn) => format!("{arn}@{}", t.to_rfc3339()),
-            None => format!("scheduler@{}", t.to_rfc3339()),
-        };
-        return Ok(Trigger::Scheduled { id, time: t });
+    if let Some(run) = trigger::parse_scheduled(payload, JOBS, Utc::now())? {
+        if run.job == BUDGET_STOP {
+            return Err(bad("a budget-stop job comes through STEWARD_WORK_QUEUE with its account, region, budget and period, not as a scheduled trigger"));
+        }
+        crate::plan::check_time(run.time).map_err(bad)?;
+        return Ok(Trigger::Scheduled {
+            id: run.id,
+            time: run.time,
+        });
     }
     let detail_type = payload
         .get("detail-type")
@@ -135,10 +216,6 @@ pub fn parse(payload: &Value) -> anyhow::Result<Trigger> {
         .ok_or_else(|| bad("neither an EventBridge event (detail-type), a Scheduler payload (scheduledTime) nor an SQS batch (Records)"))?;
     let id = str_field(payload, "id")?.to_string();
     match detail_type {
-        "Scheduled Event" => Ok(Trigger::Scheduled {
-            time: time(str_field(payload, "time")?, "time")?,
-            id,
-        }),
         "RDS DB Instance Event" | "RDS DB Cluster Event" => {
             let detail = payload
                 .get("detail")

@@ -12,8 +12,9 @@ use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
 use serde_json::{json, Value};
 use steward_shared::context::NotifyOutcome;
-use steward_shared::notify::{Category, Notification, Severity};
+use steward_shared::notify::{Category, Notification, Severity, MULTIPLE};
 use steward_shared::observability::Metrics;
+use steward_shared::sqs::BatchOutcome;
 use steward_shared::{safety, Policy, Steward};
 
 use crate::events::{self, RdsRestart, Trigger, WorkRecord};
@@ -25,7 +26,7 @@ use crate::resources::{
 use crate::run::{self, AwsFleet, Fleet, TargetReport};
 use crate::schedule;
 use crate::targets::{self, Organization};
-use crate::{digest, FUNCTION_NAME};
+use crate::{digest, env_watch, FUNCTION_NAME};
 
 /// How often the RDS restart handler checks whether the database is available.
 const RESTART_POLL: Duration = Duration::from_secs(15);
@@ -157,20 +158,43 @@ impl<F: Fleet> Scheduler<F> {
         policy: &Policy,
         metrics: &mut Metrics,
     ) -> anyhow::Result<Value> {
-        let mut failures: Vec<String> = Vec::new();
+        let mut batch = BatchOutcome::default();
+        let mut stale: Vec<String> = Vec::new();
         let mut by_time: std::collections::BTreeMap<DateTime<Utc>, Vec<(String, Target)>> =
             Default::default();
+        let now = Utc::now();
         for r in records {
             match r.item {
-                Ok(item) => by_time
-                    .entry(item.time)
-                    .or_default()
-                    .push((r.message_id, item.target())),
+                Ok(item) => {
+                    if let Err(why) = plan::fresh_work_item(item.time, now, policy) {
+                        tracing::error!(message_id = %r.message_id, target = %item.target(), why = %why, "stale work item dropped, not replayed");
+                        stale.push(format!("{} for {} ({why})", r.message_id, item.target()));
+                        batch.ok();
+                        continue;
+                    }
+                    if item.budget_stop.is_some() {
+                        // Parsed (events::BudgetStop) but not acted on yet: fail it so it is
+                        // retried and lands in the dead-letter queue instead of being lost.
+                        tracing::error!(message_id = %r.message_id, target = %item.target(), "budget-stop jobs are not handled by this version; the message is retried, then dead-lettered");
+                        batch.fail(
+                            &r.message_id,
+                            "budget-stop jobs are not handled by this version of the scheduler yet",
+                        );
+                        continue;
+                    }
+                    by_time
+                        .entry(item.time)
+                        .or_default()
+                        .push((r.message_id, item.target()));
+                }
                 Err(e) => {
                     tracing::error!(message_id = %r.message_id, error = %e, "bad work item; reported as a batch item failure");
-                    failures.push(r.message_id);
+                    batch.fail(&r.message_id, e);
                 }
             }
+        }
+        if !stale.is_empty() {
+            self.report_stale(&stale, policy, metrics).await?;
         }
         for (time, items) in by_time {
             let window = Window::ending_at(time, policy);
@@ -183,17 +207,42 @@ impl<F: Fleet> Scheduler<F> {
                 .await?;
             for (message_id, target) in &items {
                 if failed_targets.contains(target) {
-                    failures.push(message_id.clone());
+                    batch.fail(message_id, format!("target {target} failed"));
+                } else {
+                    batch.ok();
                 }
             }
             tracing::info!(notification = %out["notification"], aws_calls = %out["aws_calls"], "work batch run finished");
         }
-        let batch_item_failures: Vec<Value> = failures
-            .iter()
-            .map(|id| json!({"itemIdentifier": id}))
-            .collect();
-        // Only `batchItemFailures`: the partial-batch response Lambda's SQS poller reads.
-        Ok(json!({"batchItemFailures": batch_item_failures}))
+        // `batchItemFailures` is what Lambda's SQS poller reads.
+        Ok(batch.response())
+    }
+
+    /// One MEDIUM message for the stale work items of a batch (dropped, not replayed).
+    async fn report_stale(
+        &self,
+        stale: &[String],
+        policy: &Policy,
+        metrics: &mut Metrics,
+    ) -> anyhow::Result<()> {
+        let mut n = Notification::new(
+            Severity::Medium,
+            Category::Offhours,
+            "stale-work",
+            format!("{} stale work item(s) dropped, not replayed", stale.len()),
+        );
+        n.details.push(format!(
+            "Work items older than [offhours] max_work_item_age_minutes = {} are dropped: replaying an old run (for example a dead-letter redrive days later) would stop or start resources at the wrong time.",
+            policy.offhours.max_work_item_age_minutes
+        ));
+        n.items = stale.to_vec();
+        n.next_steps.push("Nothing was changed for these items. If the run still matters, wait for the next scheduled run or run `steward plan` to see what it would do.".into());
+        n.account = MULTIPLE.into();
+        n.region = MULTIPLE.into();
+        n.thread_id = "offhours-stale-work".into();
+        n.dedupe_key = format!("stale#{}", stale.join(","));
+        self.send(&n, policy, metrics).await?;
+        Ok(())
     }
 
     /// Plans, checks the blast radius, applies and reports one run; returns
@@ -281,12 +330,13 @@ impl<F: Fleet> Scheduler<F> {
             .map(|p| async move {
                 match p.result {
                     Ok((plan, adapters)) => {
+                        let env_changes = self.env_changes(&p.target, &plan.seen_env, change).await;
                         let done = run::apply(&plan, &adapters, change).await;
-                        TargetReport { target: p.target, error: None, done, malformed: plan.malformed, evaluated: plan.evaluated }
+                        TargetReport { target: p.target, error: None, done, malformed: plan.malformed, evaluated: plan.evaluated, env_changes }
                     }
                     Err(e) => {
                         tracing::error!(target = %p.target, error = %format!("{e:#}"), "target failed; the others proceed");
-                        TargetReport { target: p.target, error: Some(format!("{e:#}")), done: vec![], malformed: vec![], evaluated: 0 }
+                        TargetReport { target: p.target, error: Some(format!("{e:#}")), done: vec![], malformed: vec![], evaluated: 0, env_changes: vec![] }
                     }
                 }
             })
@@ -480,6 +530,40 @@ impl<F: Fleet> Scheduler<F> {
         Ok(
             json!({"event_id": event.event_id, "resource": resource.arn, "outcome": outcome, "notification": sent}),
         )
+    }
+
+    /// The resources of a target whose `env` changed since its previous run;
+    /// records this run's tags (not in dry-run or under the kill switch). A
+    /// failing table is logged: the run goes on without the comparison.
+    async fn env_changes(
+        &self,
+        target: &Target,
+        seen: &std::collections::BTreeMap<String, String>,
+        change: bool,
+    ) -> Vec<env_watch::EnvChange> {
+        let Some(store) = self.steward.idempotency.as_deref() else {
+            return Vec::new();
+        };
+        let previous = match env_watch::load(store, target).await {
+            Ok(previous) => previous,
+            Err(e) => {
+                tracing::error!(target = %target, error = %format!("{e:#}"), "could not read the last seen env tags; changes are not reported this run");
+                return Vec::new();
+            }
+        };
+        let changes = previous
+            .as_ref()
+            .map(|before| env_watch::compare(before, seen))
+            .unwrap_or_default();
+        for c in &changes {
+            tracing::warn!(target = %target, resource = %c.arn, change = %c, "env tag changed since the last run");
+        }
+        if change && previous.as_ref() != Some(seen) {
+            if let Err(e) = env_watch::save(store, target, seen).await {
+                tracing::error!(target = %target, error = %format!("{e:#}"), "could not record the env tags seen; the next run compares with older ones");
+            }
+        }
+        changes
     }
 
     async fn send(

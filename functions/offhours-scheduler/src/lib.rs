@@ -9,6 +9,7 @@
 
 pub mod calls;
 pub mod digest;
+pub mod env_watch;
 pub mod events;
 pub mod handler;
 pub mod model;

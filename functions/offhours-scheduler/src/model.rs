@@ -106,6 +106,11 @@ impl Resource {
 /// the tag; a marker older than a day is ignored.
 pub const RESTART_PENDING: &str = "steward:restart-pending";
 
+/// Set on a dev resource stopped because its account's budget was breached
+/// (`budget-stop` job): the last day (YYYY-MM-DD) of the budget period. The
+/// off-hours start leaves it stopped until that day has passed.
+pub const BUDGET_HOLD: &str = "steward:budget-hold";
+
 /// Capacity saved in `steward:saved-capacity` (`min:max:desired`) for groups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Capacity {

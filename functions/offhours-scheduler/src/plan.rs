@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Serialize;
 use steward_shared::{safety, Policy};
 
-use crate::model::{Kind, Power, Resource, RESTART_PENDING};
+use crate::model::{Kind, Power, Resource, BUDGET_HOLD, RESTART_PENDING};
 use crate::schedule::{self, Action, Resolution};
 
 /// The interval a run acts on: transitions in (start, end].
@@ -18,13 +18,90 @@ pub struct Window {
 }
 
 impl Window {
-    /// The window of a run at `at`: (at - interval, at].
+    /// The window of a run at `at`: (at - interval, at]. Never panics: a
+    /// start before the earliest representable instant is clamped to it (the
+    /// handler refuses such times first, see [`Window::checked_ending_at`]).
     pub fn ending_at(at: DateTime<Utc>, policy: &Policy) -> Window {
         Window {
-            start: at - Duration::minutes(policy.offhours.interval_minutes as i64),
+            start: at
+                .checked_sub_signed(Duration::minutes(policy.offhours.interval_minutes as i64))
+                .unwrap_or(DateTime::<Utc>::MIN_UTC),
             end: at,
         }
     }
+
+    /// The window of a run at `at`, or why `at` is not a time a run can act
+    /// at (years outside 1970..=9000: the schedule looks days back and ahead).
+    pub fn checked_ending_at(at: DateTime<Utc>, policy: &Policy) -> Result<Window, String> {
+        check_time(at)?;
+        Ok(Window::ending_at(at, policy))
+    }
+}
+
+/// Refuses instants whose date arithmetic (days back and ahead, time zones)
+/// could leave chrono's range: only years 1970 to 9000 are run times.
+pub fn check_time(at: DateTime<Utc>) -> Result<(), String> {
+    use chrono::Datelike;
+    if (1970..=9000).contains(&at.year()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "time {at:?} is outside the years 1970 to 9000 a run can act at"
+        ))
+    }
+}
+
+/// Whether a work item for a run at `time` may still be acted on at `now`:
+/// items older than `[offhours] max_work_item_age_minutes` (or as far in the
+/// future) are stale and dropped, never replayed.
+pub fn fresh_work_item(
+    time: DateTime<Utc>,
+    now: DateTime<Utc>,
+    policy: &Policy,
+) -> Result<(), String> {
+    let max = i64::from(policy.offhours.max_work_item_age_minutes);
+    let age = now.signed_duration_since(time).num_minutes();
+    if age > max {
+        Err(format!(
+            "{age} minutes old, more than [offhours] max_work_item_age_minutes = {max}"
+        ))
+    } else if -age > max {
+        Err(format!("{} minutes in the future", -age))
+    } else {
+        Ok(())
+    }
+}
+
+/// Skip reasons that start with this are the account floor (SPEC section 5).
+pub const ACCOUNT_FLOOR: &str = "account floor";
+
+/// Why the account forbids cost actions, if it does: the account is a floor.
+/// In an account that `tagging.account_environments` maps to `prod` or
+/// `staging`, nothing is stopped or scaled to zero whatever its `env` tag
+/// says, unless `[offhours] allow_mixed_accounts = true`.
+pub fn account_floor(policy: &Policy, account: &str) -> Option<String> {
+    if policy.offhours.allow_mixed_accounts {
+        return None;
+    }
+    let env = policy.environment_of_account(account)?;
+    matches!(env.trim().to_ascii_lowercase().as_str(), "prod" | "staging").then(|| {
+        format!(
+            "{ACCOUNT_FLOOR}: account {account} is mapped to {env} in [tagging] account_environments (set [offhours] allow_mixed_accounts = true to allow it)"
+        )
+    })
+}
+
+/// The account field of an ARN (`arn:partition:service:region:account:...`).
+pub fn account_of_arn(arn: &str) -> Option<&str> {
+    arn.split(':').nth(4).filter(|a| !a.is_empty())
+}
+
+/// The end of the budget period a resource is held for (`steward:budget-hold`),
+/// when the hold is still on at `at`: the off-hours start leaves it stopped.
+pub fn budget_hold(resource: &Resource, at: DateTime<Utc>) -> Option<NaiveDate> {
+    let value = resource.tags.get(BUDGET_HOLD)?;
+    let end = NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d").ok()?;
+    (at.date_naive() <= end).then_some(end)
 }
 
 /// What the run does to one resource.
@@ -68,6 +145,10 @@ pub struct Plan {
     pub evaluated: usize,
     /// Resources already in the state the schedule asks for.
     pub already: usize,
+    /// The `env` tag of every listed resource by ARN (`""`: none), compared
+    /// with the previous run's to report changed tags.
+    #[serde(skip)]
+    pub seen_env: std::collections::BTreeMap<String, String>,
 }
 
 impl Plan {
@@ -84,6 +165,7 @@ impl Plan {
         self.malformed.extend(other.malformed);
         self.evaluated += other.evaluated;
         self.already += other.already;
+        self.seen_env.extend(other.seen_env);
     }
 }
 
@@ -91,6 +173,17 @@ impl Plan {
 /// on, so a resource started by hand during its off time stays up until its
 /// next off transition.
 pub fn plan(resources: Vec<Resource>, policy: &Policy, window: Window) -> Plan {
+    plan_in(resources, policy, window, None)
+}
+
+/// [`plan`] for the resources of one account (`None`: each resource's
+/// account is read from its ARN). The account floor applies to stops.
+pub fn plan_in(
+    resources: Vec<Resource>,
+    policy: &Policy,
+    window: Window,
+    account: Option<&str>,
+) -> Plan {
     let holidays = schedule::parse_holidays(&policy.offhours);
     let mut plan = Plan {
         evaluated: resources.len(),
@@ -100,6 +193,14 @@ pub fn plan(resources: Vec<Resource>, policy: &Policy, window: Window) -> Plan {
         return plan;
     }
     for resource in resources {
+        plan.seen_env.insert(
+            resource.arn.clone(),
+            resource
+                .tags
+                .get(steward_shared::tags::ENV)
+                .cloned()
+                .unwrap_or_default(),
+        );
         // Safety first: a resource outside the allowed environments (or with
         // no readable env tag) is never part of a plan.
         if !safety::env_allows_cost_action(&resource.tags, &policy.offhours.environments) {
@@ -126,7 +227,25 @@ pub fn plan(resources: Vec<Resource>, policy: &Policy, window: Window) -> Plan {
             // RDS started it after seven days and it was not available in time to be stopped again.
             action = Action::Stop;
         }
-        if let Some(decision) = decide(&resource, action, policy) {
+        if let Some(mut decision) = decide(&resource, action, policy) {
+            let account = account.or_else(|| account_of_arn(&resource.arn));
+            match decision {
+                Decision::Stop { .. } => {
+                    if let Some(reason) = account.and_then(|a| account_floor(policy, a)) {
+                        decision = Decision::Skip { reason };
+                    }
+                }
+                Decision::Start => {
+                    if let Some(end) = budget_hold(&resource, window.end) {
+                        decision = Decision::Skip {
+                            reason: format!(
+                                "{BUDGET_HOLD}={end}: held stopped until its budget period ends"
+                            ),
+                        };
+                    }
+                }
+                Decision::Skip { .. } => {}
+            }
             plan.items.push(Planned { resource, decision });
         } else if action != Action::None {
             plan.already += 1;
@@ -209,6 +328,9 @@ pub fn restop_after_restart(
     }
     if safety::is_exempt(&resource.tags) {
         return Err("steward:exempt=true".into());
+    }
+    if let Some(reason) = account_of_arn(&resource.arn).and_then(|a| account_floor(policy, a)) {
+        return Err(reason);
     }
     if let Some(reason) = &resource.owner_skip {
         return Err(reason.clone());
@@ -302,6 +424,46 @@ mod tests {
         assert_eq!(plan.already, 1);
         assert_eq!(plan.malformed.len(), 1);
         assert_eq!(plan.malformed[0].tag, "steward:offhours");
+    }
+
+    #[test]
+    fn account_floor_skips_stops_unless_mixed_accounts_are_allowed() {
+        let mut policy = Policy::default();
+        policy
+            .tagging
+            .account_environments
+            .insert("123456789012".into(), "prod".into());
+        let p = plan(
+            vec![ec2("dev", &[("env", "dev")], Power::Running)],
+            &policy,
+            friday_evening(),
+        );
+        match &p.items[0].decision {
+            Decision::Skip { reason } => assert!(reason.starts_with(ACCOUNT_FLOOR), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(p.changes(), 0);
+        policy.offhours.allow_mixed_accounts = true;
+        let p = plan(
+            vec![ec2("dev", &[("env", "dev")], Power::Running)],
+            &policy,
+            friday_evening(),
+        );
+        assert_eq!(p.changes(), 1);
+    }
+
+    #[test]
+    fn stale_and_extreme_work_items_are_refused_without_panic() {
+        let policy = Policy::default();
+        let now = Utc.with_ymd_and_hms(2026, 11, 20, 19, 5, 0).unwrap();
+        assert!(fresh_work_item(now - Duration::minutes(59), now, &policy).is_ok());
+        assert!(fresh_work_item(now - Duration::minutes(61), now, &policy).is_err());
+        assert!(fresh_work_item(now + Duration::days(3), now, &policy).is_err());
+        assert!(fresh_work_item(DateTime::<Utc>::MIN_UTC, now, &policy).is_err());
+        assert!(fresh_work_item(DateTime::<Utc>::MAX_UTC, now, &policy).is_err());
+        assert!(check_time(DateTime::<Utc>::MAX_UTC).is_err());
+        assert!(Window::checked_ending_at(DateTime::<Utc>::MIN_UTC, &policy).is_err());
+        let _ = Window::ending_at(DateTime::<Utc>::MIN_UTC, &policy);
     }
 
     #[test]

@@ -70,7 +70,10 @@ pub async fn plan_targets(
                         list.map_err(|e| anyhow::anyhow!("listing {}: {e:#}", adapter.kind()))?,
                     );
                 }
-                Ok((plan::plan(resources, policy, window), adapters))
+                Ok((
+                    plan::plan_in(resources, policy, window, Some(&target.account)),
+                    adapters,
+                ))
             }
             .await;
             TargetPlan { target, result }
@@ -104,6 +107,9 @@ pub struct TargetReport {
     pub done: Vec<Done>,
     pub malformed: Vec<Malformed>,
     pub evaluated: usize,
+    /// Resources whose `env` tag changed since the previous run of this target.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub env_changes: Vec<crate::env_watch::EnvChange>,
 }
 
 impl TargetReport {

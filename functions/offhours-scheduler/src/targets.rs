@@ -99,6 +99,7 @@ pub async fn fan_out(
                 account: t.account.clone(),
                 region: t.region.clone(),
                 time,
+                budget_stop: None,
             })
             .expect("a work item serializes");
             request = request.entries(

@@ -1,0 +1,131 @@
+//! What changed under the scheduler (issue: tag trust): the `env` tag of every
+//! resource a run listed is kept per target in the idempotency table (one
+//! state record per target, `state#offhours-scheduler#env#ACCOUNT/REGION`, a
+//! JSON map from ARN to `env`), and the next run of that target reports the
+//! resources whose `env` changed in its digest. The record is rewritten only
+//! when something changed, and never in dry-run or under the kill switch.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+use steward_shared::idempotency::{keys, IdempotencyStore};
+
+use crate::resources::Target;
+use crate::FUNCTION_NAME;
+
+/// How long a target's last seen `env` tags are kept without a run.
+const KEEP: Duration = Duration::from_secs(35 * 86_400);
+
+/// One resource whose `env` tag changed since the previous run of its target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EnvChange {
+    pub arn: String,
+    /// `None`: the tag was added since the previous run.
+    pub before: Option<String>,
+    /// `None`: the tag was removed.
+    pub after: Option<String>,
+}
+
+impl std::fmt::Display for EnvChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let show = |v: &Option<String>| match v {
+            Some(v) => format!("env={v}"),
+            None => "no env tag".to_string(),
+        };
+        write!(
+            f,
+            "env changed on {}: {} -> {}",
+            self.arn,
+            show(&self.before),
+            show(&self.after)
+        )
+    }
+}
+
+/// The resources whose `env` differs between two runs (pure). Both maps
+/// hold every listed resource, `""` for no `env` tag. A resource that was not
+/// listed before is new, not changed; one no longer listed is gone.
+pub fn compare(
+    before: &BTreeMap<String, String>,
+    after: &BTreeMap<String, String>,
+) -> Vec<EnvChange> {
+    let value = |v: &str| Some(v.to_string()).filter(|v| !v.trim().is_empty());
+    before
+        .iter()
+        .filter_map(|(arn, old)| {
+            let new = after.get(arn)?;
+            (new.trim() != old.trim()).then(|| EnvChange {
+                arn: arn.clone(),
+                before: value(old),
+                after: value(new),
+            })
+        })
+        .collect()
+}
+
+fn key(target: &Target) -> String {
+    keys::state(FUNCTION_NAME, &format!("env#{target}"))
+}
+
+/// Reads the previous run's `env` tags of a target (`None`: no record yet).
+pub async fn load(
+    store: &dyn IdempotencyStore,
+    target: &Target,
+) -> anyhow::Result<Option<BTreeMap<String, String>>> {
+    let Some(record) = store.get(&key(target)).await? else {
+        return Ok(None);
+    };
+    Ok(record
+        .result
+        .and_then(|r| serde_json::from_str::<BTreeMap<String, String>>(&r).ok()))
+}
+
+/// Records this run's `env` tags of a target.
+pub async fn save(
+    store: &dyn IdempotencyStore,
+    target: &Target,
+    seen: &BTreeMap<String, String>,
+) -> anyhow::Result<()> {
+    store
+        .put_state(&key(target), &serde_json::to_string(seen)?, KEEP)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn reports_changed_and_removed_env_only() {
+        let before = map(&[("a", "prod"), ("b", "dev"), ("c", "dev"), ("gone", "dev")]);
+        let after = map(&[("a", "dev"), ("b", "dev"), ("c", ""), ("new", "dev")]);
+        let changes = compare(&before, &after);
+        assert_eq!(
+            changes,
+            vec![
+                EnvChange {
+                    arn: "a".into(),
+                    before: Some("prod".into()),
+                    after: Some("dev".into())
+                },
+                EnvChange {
+                    arn: "c".into(),
+                    before: Some("dev".into()),
+                    after: None
+                },
+            ]
+        );
+        assert_eq!(
+            changes[0].to_string(),
+            "env changed on a: env=prod -> env=dev"
+        );
+    }
+}
