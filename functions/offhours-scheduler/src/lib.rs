@@ -22,3 +22,18 @@ pub mod targets;
 
 /// The function's name: binary name, log field and metric dimension.
 pub const FUNCTION_NAME: &str = "offhours-scheduler";
+
+/// Every IAM action the scheduler's code calls (each resource file and the
+/// fan-out declare their own), for the permissions test and the templates.
+pub fn permissions() -> Vec<&'static str> {
+    [
+        resources::ec2::PERMISSIONS,
+        resources::asg::PERMISSIONS,
+        resources::eks::PERMISSIONS,
+        resources::rds::PERMISSIONS,
+        resources::aurora::PERMISSIONS,
+        resources::ecs::PERMISSIONS,
+        targets::PERMISSIONS,
+    ]
+    .concat()
+}

@@ -3,6 +3,12 @@
 //! to the function's own account and region; and the fan-out of a run's
 //! targets to the work queue, one message per target.
 
+/// The IAM actions this file calls.
+pub const PERMISSIONS: &[&str] = &[
+    "organizations:ListAccountsForParent",
+    "sqs:SendMessage",
+];
+
 use std::collections::BTreeSet;
 
 use aws_sdk_organizations::types::AccountStatus;

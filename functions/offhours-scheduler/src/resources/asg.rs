@@ -3,6 +3,13 @@
 //! exactly on start. Groups owned by an EKS node group, an ECS capacity
 //! provider or Elastic Beanstalk are left to their owner.
 
+/// The IAM actions this file calls.
+pub const PERMISSIONS: &[&str] = &[
+    "autoscaling:DescribeAutoScalingGroups",
+    "autoscaling:UpdateAutoScalingGroup",
+    "autoscaling:CreateOrUpdateTags",
+];
+
 use aws_config::SdkConfig;
 use aws_sdk_autoscaling::types::Tag;
 use steward_shared::tags::SAVED_CAPACITY;

@@ -2,6 +2,13 @@
 //! instances follow). Aurora Serverless v1 clusters cannot be stopped and are
 //! skipped with the reason; non-Aurora (Multi-AZ) DB clusters are not listed.
 
+/// The IAM actions this file calls.
+pub const PERMISSIONS: &[&str] = &[
+    "rds:DescribeDBClusters",
+    "rds:StopDBCluster",
+    "rds:StartDBCluster",
+];
+
 use aws_config::SdkConfig;
 
 use super::rds::{clear_restart_marker, rds_power};

@@ -3,6 +3,13 @@
 //! proceed. Instances in an Auto Scaling group are left to their group.
 //! Hibernation when planned, falling back to a plain stop when AWS refuses.
 
+/// The IAM actions this file calls.
+pub const PERMISSIONS: &[&str] = &[
+    "ec2:DescribeInstances",
+    "ec2:StopInstances",
+    "ec2:StartInstances",
+];
+
 use aws_config::SdkConfig;
 use aws_sdk_ec2::types::{Filter, InstanceStateName};
 use steward_shared::aws::partition_of;

@@ -2,6 +2,15 @@
 //! `steward:saved-capacity`, and restored on start. Ids are
 //! `cluster-name/service-name`.
 
+/// The IAM actions this file calls.
+pub const PERMISSIONS: &[&str] = &[
+    "ecs:ListClusters",
+    "ecs:ListServices",
+    "ecs:DescribeServices",
+    "ecs:UpdateService",
+    "ecs:TagResource",
+];
+
 use aws_config::SdkConfig;
 use aws_sdk_ecs::types::{ServiceField, Tag};
 use steward_shared::tags::SAVED_CAPACITY;

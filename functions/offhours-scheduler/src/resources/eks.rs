@@ -2,6 +2,15 @@
 //! a maximum of at least 1) with the previous `min:max:desired` saved in
 //! `steward:saved-capacity` on the node group, and restored exactly on start.
 
+/// The IAM actions this file calls.
+pub const PERMISSIONS: &[&str] = &[
+    "eks:ListClusters",
+    "eks:ListNodegroups",
+    "eks:DescribeNodegroup",
+    "eks:UpdateNodegroupConfig",
+    "eks:TagResource",
+];
+
 use aws_config::SdkConfig;
 use aws_sdk_eks::types::{NodegroupScalingConfig, NodegroupStatus};
 use steward_shared::tags::SAVED_CAPACITY;

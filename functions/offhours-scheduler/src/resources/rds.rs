@@ -2,6 +2,15 @@
 //! instances that have read replicas and Aurora cluster members cannot be
 //! stopped on their own; they are skipped with the reason.
 
+/// The IAM actions this file calls.
+pub const PERMISSIONS: &[&str] = &[
+    "rds:DescribeDBInstances",
+    "rds:StopDBInstance",
+    "rds:StartDBInstance",
+    "rds:AddTagsToResource",
+    "rds:RemoveTagsFromResource",
+];
+
 use aws_config::SdkConfig;
 use aws_sdk_rds::types::DbInstance;
 
