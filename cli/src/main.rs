@@ -2,6 +2,7 @@
 //! scheduler run, release a quarantine. Every command calls the same library
 //! code the Lambda functions call.
 
+mod dr;
 mod plan;
 mod quarantine;
 mod schedule;
@@ -34,6 +35,9 @@ enum Command {
     /// GuardDuty containment.
     #[command(subcommand)]
     Quarantine(QuarantineCommand),
+    /// Disaster recovery: the DR recovery point of every database.
+    #[command(subcommand)]
+    Dr(dr::DrCommand),
 }
 
 #[derive(Subcommand)]
@@ -55,6 +59,7 @@ fn main() -> ExitCode {
         Command::Schedule(ScheduleCommand::Explain(args)) => schedule::explain(args),
         Command::Plan(args) => plan::run(args),
         Command::Quarantine(QuarantineCommand::Release(args)) => quarantine::release(args),
+        Command::Dr(command) => dr::run(command),
     };
     match result {
         Ok(code) => code,

@@ -30,3 +30,21 @@ pub fn permissions() -> Vec<&'static str> {
     all.dedup();
     all
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every action an adapter calls is granted in the hub template and in the member role.
+    #[test]
+    fn the_templates_grant_every_permission() {
+        for template in ["template.yaml", "member-role.yaml"] {
+            let path = format!("{}/../../infra/{template}", env!("CARGO_MANIFEST_DIR"));
+            let text = std::fs::read_to_string(&path).unwrap();
+            for action in super::permissions() {
+                if template == "member-role.yaml" && action.starts_with("sqs:") {
+                    continue; // the copy queue lives in the hub account
+                }
+                assert!(text.contains(&format!("- {action}\n")), "{action} is missing from infra/{template}");
+            }
+        }
+    }
+}
