@@ -44,7 +44,8 @@ fn load_policy(path: Option<&str>) -> anyhow::Result<Policy> {
     match path {
         None => Ok(Policy::default()),
         Some(path) => {
-            let text = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("reading {path}: {e}"))?;
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| anyhow::anyhow!("reading {path}: {e}"))?;
             Policy::from_toml(&text).map_err(|e| anyhow::anyhow!("{path}: {e}"))
         }
     }
@@ -54,16 +55,22 @@ pub fn run(command: DrCommand) -> anyhow::Result<ExitCode> {
     let DrCommand::Status(args) = command;
     let policy = load_policy(args.policy.as_deref())?;
     if policy.snapshots.dr_region.is_empty() {
-        anyhow::bail!("snapshots.dr_region is empty in the policy: there is no DR region to report on");
+        anyhow::bail!(
+            "snapshots.dr_region is empty in the policy: there is no DR region to report on"
+        );
     }
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
-        let role = args
-            .role
-            .clone()
-            .or_else(|| std::env::var("STEWARD_MEMBER_ROLE").ok().filter(|r| !r.is_empty()));
+        let role = args.role.clone().or_else(|| {
+            std::env::var("STEWARD_MEMBER_ROLE")
+                .ok()
+                .filter(|r| !r.is_empty())
+        });
         let aws = AwsContext::load("steward-cli", role).await?;
-        let rows = snapshot_copier::sweep::recovery_status(&aws, &policy, chrono::Utc::now()).await?;
+        let rows =
+            snapshot_copier::sweep::recovery_status(&aws, &policy, chrono::Utc::now()).await?;
         let past = rows.iter().filter(|r| r.past_rpo).count();
         if args.json {
             let doc = serde_json::json!({
@@ -84,6 +91,10 @@ pub fn run(command: DrCommand) -> anyhow::Result<ExitCode> {
                 println!("  {line}");
             }
         }
-        Ok(if past > 0 { ExitCode::from(PAST_RPO) } else { ExitCode::SUCCESS })
+        Ok(if past > 0 {
+            ExitCode::from(PAST_RPO)
+        } else {
+            ExitCode::SUCCESS
+        })
     })
 }

@@ -13,12 +13,21 @@ use steward_shared::{Handler, Policy, Steward};
 use crate::clients::{AwsConnect, Connect};
 use crate::events::{self, SnapshotEvent, Trigger};
 use crate::kms::KeyCheck;
-use crate::model::{Kind, WaitingCopy};
+use crate::model::{Kind, Snapshot, WaitingCopy};
 use crate::plan::{self, CopyOrder, Decision};
 use crate::queue::{CopyQueue, SqsCopyQueue};
 use crate::rds::{CopyOutcome, Rds};
 use crate::report::{self, CopyResults};
 use crate::{sweep, FUNCTION_NAME};
+
+/// One account's copy work, for the alerts.
+pub struct Batch<'a> {
+    pub account: &'a str,
+    pub results: &'a CopyResults,
+    pub orders: &'a [CopyOrder],
+    /// Sources refused (unencrypted clusters), with why.
+    pub refused: &'a [(Snapshot, String)],
+}
 
 /// The copier, built once per process.
 pub struct Copier {
@@ -196,41 +205,39 @@ impl Copier {
     /// Sends the alerts of a copy result (key, quota, encryption).
     pub async fn alert(
         &self,
-        results: &CopyResults,
-        sources: &[plan::CopyOrder],
-        refused: &[(crate::model::Snapshot, String)],
-        account: &str,
+        batch: Batch<'_>,
         policy: &Policy,
         run_id: &str,
         invocation: &mut Invocation,
     ) -> anyhow::Result<()> {
         let cfg = &policy.snapshots;
         let mut notes = Vec::new();
-        if let Some(why) = &results.key_missing {
+        if let Some(why) = &batch.results.key_missing {
             notes.push(report::key_missing(
-                account,
+                batch.account,
                 &cfg.dr_region,
                 &cfg.dr_kms_key,
                 why,
                 run_id,
             ));
         }
-        if let Some(why) = &results.quota {
+        if let Some(why) = &batch.results.quota {
             notes.push(report::quota(
-                account,
+                batch.account,
                 &cfg.dr_region,
                 why,
-                results.waiting.len(),
+                batch.results.waiting.len(),
                 run_id,
             ));
         }
-        for order in sources
+        for order in batch
+            .orders
             .iter()
-            .filter(|o| results.encrypted_on_copy.contains(&o.source.arn))
+            .filter(|o| batch.results.encrypted_on_copy.contains(&o.source.arn))
         {
             notes.push(report::unencrypted(&order.source, true, &cfg.dr_region));
         }
-        for (source, _) in refused {
+        for (source, _) in batch.refused {
             notes.push(report::unencrypted(source, false, &cfg.dr_region));
         }
         for note in notes {
@@ -269,16 +276,13 @@ impl Copier {
                     .await?;
                 let snapshot = source.snapshot(copy.kind, &copy.snapshot_id).await?;
                 let refused: Vec<_> = snapshot.into_iter().map(|s| (s, why.clone())).collect();
-                self.alert(
-                    &CopyResults::default(),
-                    &[],
-                    &refused,
-                    &copy.account,
-                    policy,
-                    run_id,
-                    invocation,
-                )
-                .await?;
+                let batch = Batch {
+                    account: &copy.account,
+                    results: &CopyResults::default(),
+                    orders: &[],
+                    refused: &refused,
+                };
+                self.alert(batch, policy, run_id, invocation).await?;
                 return Ok(
                     json!({"snapshot": copy.snapshot_id, "refused": why, "target": target_id}),
                 );
@@ -292,16 +296,13 @@ impl Copier {
             .await?;
         invocation.metrics.actions_taken += results.started.len() as u64;
         invocation.metrics.actions_failed += results.failed.len() as u64;
-        self.alert(
-            &results,
-            &orders,
-            &refused,
-            &copy.account,
-            policy,
-            run_id,
-            invocation,
-        )
-        .await?;
+        let batch = Batch {
+            account: &copy.account,
+            results: &results,
+            orders: &orders,
+            refused: &refused,
+        };
+        self.alert(batch, policy, run_id, invocation).await?;
         let response = json!({"snapshot": copy.snapshot_id, "mode": self.steward.mode().as_str(), "results": results});
         if results.key_missing.is_none() {
             if let Some((source, why)) = results.failed.first() {

@@ -43,7 +43,10 @@ mod tests {
                 if template == "member-role.yaml" && action.starts_with("sqs:") {
                     continue; // the copy queue lives in the hub account
                 }
-                assert!(text.contains(&format!("- {action}\n")), "{action} is missing from infra/{template}");
+                assert!(
+                    text.contains(&format!("- {action}\n")),
+                    "{action} is missing from infra/{template}"
+                );
             }
         }
     }

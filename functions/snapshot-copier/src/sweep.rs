@@ -18,7 +18,7 @@ use steward_shared::trigger::ScheduledRun;
 use steward_shared::{safety, Policy};
 
 use crate::clients::{AwsConnect, Connect};
-use crate::handler::Copier;
+use crate::handler::{Batch, Copier};
 use crate::model::{DatabaseKey, Kind, Snapshot};
 use crate::plan::{self, Decision, RecoveryPoint, RetentionPlan};
 use crate::report::{self, CopyResults};
@@ -217,11 +217,13 @@ pub async fn run(
         let done = copier
             .execute(account, dr.as_ref(), orders.clone(), policy, &run.id)
             .await?;
-        copier
-            .alert(
-                &done, &orders, &refused, account, policy, &run.id, invocation,
-            )
-            .await?;
+        let batch = Batch {
+            account,
+            results: &done,
+            orders: &orders,
+            refused: &refused,
+        };
+        copier.alert(batch, policy, &run.id, invocation).await?;
         results
             .failed
             .extend(refused.iter().map(|(s, why)| (s.arn.clone(), why.clone())));

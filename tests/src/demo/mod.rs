@@ -5,6 +5,7 @@
 mod guardduty;
 mod offhours;
 mod rotation;
+mod snapshots;
 mod tagging;
 
 use serde_json::Value;
@@ -144,6 +145,9 @@ pub async fn run() -> anyhow::Result<()> {
     }
     if let Err(e) = guardduty::run(&stack).await {
         failed.push(format!("guardduty-responder: {e:#}"));
+    }
+    if let Err(e) = snapshots::run(&stack).await {
+        failed.push(format!("snapshot-copier: {e:#}"));
     }
     if failed.is_empty() {
         println!("\ndemo finished: every section ran.");
