@@ -62,39 +62,41 @@ pub fn run(command: DrCommand) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async {
-        let role = args.role.clone().or_else(|| {
-            std::env::var("STEWARD_MEMBER_ROLE")
-                .ok()
-                .filter(|r| !r.is_empty())
+    runtime.block_on(status(args, policy))
+}
+
+async fn status(args: StatusArgs, policy: Policy) -> anyhow::Result<ExitCode> {
+    let role = args.role.clone().or_else(|| {
+        std::env::var("STEWARD_MEMBER_ROLE")
+            .ok()
+            .filter(|r| !r.is_empty())
+    });
+    let aws = AwsContext::load("steward-cli", role).await?;
+    let rows =
+        snapshot_copier::sweep::recovery_status(&aws, &policy, chrono::Utc::now()).await?;
+    let past = rows.iter().filter(|r| r.past_rpo).count();
+    if args.json {
+        let doc = serde_json::json!({
+            "dr_region": policy.snapshots.dr_region,
+            "rpo_hours": policy.snapshots.rpo_hours,
+            "databases_past_rpo": past,
+            "databases": rows,
         });
-        let aws = AwsContext::load("steward-cli", role).await?;
-        let rows =
-            snapshot_copier::sweep::recovery_status(&aws, &policy, chrono::Utc::now()).await?;
-        let past = rows.iter().filter(|r| r.past_rpo).count();
-        if args.json {
-            let doc = serde_json::json!({
-                "dr_region": policy.snapshots.dr_region,
-                "rpo_hours": policy.snapshots.rpo_hours,
-                "databases_past_rpo": past,
-                "databases": rows,
-            });
-            println!("{}", serde_json::to_string_pretty(&doc)?);
-        } else {
-            println!(
-                "DR region {}, RPO {} h: {} databases, {past} past the RPO",
-                policy.snapshots.dr_region,
-                policy.snapshots.rpo_hours,
-                rows.len()
-            );
-            for line in snapshot_copier::report::table(&rows, policy.snapshots.rpo_hours) {
-                println!("  {line}");
-            }
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        println!(
+            "DR region {}, RPO {} h: {} databases, {past} past the RPO",
+            policy.snapshots.dr_region,
+            policy.snapshots.rpo_hours,
+            rows.len()
+        );
+        for line in snapshot_copier::report::table(&rows, policy.snapshots.rpo_hours) {
+            println!("  {line}");
         }
-        Ok(if past > 0 {
-            ExitCode::from(PAST_RPO)
-        } else {
-            ExitCode::SUCCESS
-        })
+    }
+    Ok(if past > 0 {
+        ExitCode::from(PAST_RPO)
+    } else {
+        ExitCode::SUCCESS
     })
 }

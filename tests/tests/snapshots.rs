@@ -662,7 +662,6 @@ async fn at_the_in_flight_cap_the_next_copy_waits_in_the_copy_queue_and_is_made_
         .queue_url(&queue)
         .max_number_of_messages(10)
         .wait_time_seconds(0)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
         .send()
         .await
         .unwrap();
