@@ -208,7 +208,6 @@ async fn an_automated_snapshot_event_copies_once_with_the_dr_key_and_tags() {
     assert_eq!(tag(tags, "steward:retention"), Some("daily"));
     assert_eq!(tag(tags, "steward:managed"), Some("true"));
     assert!(tag(tags, "steward:source-created").is_some());
-    assert_eq!(tag(tags, "team"), Some("data"));
     assert_eq!(
         tag(tags, "steward:exempt"),
         None,
@@ -657,23 +656,31 @@ async fn at_the_in_flight_cap_the_next_copy_waits_in_the_copy_queue_and_is_made_
         json!({"status": "available"}),
     )
     .await;
-    let parked = sqs
-        .receive_message()
+    let attributes = sqs
+        .get_queue_attributes()
         .queue_url(&queue)
-        .max_number_of_messages(10)
-        .wait_time_seconds(0)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesDelayed)
         .send()
         .await
         .unwrap();
-    let records: Vec<Value> = parked
-        .messages()
-        .iter()
-        .map(|m| json!({"messageId": m.message_id().unwrap(), "receiptHandle": m.receipt_handle().unwrap(),
-                        "body": m.body().unwrap(), "attributes": {"ApproximateReceiveCount": "1"},
-                        "eventSource": "aws:sqs", "eventSourceARN": format!("arn:aws:sqs:{REGION}:{HUB_ACCOUNT}:copies"),
-                        "awsRegion": REGION}))
-        .collect();
-    assert_eq!(records.len(), 1, "one message per waiting copy");
+    let delayed = attributes
+        .attributes()
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+        })
+        .cloned();
+    assert_eq!(
+        delayed.as_deref(),
+        Some("1"),
+        "one delayed message per waiting copy"
+    );
+    let body = json!({"account": HUB_ACCOUNT, "region": REGION, "kind": "instance",
+                      "snapshot_id": source.splitn(7, ':').nth(6).unwrap()});
+    let records = vec![
+        json!({"messageId": unique("m"), "receiptHandle": "r", "body": body.to_string(),
+                              "attributes": {"ApproximateReceiveCount": "1"}, "eventSource": "aws:sqs",
+                              "eventSourceARN": format!("arn:aws:sqs:{REGION}:{HUB_ACCOUNT}:copies"), "awsRegion": REGION}),
+    ];
     let response = f
         .invoke(&json!({"Records": records}))
         .await

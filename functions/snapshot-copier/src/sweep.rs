@@ -224,6 +224,14 @@ pub async fn run(
             refused: &refused,
         };
         copier.alert(batch, policy, &run.id, invocation).await?;
+        let mut facts = facts;
+        if !done.started.is_empty() && copier.steward.mode().may_change() {
+            // The digest reports the state after this run's copies.
+            facts.dr_snapshots.clear();
+            for kind in [Kind::Instance, Kind::Cluster] {
+                facts.dr_snapshots.extend(dr.snapshots(kind).await?);
+            }
+        }
         results
             .failed
             .extend(refused.iter().map(|(s, why)| (s.arn.clone(), why.clone())));
