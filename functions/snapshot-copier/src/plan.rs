@@ -295,7 +295,7 @@ pub struct Admission {
 /// Admits copies, newest source first, under the lower of steward's cap and
 /// AWS's limit on copies in progress, and under the manual-snapshot quota.
 pub fn admit(mut orders: Vec<CopyOrder>, capacity: Capacity, cfg: &Snapshots) -> Admission {
-    orders.sort_by(|a, b| source_time(&b.source).cmp(&source_time(&a.source)));
+    orders.sort_by_key(|o| std::cmp::Reverse(source_time(&o.source)));
     let cap = cfg.max_copies_in_flight.min(AWS_COPIES_IN_FLIGHT);
     let free = cap.saturating_sub(capacity.in_flight) as usize;
     let quota_left = cfg
@@ -916,7 +916,7 @@ mod tests {
         assert!(!row(&orders).past_rpo);
         assert!(row(&billing).past_rpo, "no copy at all is past the RPO");
         let later = recovery_points(
-            &[orders.clone()],
+            std::slice::from_ref(&orders),
             &plan.copies,
             24,
             at("2026-12-04T00:00:00Z"),
