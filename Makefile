@@ -11,7 +11,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 C7N_VENV := .venv-c7n
-FUNCTIONS := tag-enforcer offhours-scheduler secret-rotator guardduty-responder compliance-notifier budget-alerter
+FUNCTIONS := tag-enforcer offhours-scheduler secret-rotator guardduty-responder compliance-notifier budget-alerter snapshot-copier
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 

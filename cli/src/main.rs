@@ -3,6 +3,7 @@
 //! code the Lambda functions call.
 
 mod context;
+mod dr;
 mod plan;
 mod quarantine;
 mod schedule;
@@ -35,6 +36,9 @@ enum Command {
     /// GuardDuty containment.
     #[command(subcommand)]
     Quarantine(QuarantineCommand),
+    /// Disaster recovery: the DR recovery point of every database.
+    #[command(subcommand)]
+    Dr(dr::DrCommand),
 }
 
 #[derive(Subcommand)]
@@ -56,6 +60,7 @@ fn main() -> ExitCode {
         Command::Schedule(ScheduleCommand::Explain(args)) => schedule::explain(args),
         Command::Plan(args) => plan::run(args),
         Command::Quarantine(QuarantineCommand::Release(args)) => quarantine::release(args),
+        Command::Dr(command) => dr::run(command),
     };
     match result {
         Ok(code) => code,

@@ -267,7 +267,22 @@ pub struct Snapshots {
     pub dr_region: String,
     /// KMS key (ARN or alias) in the DR region for the copies.
     pub dr_kms_key: String,
+    /// `env` values whose databases are copied.
+    pub environments: Vec<String>,
+    /// Days a daily DR copy (of an automated snapshot) is kept.
     pub retention_days: u32,
+    /// Months the first DR copy of each UTC month (per database) is kept.
+    pub monthly_retention_months: u32,
+    /// Days a DR copy of a manual snapshot is kept.
+    pub manual_retention_days: u32,
+    /// Age in hours of the newest DR copy above which a database is reported HIGH.
+    pub rpo_hours: u32,
+    /// steward's own cap on copies in progress per destination region
+    /// (AWS's own limit applies on top).
+    pub max_copies_in_flight: u32,
+    /// Manual snapshots allowed per region in the DR region (AWS default
+    /// quota 100; DR copies count): at it, steward stops copying and alerts HIGH.
+    pub manual_snapshot_quota: u32,
 }
 
 impl Default for Snapshots {
@@ -276,7 +291,13 @@ impl Default for Snapshots {
             enabled: true,
             dr_region: String::new(),
             dr_kms_key: String::new(),
-            retention_days: 14,
+            environments: vec!["prod".to_string()],
+            retention_days: 7,
+            monthly_retention_months: 12,
+            manual_retention_days: 90,
+            rpo_hours: 24,
+            max_copies_in_flight: 5,
+            manual_snapshot_quota: 100,
         }
     }
 }
@@ -532,6 +553,25 @@ impl Policy {
                     format!("`{ou}` is not an organizational unit id (ou-...) or root id (r-...)"),
                 ));
             }
+        }
+        for (key, value) in [
+            ("snapshots.retention_days", self.snapshots.retention_days),
+            ("snapshots.manual_retention_days", self.snapshots.manual_retention_days),
+            ("snapshots.rpo_hours", self.snapshots.rpo_hours),
+            ("snapshots.max_copies_in_flight", self.snapshots.max_copies_in_flight),
+        ] {
+            if value == 0 {
+                problems.push((key.into(), "must be at least 1".into()));
+            }
+        }
+        if self.snapshots.enabled
+            && !self.snapshots.dr_region.is_empty()
+            && self.snapshots.dr_kms_key.trim().is_empty()
+        {
+            problems.push((
+                "snapshots.dr_kms_key".into(),
+                "a DR region needs a KMS key in that region (ARN or alias) for the copies".into(),
+            ));
         }
         if self.offhours.interval_minutes == 0 || self.offhours.interval_minutes > 1440 {
             problems.push((

@@ -7,6 +7,7 @@ mod compliance;
 mod guardduty;
 mod offhours;
 mod rotation;
+mod snapshots;
 mod tagging;
 
 use serde_json::Value;
@@ -152,6 +153,9 @@ pub async fn run() -> anyhow::Result<()> {
     }
     if let Err(e) = budget::run(&stack).await {
         failed.push(format!("budget-alerter: {e:#}"));
+    }
+    if let Err(e) = snapshots::run(&stack).await {
+        failed.push(format!("snapshot-copier: {e:#}"));
     }
     if failed.is_empty() {
         println!("\ndemo finished: every section ran.");

@@ -1,0 +1,57 @@
+//! The snapshot copier: copies snapshots of in-scope databases (RDS
+//! instances and Aurora clusters, automated and manual) to the DR region
+//! with the DR key, quota-aware; prunes its own copies by retention class,
+//! deciding from the real state of each copy; and reports each database's
+//! DR recovery point against the RPO.
+//!
+//! `events` models the triggers, `plan` holds the pure decisions, `rds`,
+//! `kms` and `queue` are the adapters (`clients` picks the account),
+//! `report` builds the messages, `handler` and `sweep` tie them together.
+
+pub mod clients;
+pub mod events;
+pub mod handler;
+pub mod kms;
+pub mod model;
+pub mod plan;
+pub mod queue;
+pub mod rds;
+pub mod report;
+pub mod sweep;
+
+/// The function's name: binary name, log field and metric dimension.
+pub const FUNCTION_NAME: &str = "snapshot-copier";
+
+/// Every IAM action the copier calls, for the templates and their test.
+pub fn permissions() -> Vec<&'static str> {
+    let mut all: Vec<&'static str> =
+        [rds::PERMISSIONS, kms::PERMISSIONS, queue::PERMISSIONS].concat();
+    all.sort_unstable();
+    all.dedup();
+    all
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every action an adapter calls is granted in the hub template and in the member role.
+    #[test]
+    fn the_templates_grant_every_permission() {
+        for template in ["template.yaml", "member-role.yaml"] {
+            let path = format!("{}/../../infra/{template}", env!("CARGO_MANIFEST_DIR"));
+            let text = std::fs::read_to_string(&path).unwrap();
+            for action in super::permissions() {
+                if action.starts_with("sqs:") {
+                    // The copy queue lives in the hub: granted by SAM's SQSSendMessagePolicy.
+                    if template == "template.yaml" {
+                        assert!(text.contains("QueueName: !GetAtt CopyQueue.QueueName"));
+                    }
+                    continue;
+                }
+                assert!(
+                    text.contains(&format!("- {action}\n")),
+                    "{action} is missing from infra/{template}"
+                );
+            }
+        }
+    }
+}
