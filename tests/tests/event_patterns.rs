@@ -22,8 +22,7 @@ fn owner(fixture: &str) -> Option<&'static str> {
         ("rds-snapshot-", "snapshot-copier"),
         ("rds-cluster-snapshot-", "snapshot-copier"),
         ("config-compliance-", "compliance-notifier"),
-        ("ce-anomaly-", "budget-alerter"),
-        ("cost-anomaly-", "budget-alerter"),
+        ("anomaly-", "budget-alerter"),
     ];
     OWNERS
         .iter()
