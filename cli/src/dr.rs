@@ -72,8 +72,7 @@ async fn status(args: StatusArgs, policy: Policy) -> anyhow::Result<ExitCode> {
             .filter(|r| !r.is_empty())
     });
     let aws = AwsContext::load("steward-cli", role).await?;
-    let rows =
-        snapshot_copier::sweep::recovery_status(&aws, &policy, chrono::Utc::now()).await?;
+    let rows = snapshot_copier::sweep::recovery_status(&aws, &policy, chrono::Utc::now()).await?;
     let past = rows.iter().filter(|r| r.past_rpo).count();
     if args.json {
         let doc = serde_json::json!({

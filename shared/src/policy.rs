@@ -556,9 +556,15 @@ impl Policy {
         }
         for (key, value) in [
             ("snapshots.retention_days", self.snapshots.retention_days),
-            ("snapshots.manual_retention_days", self.snapshots.manual_retention_days),
+            (
+                "snapshots.manual_retention_days",
+                self.snapshots.manual_retention_days,
+            ),
             ("snapshots.rpo_hours", self.snapshots.rpo_hours),
-            ("snapshots.max_copies_in_flight", self.snapshots.max_copies_in_flight),
+            (
+                "snapshots.max_copies_in_flight",
+                self.snapshots.max_copies_in_flight,
+            ),
         ] {
             if value == 0 {
                 problems.push((key.into(), "must be at least 1".into()));

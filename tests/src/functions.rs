@@ -21,6 +21,9 @@ pub fn declared_permissions() -> BTreeMap<&'static str, Vec<&'static str>> {
             compliance_notifier::permissions(),
         ),
         (budget_alerter::FUNCTION_NAME, budget_alerter::permissions()),
-        (snapshot_copier::FUNCTION_NAME, snapshot_copier::permissions()),
+        (
+            snapshot_copier::FUNCTION_NAME,
+            snapshot_copier::permissions(),
+        ),
     ])
 }

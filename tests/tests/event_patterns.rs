@@ -107,7 +107,10 @@ fn fixtures() -> Vec<(String, Json)> {
 #[tokio::test]
 async fn every_fixture_reaches_its_own_function_and_no_other() {
     let patterns = patterns();
-    assert!(!patterns.is_empty(), "no EventBridge rule pattern found in infra/");
+    assert!(
+        !patterns.is_empty(),
+        "no EventBridge rule pattern found in infra/"
+    );
     let fixtures = fixtures();
     let unowned: Vec<&str> = fixtures
         .iter()
@@ -164,7 +167,13 @@ async fn every_fixture_reaches_its_own_function_and_no_other() {
         let mut entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
             .source(event["source"].as_str().unwrap_or_default())
             .detail_type(event["detail-type"].as_str().unwrap_or_default())
-            .detail(event.get("detail").cloned().unwrap_or(Json::Null).to_string());
+            .detail(
+                event
+                    .get("detail")
+                    .cloned()
+                    .unwrap_or(Json::Null)
+                    .to_string(),
+            );
         for r in event["resources"].as_array().into_iter().flatten() {
             if let Some(r) = r.as_str() {
                 entry = entry.resources(r);
@@ -205,7 +214,9 @@ async fn every_fixture_reaches_its_own_function_and_no_other() {
         let own = owner(name).unwrap_or_default();
         let rules = reached.get(name).cloned().unwrap_or_default();
         if !rules.iter().any(|r| r.starts_with(&format!("{own} "))) {
-            problems.push(format!("{name} reaches no rule of {own} (reached: {rules:?})"));
+            problems.push(format!(
+                "{name} reaches no rule of {own} (reached: {rules:?})"
+            ));
         }
         for other in rules.iter().filter(|r| !r.starts_with(&format!("{own} "))) {
             problems.push(format!("{name} also reaches {other}"));

@@ -99,7 +99,9 @@ fn allowed_actions(document: &Value) -> Vec<String> {
 fn reference(v: &Value) -> Option<String> {
     match v {
         Value::Tagged(t) if t.tag == "Ref" => t.value.as_str().map(str::to_string),
-        Value::Mapping(m) if m.len() == 1 => m.get("Ref").and_then(Value::as_str).map(str::to_string),
+        Value::Mapping(m) if m.len() == 1 => {
+            m.get("Ref").and_then(Value::as_str).map(str::to_string)
+        }
         _ => None,
     }
 }
@@ -210,7 +212,9 @@ fn check(declared: &BTreeMap<&'static str, Vec<&'static str>>, templates: &[Temp
             };
             if kind == "AWS::Serverless::Function" {
                 let Some(name) = function_name(properties) else {
-                    findings.push(format!("{file}: {logical_id}: cannot tell which function this is"));
+                    findings.push(format!(
+                        "{file}: {logical_id}: cannot tell which function this is"
+                    ));
                     continue;
                 };
                 let Some(actions) = declared.get(name.as_str()) else {
@@ -240,8 +244,9 @@ fn check(declared: &BTreeMap<&'static str, Vec<&'static str>>, templates: &[Temp
                         .chain(LOGS.iter())
                         .any(|a| covers(grant, a))
                         || (sqs && SQS_TRIGGER.iter().any(|a| covers(grant, a)))
-                        || sam_policy_template("SQSSendMessagePolicy")
-                            .is_some_and(|t| t.contains(&grant.as_str()) && actions.contains(&"sqs:SendMessage"));
+                        || sam_policy_template("SQSSendMessagePolicy").is_some_and(|t| {
+                            t.contains(&grant.as_str()) && actions.contains(&"sqs:SendMessage")
+                        });
                     if !known {
                         findings.push(format!(
                             "{file}: {logical_id} ({name}) grants {grant}, which nothing in {name} declares"
@@ -286,14 +291,18 @@ fn a_removed_permission_is_caught_and_named() {
         let text = serde_norway::to_string(&template.resources).unwrap();
         let stripped = text
             .lines()
-            .filter(|l| l.trim() != format!("- {victim}") && !l.trim().ends_with(&format!(": {victim}")))
+            .filter(|l| {
+                l.trim() != format!("- {victim}") && !l.trim().ends_with(&format!(": {victim}"))
+            })
             .collect::<Vec<_>>()
             .join("\n");
         template.resources = serde_norway::from_str(&stripped).unwrap();
     }
     let findings = check(&declared, &templates).0;
     assert!(
-        findings.iter().any(|f| f.contains(victim) && f.contains(name)),
+        findings
+            .iter()
+            .any(|f| f.contains(victim) && f.contains(name)),
         "removing {victim} went unnoticed: {findings:?}"
     );
 }
@@ -305,10 +314,13 @@ fn a_grant_nobody_declares_is_caught() {
         .iter_mut()
         .find(|(_, a)| !a.is_empty())
         .expect("some function declares actions");
+    let name = name.to_string();
     let dropped = actions.remove(0);
     let findings = check(&declared, &templates()).0;
     assert!(
-        findings.iter().any(|f| f.contains(dropped) && f.contains("declares")),
+        findings
+            .iter()
+            .any(|f| f.contains(dropped) && f.contains("declares")),
         "an undeclared grant of {dropped} in {name}'s role went unnoticed: {findings:?}"
     );
 }

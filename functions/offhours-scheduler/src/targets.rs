@@ -4,10 +4,7 @@
 //! targets to the work queue, one message per target.
 
 /// The IAM actions this file calls.
-pub const PERMISSIONS: &[&str] = &[
-    "organizations:ListAccountsForParent",
-    "sqs:SendMessage",
-];
+pub const PERMISSIONS: &[&str] = &["organizations:ListAccountsForParent", "sqs:SendMessage"];
 
 use std::collections::BTreeSet;
 

@@ -68,6 +68,8 @@ mod tests {
         let all = super::permissions();
         assert!(all.contains(&"secretsmanager:DescribeSecret"));
         assert!(all.contains(&"secretsmanager:UpdateSecretVersionStage"));
-        assert!(all.iter().all(|p| p.starts_with("secretsmanager:")));
+        assert!(all
+            .iter()
+            .all(|p| p.starts_with("secretsmanager:") || p.starts_with("kms:")));
     }
 }

@@ -16,6 +16,10 @@ pub const PERMISSIONS: &[&str] = &[
     "secretsmanager:GetRandomPassword",
     "secretsmanager:PutSecretValue",
     "secretsmanager:UpdateSecretVersionStage",
+    // Secrets Manager decrypts and encrypts secret values with the caller's
+    // KMS permissions (scoped to kms:ViaService in the templates).
+    "kms:Decrypt",
+    "kms:GenerateDataKey",
 ];
 
 /// What the rotation needs from Secrets Manager.

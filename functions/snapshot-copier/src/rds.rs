@@ -13,8 +13,10 @@ use crate::model::{Database, Kind, Snapshot};
 use crate::plan::{self, CopyOrder};
 
 /// The IAM actions this adapter calls (`AddTagsToResource` authorises the
-/// tags given to a copy).
+/// tags given to a copy; RDS creates a grant on the DR key with the
+/// caller's `kms:CreateGrant` to encrypt a copy).
 pub const PERMISSIONS: &[&str] = &[
+    "kms:CreateGrant",
     "rds:DescribeDBSnapshots",
     "rds:DescribeDBClusterSnapshots",
     "rds:DescribeDBInstances",
