@@ -281,8 +281,7 @@ pub fn daily_check(
         thresholds
             .iter()
             .copied()
-            .filter(|t| amount >= limit * f64::from(*t) / 100.0)
-            .next_back()
+            .rfind(|t| amount >= limit * f64::from(*t) / 100.0)
     };
     let period = period_of(facts.time_unit, today);
     let decision = |kind: AlertKind, percent: u32, amount: Option<f64>| {

@@ -128,7 +128,26 @@ pub async fn run(stack: &DemoStack) -> anyhow::Result<()> {
             .replace("i-0a1b2c3d4e5f67890", &id);
         finding["detail"][field] = json!(text);
     }
-    step("GuardDuty reports Backdoor:EC2/C&CActivity.B!DNS (severity 8.0, HIGH) for it; EventBridge invokes the responder");
+    // GuardDuty itself must know the finding: the responder verifies every
+    // finding with GetFindings and acts on GuardDuty's copy, not the payload.
+    let guardduty = aws_sdk_guardduty::Client::new(&config);
+    if guardduty
+        .list_detectors()
+        .send()
+        .await?
+        .detector_ids()
+        .is_empty()
+    {
+        guardduty.create_detector().enable(true).send().await?;
+    }
+    stack
+        .moto
+        .post(
+            "/_steward/guardduty/findings",
+            &json!({"account": crate::moto::HUB_ACCOUNT, "region": crate::moto::REGION, "finding": finding["detail"]}),
+        )
+        .await?;
+    step("GuardDuty reports Backdoor:EC2/C&CActivity.B!DNS (severity 8.0, HIGH) for it; EventBridge invokes the responder, which fetches the finding from GuardDuty before acting");
     let started = std::time::Instant::now();
     let out = f.invoke(&finding).await?.response();
     step(&format!(
