@@ -6,6 +6,7 @@
 #   make release release bootstrap.zip of every function (cargo lambda, x86_64)
 #   make coldstart  cold start of the release tag-enforcer
 #   make bench   the scheduler benchmark against Cloud Custodian (release build; not part of make test)
+#   make fuzz    the property tests of the policy and trigger parsers with many more cases
 
 SHELL := /bin/bash
 PYTHON ?= python3
