@@ -145,6 +145,27 @@ fn sdk_tags(order: &CopyOrder) -> Vec<Tag> {
         .collect()
 }
 
+/// What a copy request's answer means: started (with RDS's status for the
+/// copy), a refusal `copy_refusal` recognises, or else the SDK error.
+fn copy_outcome<E, R>(
+    operation: &str,
+    result: Result<Option<String>, aws_sdk_rds::error::SdkError<E, R>>,
+) -> anyhow::Result<CopyOutcome>
+where
+    E: aws_sdk_rds::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match result {
+        Ok(status) => Ok(CopyOutcome::Started {
+            status: status.unwrap_or_else(|| "pending".to_string()),
+        }),
+        Err(e) => {
+            let message = sdk::describe(operation, &e);
+            copy_refusal(sdk::error_code(&e), message).ok_or_else(|| sdk::sdk_error(operation, e))
+        }
+    }
+}
+
 /// Sorts a refused copy by its error code.
 fn copy_refusal(code: Option<&str>, message: String) -> Option<CopyOutcome> {
     match code {
@@ -326,20 +347,14 @@ impl Rds for AwsRds {
                     .set_tags(Some(sdk_tags(order)))
                     .send()
                     .await;
-                match result {
-                    Ok(out) => Ok(CopyOutcome::Started {
-                        status: out
-                            .db_snapshot()
+                copy_outcome(
+                    "CopyDBSnapshot",
+                    result.map(|out| {
+                        out.db_snapshot()
                             .and_then(|s| s.status())
-                            .unwrap_or("pending")
-                            .to_string(),
+                            .map(str::to_string)
                     }),
-                    Err(e) => {
-                        let message = sdk::describe("CopyDBSnapshot", &e);
-                        copy_refusal(sdk::error_code(&e), message)
-                            .ok_or_else(|| sdk::sdk_error("CopyDBSnapshot", e))
-                    }
-                }
+                )
             }
             Kind::Cluster => {
                 let result = self
@@ -352,20 +367,14 @@ impl Rds for AwsRds {
                     .set_tags(Some(sdk_tags(order)))
                     .send()
                     .await;
-                match result {
-                    Ok(out) => Ok(CopyOutcome::Started {
-                        status: out
-                            .db_cluster_snapshot()
+                copy_outcome(
+                    "CopyDBClusterSnapshot",
+                    result.map(|out| {
+                        out.db_cluster_snapshot()
                             .and_then(|s| s.status())
-                            .unwrap_or("pending")
-                            .to_string(),
+                            .map(str::to_string)
                     }),
-                    Err(e) => {
-                        let message = sdk::describe("CopyDBClusterSnapshot", &e);
-                        copy_refusal(sdk::error_code(&e), message)
-                            .ok_or_else(|| sdk::sdk_error("CopyDBClusterSnapshot", e))
-                    }
-                }
+                )
             }
         }
     }
