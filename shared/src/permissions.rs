@@ -6,11 +6,15 @@
 //! `infra/` and fails, naming the template and the action, when a role lacks
 //! a declared action or grants one nothing declares.
 
-/// What every function's kit calls: notifications, the idempotency table,
-/// the policy parameter, member-account roles, and the asynchronous
-/// dead-letter queue that Lambda writes with the function's role.
+/// What every function's kit calls: notifications (on a topic encrypted
+/// with a customer managed key, so the publisher needs the key's data-key
+/// and decrypt rights), the idempotency table, the policy parameter,
+/// member-account roles, and the asynchronous dead-letter queue that Lambda
+/// writes with the function's role.
 pub const KIT: &[&str] = &[
     "sns:Publish",
+    "kms:GenerateDataKey",
+    "kms:Decrypt",
     "dynamodb:PutItem",
     "dynamodb:GetItem",
     "dynamodb:UpdateItem",

@@ -10,6 +10,7 @@ pub mod moto;
 pub mod postgres;
 pub mod runtime_api;
 pub mod stack;
+pub mod templates;
 
 use std::path::PathBuf;
 

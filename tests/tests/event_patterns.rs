@@ -3,13 +3,17 @@
 //! moto's EventBridge (real pattern matching) with its own SQS target, each
 //! fixture with a `detail-type` (scheduled events aside: schedules, not
 //! patterns, deliver those) is put on the bus, and each must reach a rule of
-//! its own function and no rule of another.
+//! its own function and no rule of another. The functions' rules listen on
+//! the hub's organization bus, so each fixture must also match a forwarding
+//! rule of the member or management template (the rule that carries it from
+//! the account where it happens to the hub).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value as Json;
 use serde_norway::Value;
 use steward_tests::moto::Moto;
+use steward_tests::templates::{templates, to_json};
 use steward_tests::workspace_root;
 
 /// Which function a fixture is for, by its file name.
@@ -30,32 +34,19 @@ fn owner(fixture: &str) -> Option<&'static str> {
         .map(|(_, function)| *function)
 }
 
-fn to_json(v: &Value) -> Json {
-    serde_json::to_value(v).expect("a pattern is plain data")
-}
+/// The label of a forwarding rule's owner (member and management templates).
+const FORWARD: &str = "forward";
 
-/// Every EventBridge pattern in the templates: (function, rule label, pattern).
+/// Every EventBridge rule pattern in the templates: (owner, rule label,
+/// pattern). The owner is the function a rule invokes, or [`FORWARD`] for a
+/// rule that forwards an account's events to the hub bus.
 fn patterns() -> Vec<(String, String, Json)> {
     let mut out = Vec::new();
-    let dir = workspace_root().join("infra");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-        .collect();
-    files.sort();
-    for path in files {
-        let doc: Value = serde_norway::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        let Some(resources) = doc.get("Resources").and_then(Value::as_mapping) else {
-            continue;
-        };
-        for (id, resource) in resources {
-            let id = id.as_str().unwrap_or("?");
-            let props = resource.get("Properties");
-            if resource.get("Type").and_then(Value::as_str) != Some("AWS::Serverless::Function") {
+    for template in templates() {
+        for (id, resource) in template.of_type("AWS::Serverless::Function") {
+            let Some(props) = resource.get("Properties") else {
                 continue;
-            }
-            let Some(props) = props else { continue };
+            };
             let name = props
                 .get("FunctionName")
                 .and_then(Value::as_str)
@@ -75,6 +66,18 @@ fn patterns() -> Vec<(String, String, Json)> {
                         to_json(pattern),
                     ));
                 }
+            }
+        }
+        for (id, resource) in template.of_type("AWS::Events::Rule") {
+            if let Some(pattern) = resource
+                .get("Properties")
+                .and_then(|p| p.get("EventPattern"))
+            {
+                out.push((
+                    FORWARD.to_string(),
+                    format!("{} {id}", template.file),
+                    to_json(pattern),
+                ));
             }
         }
     }
@@ -210,9 +213,15 @@ async fn every_fixture_reaches_its_own_function_and_no_other() {
     }
 
     let mut problems = Vec::new();
+    let forwarding = format!("{FORWARD} ");
     for (name, _) in &fixtures {
         let own = owner(name).unwrap_or_default();
-        let rules = reached.get(name).cloned().unwrap_or_default();
+        let (forwards, rules): (BTreeSet<String>, BTreeSet<String>) = reached
+            .get(name)
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .partition(|r| r.starts_with(&forwarding));
         if !rules.iter().any(|r| r.starts_with(&format!("{own} "))) {
             problems.push(format!(
                 "{name} reaches no rule of {own} (reached: {rules:?})"
@@ -220,6 +229,12 @@ async fn every_fixture_reaches_its_own_function_and_no_other() {
         }
         for other in rules.iter().filter(|r| !r.starts_with(&format!("{own} "))) {
             problems.push(format!("{name} also reaches {other}"));
+        }
+        // Every function rule listens on the hub bus: the event must be forwarded there.
+        if forwards.is_empty() {
+            problems.push(format!(
+                "{name} is forwarded to the hub bus by no rule of infra/member.yaml or infra/management.yaml"
+            ));
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));

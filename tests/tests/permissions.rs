@@ -1,172 +1,139 @@
-//! The IAM actions each function's code declares (each adapter's
-//! `PERMISSIONS`, gathered by the crate's `permissions()`, plus the kit's and
-//! the trigger kinds' grants in `steward_shared::permissions`) against the
-//! roles in the templates under `infra/`. Templates are found by content,
-//! not by file name: every `*.yaml` there is read, every
-//! `AWS::Serverless::Function` is matched to a function by its name, and
-//! every other `AWS::IAM::Role` counts as a member-account role.
+//! Least privilege, read from the templates: the IAM actions each function's
+//! code declares (each adapter's `PERMISSIONS`, gathered by the crate's
+//! `permissions()`, plus the kit's and the trigger kinds' grants in
+//! `steward_shared::permissions`) against every role in `infra/*.yaml`.
 //!
-//! It fails, naming the template and the action, when a function's role
-//! lacks an action its code calls, when a function's role grants an action
-//! nothing declares, or when a member role grants an action no function
-//! declares. Resource scoping and conditions are not checked here.
+//! Every `AWS::IAM::Role` must say what it is in its `Metadata.steward`:
+//! - `function: F`, the hub role of function F (the function names it as
+//!   its `Role`): it grants everything F's code calls, and nothing else;
+//! - `member-of: F`, F's role in a member (or the management) account: it
+//!   grants only what F declares, F's member roles together grant all F does
+//!   outside the hub, and it trusts exactly F's hub role by ARN, within the
+//!   organization;
+//! - `infrastructure: event-forwarding`: EventBridge's role that forwards
+//!   events to the hub bus (`events:PutEvents` only).
+//!
+//! No role or managed policy allows an action with a wildcard. The test
+//! fails naming the template, the role and the action. Resource scoping and
+//! conditions are checked by reading, by cfn-lint and checkov in `make lint`,
+//! not here.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 
 use serde_norway::Value;
 use steward_shared::permissions::{covers, KIT, LOGS, SQS_TRIGGER};
-use steward_tests::workspace_root;
+use steward_tests::templates::{edited, referenced, strings, templates, untag, Template};
 
 /// Each function and the actions its code declares.
 fn declared() -> BTreeMap<&'static str, Vec<&'static str>> {
     steward_tests::functions::declared_permissions()
 }
 
-/// The SAM policy templates the templates may use, and the actions they grant.
-fn sam_policy_template(name: &str) -> Option<&'static [&'static str]> {
-    match name {
-        "SQSSendMessagePolicy" => Some(&[
-            "sqs:SendMessage*",
-            "sqs:ChangeMessageVisibility*",
-            "sqs:DeleteMessage*",
-            "sqs:GetQueueAttributes",
-            "sqs:GetQueueUrl",
-        ]),
-        "SQSPollerPolicy" => Some(SQS_TRIGGER),
-        _ => None,
-    }
+/// What Lambda's AWS-managed VPC policy grants (the rotator, in a VPC).
+const VPC_ACCESS: &[&str] = &[
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+    "logs:CreateLogGroup",
+    "logs:CreateLogStream",
+    "logs:PutLogEvents",
+];
+
+/// The AWS-managed policies a role may attach, and what they grant.
+fn aws_managed_policy(arn: &str) -> Option<&'static [&'static str]> {
+    arn.ends_with("policy/service-role/AWSLambdaVPCAccessExecutionRole")
+        .then_some(VPC_ACCESS)
 }
 
-struct Template {
-    path: PathBuf,
-    resources: serde_norway::Mapping,
+/// Actions a function calls only with its own hub role, never in a member
+/// account: the kit's services, the queues, Organizations, and the
+/// GuardDuty administrator's findings list.
+fn hub_only(action: &str) -> bool {
+    let service = action.split(':').next().unwrap_or("");
+    matches!(
+        service,
+        "sns" | "dynamodb" | "ssm" | "sts" | "sqs" | "organizations"
+    ) || action == "guardduty:ListFindings"
 }
 
-fn templates() -> Vec<Template> {
-    let dir = workspace_root().join("infra");
-    let mut out = Vec::new();
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("infra/ exists")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-        .collect();
-    entries.sort();
-    for path in entries {
-        let text = std::fs::read_to_string(&path).expect("readable template");
-        let doc: Value = serde_norway::from_str(&text)
-            .unwrap_or_else(|e| panic!("{}: not YAML: {e}", path.display()));
-        if let Some(resources) = doc.get("Resources").and_then(Value::as_mapping) {
-            out.push(Template {
-                path,
-                resources: resources.clone(),
-            });
-        }
-    }
-    out
-}
+/// What an event-forwarding role may do.
+const FORWARDING: &[&str] = &["events:PutEvents"];
 
-fn untag(v: &Value) -> &Value {
-    match v {
-        Value::Tagged(t) => untag(&t.value),
-        other => other,
-    }
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    match untag(v) {
-        Value::String(s) => vec![s.clone()],
-        Value::Sequence(items) => items.iter().flat_map(strings).collect(),
+fn statements(document: &Value) -> Vec<Value> {
+    match document.get("Statement").map(untag) {
+        Some(Value::Sequence(s)) => s.clone(),
+        Some(single @ Value::Mapping(_)) => vec![single.clone()],
         _ => Vec::new(),
     }
 }
 
 /// The actions an IAM policy document allows.
 fn allowed_actions(document: &Value) -> Vec<String> {
-    let statements = match document.get("Statement").map(untag) {
-        Some(Value::Sequence(s)) => s.clone(),
-        Some(single @ Value::Mapping(_)) => vec![single.clone()],
-        _ => Vec::new(),
-    };
-    statements
+    statements(document)
         .iter()
         .filter(|s| s.get("Effect").and_then(Value::as_str) == Some("Allow"))
         .flat_map(|s| s.get("Action").map(strings).unwrap_or_default())
         .collect()
 }
 
-/// The resource a `!Ref X` names, when `v` is one.
-fn reference(v: &Value) -> Option<String> {
-    match v {
-        Value::Tagged(t) if t.tag == "Ref" => t.value.as_str().map(str::to_string),
-        Value::Mapping(m) if m.len() == 1 => {
-            m.get("Ref").and_then(Value::as_str).map(str::to_string)
-        }
-        _ => None,
+/// Every `!Ref` target and every string under `v` (through `!If` and `!Sub`).
+fn leaves(v: &Value, refs: &mut Vec<String>, texts: &mut Vec<String>) {
+    if let Some(target) = referenced(v) {
+        refs.push(target);
+        return;
+    }
+    match untag(v) {
+        Value::String(s) => texts.push(s.clone()),
+        Value::Sequence(items) => items.iter().for_each(|i| leaves(i, refs, texts)),
+        Value::Mapping(m) => m.values().for_each(|i| leaves(i, refs, texts)),
+        _ => {}
     }
 }
 
-/// The actions a list of SAM `Policies` grants.
-fn granted_by_policies(template: &Template, policies: &Value) -> Vec<String> {
-    let mut out = Vec::new();
-    let items = match untag(policies) {
-        Value::Sequence(items) => items.clone(),
-        other => vec![other.clone()],
+fn steward_metadata(resource: &Value, key: &str) -> Option<String> {
+    resource
+        .get("Metadata")?
+        .get("steward")?
+        .get(key)?
+        .as_str()
+        .map(str::to_string)
+}
+
+/// The policy documents a role carries: inline, and the template's managed
+/// policies it attaches. AWS-managed policies come back as action lists.
+fn role_documents(template: &Template, role: &Value) -> (Vec<Value>, Vec<&'static str>) {
+    let properties = role.get("Properties");
+    let mut documents: Vec<Value> = match properties.and_then(|p| p.get("Policies")).map(untag) {
+        Some(Value::Sequence(items)) => items
+            .iter()
+            .filter_map(|p| p.get("PolicyDocument").cloned())
+            .collect(),
+        _ => Vec::new(),
     };
-    for item in &items {
-        if let Some(name) = reference(item) {
-            let managed = template
+    let mut aws_managed = Vec::new();
+    if let Some(arns) = properties.and_then(|p| p.get("ManagedPolicyArns")) {
+        let (mut refs, mut texts) = (Vec::new(), Vec::new());
+        leaves(arns, &mut refs, &mut texts);
+        for name in refs {
+            if let Some(document) = template
                 .resources
                 .get(name.as_str())
                 .and_then(|r| r.get("Properties"))
-                .and_then(|p| p.get("PolicyDocument"));
-            if let Some(document) = managed {
-                out.extend(allowed_actions(document));
+                .and_then(|p| p.get("PolicyDocument"))
+            {
+                documents.push(document.clone());
             }
-            continue;
         }
-        let item = untag(item);
-        if item.get("Statement").is_some() {
-            out.extend(allowed_actions(item));
-        } else if let Some(map) = item.as_mapping() {
-            for key in map.keys().filter_map(Value::as_str) {
-                match sam_policy_template(key) {
-                    Some(actions) => out.extend(actions.iter().map(|a| a.to_string())),
-                    None => panic!(
-                        "{}: SAM policy template {key} is not known to this test; add what it grants",
-                        template.path.display()
-                    ),
-                }
+        for text in texts {
+            if let Some(actions) = aws_managed_policy(&text) {
+                aws_managed.extend_from_slice(actions);
             }
         }
     }
-    out
-}
-
-/// The actions an `AWS::IAM::Role` grants through its inline policies.
-fn granted_by_role(role: &Value) -> Vec<String> {
-    let Some(policies) = role.get("Properties").and_then(|p| p.get("Policies")) else {
-        return Vec::new();
-    };
-    match untag(policies) {
-        Value::Sequence(items) => items
-            .iter()
-            .filter_map(|p| p.get("PolicyDocument"))
-            .flat_map(allowed_actions)
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-fn function_name(properties: &Value) -> Option<String> {
-    if let Some(name) = properties.get("FunctionName").and_then(Value::as_str) {
-        return Some(name.to_string());
-    }
-    let code = properties.get("CodeUri").and_then(Value::as_str)?;
-    code.split('/')
-        .rev()
-        .find(|part| !part.is_empty() && *part != "bootstrap.zip")
-        .map(str::to_string)
+    (documents, aws_managed)
 }
 
 fn has_sqs_trigger(properties: &Value) -> bool {
@@ -180,6 +147,36 @@ fn has_sqs_trigger(properties: &Value) -> bool {
         })
 }
 
+/// The AWS principals a role trusts, and whether trust requires the organization.
+fn trust(role: &Value) -> (Vec<String>, bool) {
+    let Some(document) = role
+        .get("Properties")
+        .and_then(|p| p.get("AssumeRolePolicyDocument"))
+    else {
+        return (Vec::new(), false);
+    };
+    let mut principals = Vec::new();
+    let mut organization = true;
+    for statement in statements(document) {
+        let Some(aws) = statement.get("Principal").and_then(|p| p.get("AWS")) else {
+            continue;
+        };
+        principals.extend(strings(aws));
+        let condition = statement
+            .get("Condition")
+            .map(|c| serde_norway::to_string(c).unwrap_or_default())
+            .unwrap_or_default();
+        organization &= condition.contains("aws:PrincipalOrgID");
+    }
+    (principals, organization)
+}
+
+/// The function that runs with a hub role, and whether SQS triggers it.
+struct HubRole {
+    function: String,
+    sqs_trigger: bool,
+}
+
 struct Findings(Vec<String>);
 
 impl Findings {
@@ -190,83 +187,177 @@ impl Findings {
             self.0.join("\n  ")
         );
     }
+
+    fn mention(&self, words: &[&str]) -> bool {
+        self.0.iter().any(|f| words.iter().all(|w| f.contains(w)))
+    }
 }
 
 /// Checks every template against the declarations; the list of disagreements.
 fn check(declared: &BTreeMap<&'static str, Vec<&'static str>>, templates: &[Template]) -> Findings {
     let mut findings = Vec::new();
-    let mut seen_functions = BTreeSet::new();
-    let every_declared: Vec<&str> = declared.values().flatten().copied().collect();
+    let mut hub_roles: BTreeMap<String, HubRole> = BTreeMap::new();
+    let mut member_grants: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut deployed = BTreeSet::new();
     for template in templates {
-        let file = template
-            .path
-            .strip_prefix(workspace_root())
-            .unwrap_or(&template.path)
-            .display()
-            .to_string();
-        for (logical_id, resource) in &template.resources {
-            let logical_id = logical_id.as_str().unwrap_or("?");
+        let file = &template.file;
+        for (id, resource) in &template.resources {
+            let id = id.as_str().unwrap_or("?");
             let kind = resource.get("Type").and_then(Value::as_str).unwrap_or("");
-            let Some(properties) = resource.get("Properties") else {
-                continue;
-            };
-            if kind == "AWS::Serverless::Function" {
-                let Some(name) = function_name(properties) else {
-                    findings.push(format!(
-                        "{file}: {logical_id}: cannot tell which function this is"
-                    ));
-                    continue;
-                };
-                let Some(actions) = declared.get(name.as_str()) else {
-                    findings.push(format!(
-                        "{file}: {logical_id} deploys `{name}`, which no crate declares permissions for"
-                    ));
-                    continue;
-                };
-                seen_functions.insert(name.clone());
-                let granted = properties
-                    .get("Policies")
-                    .map(|p| granted_by_policies(template, p))
-                    .unwrap_or_default();
-                let needed = actions.iter().chain(KIT.iter());
-                for action in needed {
-                    if !granted.iter().any(|g| covers(g, action)) {
-                        findings.push(format!(
-                            "{file}: {logical_id} ({name}) lacks {action}, which its code calls"
-                        ));
-                    }
-                }
-                let sqs = has_sqs_trigger(properties);
-                for grant in &granted {
-                    let known = actions
-                        .iter()
-                        .chain(KIT.iter())
-                        .chain(LOGS.iter())
-                        .any(|a| covers(grant, a))
-                        || (sqs && SQS_TRIGGER.iter().any(|a| covers(grant, a)))
-                        || sam_policy_template("SQSSendMessagePolicy").is_some_and(|t| {
-                            t.contains(&grant.as_str()) && actions.contains(&"sqs:SendMessage")
-                        });
-                    if !known {
-                        findings.push(format!(
-                            "{file}: {logical_id} ({name}) grants {grant}, which nothing in {name} declares"
-                        ));
-                    }
-                }
-            } else if kind == "AWS::IAM::Role" {
-                for grant in granted_by_role(resource) {
-                    if !every_declared.iter().any(|a| covers(&grant, a)) {
-                        findings.push(format!(
-                            "{file}: role {logical_id} grants {grant}, which no function declares"
-                        ));
+            if kind == "AWS::IAM::ManagedPolicy" {
+                let document = resource
+                    .get("Properties")
+                    .and_then(|p| p.get("PolicyDocument"));
+                for action in document.map(allowed_actions).unwrap_or_default() {
+                    if action.contains('*') {
+                        findings.push(format!("{file}: {id} allows the wildcard action {action}"));
                     }
                 }
             }
+            if kind == "AWS::Serverless::Function" {
+                let properties = resource.get("Properties").cloned().unwrap_or_default();
+                let Some(name) = properties.get("FunctionName").and_then(Value::as_str) else {
+                    findings.push(format!("{file}: {id} has no FunctionName"));
+                    continue;
+                };
+                deployed.insert(name.to_string());
+                if !declared.contains_key(name) {
+                    findings.push(format!(
+                        "{file}: {id} deploys `{name}`, which no crate declares permissions for"
+                    ));
+                }
+                let Some(role) = properties.get("Role").and_then(referenced) else {
+                    findings.push(format!(
+                        "{file}: {id} ({name}) has no Role of its own; member roles trust the hub role by name"
+                    ));
+                    continue;
+                };
+                hub_roles.insert(
+                    role,
+                    HubRole {
+                        function: name.to_string(),
+                        sqs_trigger: has_sqs_trigger(&properties),
+                    },
+                );
+            }
         }
     }
-    for name in declared.keys() {
-        if !seen_functions.contains(*name) {
+    for template in templates {
+        let file = &template.file;
+        for (id, resource) in &template.resources {
+            let id = id.as_str().unwrap_or("?");
+            if resource.get("Type").and_then(Value::as_str) != Some("AWS::IAM::Role") {
+                continue;
+            }
+            let (documents, aws_managed) = role_documents(template, resource);
+            let granted: Vec<String> = documents
+                .iter()
+                .flat_map(allowed_actions)
+                .chain(aws_managed.iter().map(|a| a.to_string()))
+                .collect();
+            for action in granted.iter().filter(|a| a.contains('*')) {
+                findings.push(format!(
+                    "{file}: role {id} allows the wildcard action {action}"
+                ));
+            }
+            let granted_any = |action: &str| granted.iter().any(|g| covers(g, action));
+            if let Some(function) = steward_metadata(resource, "function") {
+                let Some(user) = hub_roles.get(id) else {
+                    findings.push(format!(
+                        "{file}: role {id} says it is {function}'s hub role, but no function uses it"
+                    ));
+                    continue;
+                };
+                if user.function != function {
+                    findings.push(format!(
+                        "{file}: role {id} says it is {function}'s, but {} uses it",
+                        user.function
+                    ));
+                }
+                let Some(actions) = declared.get(function.as_str()) else {
+                    continue;
+                };
+                for action in actions.iter().chain(KIT.iter()) {
+                    if !granted_any(action) {
+                        findings.push(format!(
+                            "{file}: role {id} ({function}) lacks {action}, which its code calls"
+                        ));
+                    }
+                }
+                for grant in &granted {
+                    let known = actions
+                        .iter()
+                        .chain(KIT)
+                        .chain(LOGS)
+                        .chain(aws_managed.iter())
+                        .chain(if user.sqs_trigger { SQS_TRIGGER } else { &[] })
+                        .any(|a| covers(grant, a));
+                    if !known {
+                        findings.push(format!(
+                            "{file}: role {id} ({function}) grants {grant}, which nothing in {function} declares"
+                        ));
+                    }
+                }
+            } else if let Some(function) = steward_metadata(resource, "member-of") {
+                let Some(actions) = declared.get(function.as_str()) else {
+                    findings.push(format!(
+                        "{file}: role {id} is a member role of `{function}`, which no crate declares"
+                    ));
+                    continue;
+                };
+                for grant in &granted {
+                    if !actions.iter().any(|a| covers(grant, a)) {
+                        findings.push(format!(
+                            "{file}: role {id} ({function} in member accounts) grants {grant}, which {function} does not declare"
+                        ));
+                    }
+                }
+                member_grants
+                    .entry(function.clone())
+                    .or_default()
+                    .extend(granted.iter().cloned());
+                let (principals, organization) = trust(resource);
+                let expected = format!(":role/${{NamePrefix}}-hub-{function}");
+                if principals.len() != 1
+                    || principals
+                        .iter()
+                        .any(|p| p.contains('*') || !p.ends_with(&expected))
+                {
+                    findings.push(format!(
+                        "{file}: role {id} must trust exactly {function}'s hub role by ARN (…{expected}), not {principals:?}"
+                    ));
+                }
+                if !organization {
+                    findings.push(format!(
+                        "{file}: role {id} trusts without an aws:PrincipalOrgID condition"
+                    ));
+                }
+            } else if steward_metadata(resource, "infrastructure").is_some() {
+                for grant in &granted {
+                    if !FORWARDING.iter().any(|a| covers(grant, a)) {
+                        findings.push(format!(
+                            "{file}: infrastructure role {id} grants {grant}; it may only forward events"
+                        ));
+                    }
+                }
+            } else {
+                findings.push(format!(
+                    "{file}: role {id} has no Metadata.steward (function, member-of or infrastructure)"
+                ));
+            }
+        }
+    }
+    for (name, actions) in declared {
+        if !deployed.contains(*name) {
             findings.push(format!("no template deploys the function `{name}`"));
+        }
+        let grants = member_grants.get(*name).cloned().unwrap_or_default();
+        for action in actions.iter().filter(|a| !hub_only(a)) {
+            if !grants.iter().any(|g| covers(g, action)) {
+                findings.push(format!(
+                    "no member role of `{name}` grants {action}, which {name} calls in member accounts"
+                ));
+            }
         }
     }
     Findings(findings)
@@ -279,7 +370,6 @@ fn every_declared_action_is_granted_and_every_grant_is_declared() {
 
 #[test]
 fn a_removed_permission_is_caught_and_named() {
-    let mut templates = templates();
     let declared = declared();
     // Take the first declared action of the first function out of every template.
     let (name, actions) = declared
@@ -287,23 +377,19 @@ fn a_removed_permission_is_caught_and_named() {
         .find(|(_, a)| !a.is_empty())
         .expect("some function declares actions");
     let victim = actions[0];
-    for template in &mut templates {
-        let text = serde_norway::to_string(&template.resources).unwrap();
-        let stripped = text
-            .lines()
+    let templates = edited(&templates(), |text| {
+        text.lines()
             .filter(|l| {
                 l.trim() != format!("- {victim}") && !l.trim().ends_with(&format!(": {victim}"))
             })
             .collect::<Vec<_>>()
-            .join("\n");
-        template.resources = serde_norway::from_str(&stripped).unwrap();
-    }
-    let findings = check(&declared, &templates).0;
+            .join("\n")
+    });
+    let findings = check(&declared, &templates);
     assert!(
-        findings
-            .iter()
-            .any(|f| f.contains(victim) && f.contains(name)),
-        "removing {victim} went unnoticed: {findings:?}"
+        findings.mention(&[victim, name, "lacks"]),
+        "removing {victim} went unnoticed: {:?}",
+        findings.0
     );
 }
 
@@ -316,11 +402,36 @@ fn a_grant_nobody_declares_is_caught() {
         .expect("some function declares actions");
     let name = name.to_string();
     let dropped = actions.remove(0);
-    let findings = check(&declared, &templates()).0;
+    let findings = check(&declared, &templates());
     assert!(
-        findings
-            .iter()
-            .any(|f| f.contains(dropped) && f.contains("declares")),
-        "an undeclared grant of {dropped} in {name}'s role went unnoticed: {findings:?}"
+        findings.mention(&[dropped, "declare"]),
+        "an undeclared grant of {dropped} in {name}'s roles went unnoticed: {:?}",
+        findings.0
+    );
+}
+
+#[test]
+fn a_wildcard_action_is_caught() {
+    let templates = edited(&templates(), |text| {
+        text.replace("- ec2:DescribeInstances\n", "- ec2:Describe*\n")
+    });
+    let findings = check(&declared(), &templates);
+    assert!(
+        findings.mention(&["wildcard", "ec2:Describe*"]),
+        "ec2:Describe* went unnoticed: {:?}",
+        findings.0
+    );
+}
+
+#[test]
+fn a_member_role_trusting_more_than_its_hub_role_is_caught() {
+    let templates = edited(&templates(), |text| {
+        text.replace("role/${NamePrefix}-hub-tag-enforcer", "role/*")
+    });
+    let findings = check(&declared(), &templates);
+    assert!(
+        findings.mention(&["must trust exactly tag-enforcer's hub role"]),
+        "a wildcard trust went unnoticed: {:?}",
+        findings.0
     );
 }

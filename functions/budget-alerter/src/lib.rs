@@ -34,29 +34,3 @@ pub fn permissions() -> Vec<&'static str> {
     all.dedup();
     all
 }
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn every_action_is_in_the_templates() {
-        let template = include_str!("../../../infra/template.yaml");
-        let function = template
-            .split("  BudgetAlerterFunction:")
-            .nth(1)
-            .and_then(|rest| rest.split("\n  DeadLetterAlarm:").next())
-            .expect("BudgetAlerterFunction in infra/template.yaml");
-        for action in super::permissions() {
-            let granted = function.contains(&format!("- {action}\n"))
-                || (action == "sqs:SendMessage" && function.contains("SQSSendMessagePolicy"));
-            assert!(granted, "{action} is missing from BudgetAlerterFunction");
-        }
-        // Member accounts' budgets are read through the member role.
-        let member = include_str!("../../../infra/member-role.yaml");
-        for action in super::budgets::PERMISSIONS {
-            assert!(
-                member.contains(&format!("- {action}\n")),
-                "{action} missing from infra/member-role.yaml"
-            );
-        }
-    }
-}

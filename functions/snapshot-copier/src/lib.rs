@@ -30,28 +30,3 @@ pub fn permissions() -> Vec<&'static str> {
     all.dedup();
     all
 }
-
-#[cfg(test)]
-mod tests {
-    /// Every action an adapter calls is granted in the hub template and in the member role.
-    #[test]
-    fn the_templates_grant_every_permission() {
-        for template in ["template.yaml", "member-role.yaml"] {
-            let path = format!("{}/../../infra/{template}", env!("CARGO_MANIFEST_DIR"));
-            let text = std::fs::read_to_string(&path).unwrap();
-            for action in super::permissions() {
-                if action.starts_with("sqs:") {
-                    // The copy queue lives in the hub: granted by SAM's SQSSendMessagePolicy.
-                    if template == "template.yaml" {
-                        assert!(text.contains("QueueName: !GetAtt CopyQueue.QueueName"));
-                    }
-                    continue;
-                }
-                assert!(
-                    text.contains(&format!("- {action}\n")),
-                    "{action} is missing from infra/{template}"
-                );
-            }
-        }
-    }
-}

@@ -8,6 +8,9 @@ pub const PERMISSIONS: &[&str] = &[
     "ec2:DescribeInstances",
     "ec2:StopInstances",
     "ec2:StartInstances",
+    // Starting an instance whose EBS volumes use a customer managed key:
+    // EC2 creates a KMS grant with the caller's rights.
+    "kms:CreateGrant",
 ];
 
 use aws_config::SdkConfig;
