@@ -2,7 +2,9 @@
 #
 #   make demo    build the functions, start the local AWS, drive real-shaped events
 #   make test    everything needed, then the whole test suite
-#   make lint    rustfmt and clippy, warnings are errors
+#   make lint    the templates (cfn-lint, sam validate --lint, checkov), rustfmt and clippy, warnings are errors
+#   make package sam build of the hub template (cargo-lambda, release, x86_64): what `sam deploy` uploads
+#   make sync-template  rewrite the policy parameter and the alarms in infra/template.yaml
 #   make release release bootstrap.zip of every function (cargo lambda, x86_64)
 #   make coldstart  cold start of the release tag-enforcer
 #   make bench   the scheduler benchmark against Cloud Custodian (release build; not part of make test)
@@ -12,11 +14,13 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 C7N_VENV := .venv-c7n
+SAM_VENV := .venv-sam
+CHECKOV_VENV := .venv-checkov
 FUNCTIONS := tag-enforcer offhours-scheduler secret-rotator guardduty-responder compliance-notifier budget-alerter snapshot-copier
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo test build lint release bench coldstart venv c7n-venv postgres clean-venv
+.PHONY: demo test build lint release package sync-template bench coldstart venv c7n-venv sam-venv checkov-venv postgres clean-venv
 
 ## The local stack's tools: moto (the AWS emulator) and cargo-lambda, pinned.
 venv: $(VENV)/.installed
@@ -30,6 +34,19 @@ c7n-venv: $(C7N_VENV)/.installed
 $(C7N_VENV)/.installed: tools/c7n-requirements.txt
 	$(PYTHON) -m venv $(C7N_VENV)
 	$(C7N_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/c7n-requirements.txt
+	touch $@
+
+## The template tools, each in its own virtualenv (both pin boto3, differently).
+sam-venv: $(SAM_VENV)/.installed
+$(SAM_VENV)/.installed: tools/sam-requirements.txt
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/sam-requirements.txt
+	touch $@
+
+checkov-venv: $(CHECKOV_VENV)/.installed
+$(CHECKOV_VENV)/.installed: tools/checkov-requirements.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/checkov-requirements.txt
 	touch $@
 
 ## PostgreSQL server binaries for the rotation tests (Debian's packages, when missing).
@@ -47,8 +64,10 @@ test: venv c7n-venv postgres build
 demo: venv postgres build
 	$(TARGET_DIR)/debug/steward-demo
 
-lint: venv
-	cfn-lint infra/template.yaml infra/member-role.yaml
+lint: venv sam-venv checkov-venv
+	cfn-lint infra/*.yaml
+	SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam validate --lint --region us-east-1 --template infra/template.yaml
+	$(CHECKOV_VENV)/bin/checkov --config-file infra/.checkov.yaml -d infra
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
@@ -57,6 +76,18 @@ release: venv
 	@for f in $(FUNCTIONS); do \
 		$(PYTHON) -m zipfile -e target/lambda/$$f/bootstrap.zip target/lambda/$$f/ && \
 		chmod +x target/lambda/$$f/bootstrap && ls -l target/lambda/$$f/bootstrap.zip; done
+
+## What `sam deploy` uploads: every function built by sam's cargo-lambda
+## build method (a preview feature), release, for the template's architecture
+## (x86_64 here; arm64 is accepted by the template but not built here).
+package: venv sam-venv
+	SAM_CLI_TELEMETRY=0 SAM_CLI_BETA_RUST_CARGO_LAMBDA=1 $(SAM_VENV)/bin/sam build \
+		--template infra/template.yaml --build-dir .aws-sam/build --beta-features
+
+## The generated parts of the hub template: the policy parameter (from
+## infra/policy.example.toml) and one Errors and one Throttles alarm per function.
+sync-template:
+	$(PYTHON) tools/sync_template.py $(FUNCTIONS)
 
 ## Cold start of the release tag-enforcer: process start to its first Runtime API poll.
 coldstart: venv release build
@@ -68,7 +99,7 @@ bench: venv c7n-venv release build
 	$(TARGET_DIR)/debug/steward-bench
 
 clean-venv:
-	rm -rf $(VENV) $(C7N_VENV)
+	rm -rf $(VENV) $(C7N_VENV) $(SAM_VENV) $(CHECKOV_VENV)
 
 ## Longer property-test runs of the parsers (the policy and its locator, the
 ## shared scheduled-trigger and SQS-batch parsers, the schedule tags): the

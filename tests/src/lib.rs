@@ -6,6 +6,7 @@
 pub mod demo;
 pub mod functions;
 pub mod inbox;
+pub mod least_privilege;
 pub mod moto;
 pub mod postgres;
 pub mod runtime_api;

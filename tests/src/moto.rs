@@ -17,9 +17,15 @@ pub const HUB_ACCOUNT: &str = "123456789012";
 /// The region of every test.
 pub const REGION: &str = "us-east-1";
 
+/// moto's accepted-by-anyone keys, until IAM enforcement is switched on.
+const DEFAULT_KEYS: (&str, &str) = ("testing", "testing");
+
 /// A running emulator; stopped when dropped (and by itself when this process dies).
 pub struct Moto {
     pub endpoint: String,
+    /// The access key and secret the harness signs with (an IAM user's once
+    /// IAM enforcement is on; see `least_privilege`).
+    keys: std::sync::RwLock<(String, String)>,
     _child: Child,
 }
 
@@ -59,6 +65,7 @@ impl Moto {
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         let moto = Moto {
             endpoint,
+            keys: std::sync::RwLock::new((DEFAULT_KEYS.0.into(), DEFAULT_KEYS.1.into())),
             _child: child,
         };
         moto.get("/_steward/health").await?;
@@ -67,10 +74,20 @@ impl Moto {
 
     /// The SDK configuration of the hub account.
     pub fn config(&self) -> SdkConfig {
+        let (key, secret) = self.keys();
         config_with(
             &self.endpoint,
-            Credentials::new("testing", "testing", None, None, "steward-tests"),
+            Credentials::new(key, secret, None, None, "steward-tests"),
         )
+    }
+
+    /// Signs every later harness request with these keys (an IAM user's).
+    pub fn use_keys(&self, key: &str, secret: &str) {
+        *self.keys.write().expect("keys lock") = (key.to_string(), secret.to_string());
+    }
+
+    fn keys(&self) -> (String, String) {
+        self.keys.read().expect("keys lock").clone()
     }
 
     /// The SDK configuration of another account, through STS AssumeRole (moto
@@ -104,8 +121,8 @@ impl Moto {
             ("AWS_ENDPOINT_URL".into(), self.endpoint.clone()),
             ("AWS_REGION".into(), REGION.into()),
             ("AWS_DEFAULT_REGION".into(), REGION.into()),
-            ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
-            ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
+            ("AWS_ACCESS_KEY_ID".into(), self.keys().0),
+            ("AWS_SECRET_ACCESS_KEY".into(), self.keys().1),
             ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
         ]
     }

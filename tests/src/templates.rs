@@ -23,10 +23,10 @@ impl Template {
 
     /// The resources of one type, with their logical ids.
     pub fn of_type<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = (&'a str, &'a Value)> {
-        self.resources.iter().filter_map(move |(id, r)| {
-            (r.get("Type").and_then(Value::as_str) == Some(kind))
-                .then(|| (id.as_str().unwrap_or("?"), r))
-        })
+        self.resources
+            .iter()
+            .filter(move |(_, r)| r.get("Type").and_then(Value::as_str) == Some(kind))
+            .map(|(id, r)| (id.as_str().unwrap_or("?"), r))
     }
 }
 
@@ -105,6 +105,100 @@ pub fn referenced(v: &Value) -> Option<String> {
         },
         _ => None,
     }
+}
+
+/// The statements of an IAM policy document.
+pub fn statements(document: &Value) -> Vec<Value> {
+    match document.get("Statement").map(untag) {
+        Some(Value::Sequence(s)) => s.clone(),
+        Some(single @ Value::Mapping(_)) => vec![single.clone()],
+        _ => Vec::new(),
+    }
+}
+
+/// The actions an IAM policy document allows (conditions and resources aside).
+pub fn allowed_actions(document: &Value) -> Vec<String> {
+    statements(document)
+        .iter()
+        .filter(|s| s.get("Effect").and_then(Value::as_str) == Some("Allow"))
+        .flat_map(|s| s.get("Action").map(strings).unwrap_or_default())
+        .collect()
+}
+
+/// What a role carries: its inline policy documents and those of the
+/// template's managed policies it attaches, and the ARNs of the AWS-managed
+/// policies it attaches.
+pub struct RolePolicies {
+    pub documents: Vec<Value>,
+    pub aws_managed: Vec<String>,
+}
+
+/// The policies of an `AWS::IAM::Role` of `template`.
+pub fn role_policies(template: &Template, role: &Value) -> RolePolicies {
+    let properties = role.get("Properties");
+    let mut documents: Vec<Value> = match properties.and_then(|p| p.get("Policies")).map(untag) {
+        Some(Value::Sequence(items)) => items
+            .iter()
+            .filter_map(|p| p.get("PolicyDocument").cloned())
+            .collect(),
+        _ => Vec::new(),
+    };
+    let mut aws_managed = Vec::new();
+    if let Some(arns) = properties.and_then(|p| p.get("ManagedPolicyArns")) {
+        let (mut refs, mut texts) = (Vec::new(), Vec::new());
+        leaves(arns, &mut refs, &mut texts);
+        for name in refs {
+            if let Some(document) = template
+                .resource(&name)
+                .and_then(|r| r.get("Properties"))
+                .and_then(|p| p.get("PolicyDocument"))
+            {
+                documents.push(document.clone());
+            }
+        }
+        aws_managed.extend(texts.into_iter().filter(|t| t.contains(":policy/")));
+    }
+    RolePolicies {
+        documents,
+        aws_managed,
+    }
+}
+
+/// Every `!Ref`/`!GetAtt` target and every string under `v` (through `!If`, `!Sub`).
+fn leaves(v: &Value, refs: &mut Vec<String>, texts: &mut Vec<String>) {
+    if let Some(target) = referenced(v) {
+        refs.push(target);
+        return;
+    }
+    match untag(v) {
+        Value::String(s) => texts.push(s.clone()),
+        Value::Sequence(items) => items.iter().for_each(|i| leaves(i, refs, texts)),
+        Value::Mapping(m) => m.values().for_each(|i| leaves(i, refs, texts)),
+        _ => {}
+    }
+}
+
+/// The actions the hub role of `function` allows, from the hub template
+/// (resources and conditions aside): what the least-privilege test gives
+/// the function's IAM user.
+pub fn hub_role_actions(function: &str) -> Vec<String> {
+    let hub = hub();
+    let role = hub
+        .of_type("AWS::Serverless::Function")
+        .find(|(_, f)| f["Properties"]["FunctionName"].as_str() == Some(function))
+        .and_then(|(_, f)| f["Properties"].get("Role").and_then(referenced))
+        .unwrap_or_else(|| panic!("{function} has a Role in infra/template.yaml"));
+    let role = hub
+        .resource(&role)
+        .expect("the function's role is in the template");
+    let mut actions: Vec<String> = role_policies(&hub, role)
+        .documents
+        .iter()
+        .flat_map(allowed_actions)
+        .collect();
+    actions.sort();
+    actions.dedup();
+    actions
 }
 
 /// A plain-data copy of `v` as JSON (tags dropped), for patterns.

@@ -22,7 +22,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_norway::Value;
 use steward_shared::permissions::{covers, KIT, LOGS, SQS_TRIGGER};
-use steward_tests::templates::{edited, referenced, strings, templates, untag, Template};
+use steward_tests::templates::{
+    allowed_actions, edited, referenced, role_policies, statements, strings, templates, Template,
+};
 
 /// Each function and the actions its code declares.
 fn declared() -> BTreeMap<&'static str, Vec<&'static str>> {
@@ -62,37 +64,6 @@ fn hub_only(action: &str) -> bool {
 /// What an event-forwarding role may do.
 const FORWARDING: &[&str] = &["events:PutEvents"];
 
-fn statements(document: &Value) -> Vec<Value> {
-    match document.get("Statement").map(untag) {
-        Some(Value::Sequence(s)) => s.clone(),
-        Some(single @ Value::Mapping(_)) => vec![single.clone()],
-        _ => Vec::new(),
-    }
-}
-
-/// The actions an IAM policy document allows.
-fn allowed_actions(document: &Value) -> Vec<String> {
-    statements(document)
-        .iter()
-        .filter(|s| s.get("Effect").and_then(Value::as_str) == Some("Allow"))
-        .flat_map(|s| s.get("Action").map(strings).unwrap_or_default())
-        .collect()
-}
-
-/// Every `!Ref` target and every string under `v` (through `!If` and `!Sub`).
-fn leaves(v: &Value, refs: &mut Vec<String>, texts: &mut Vec<String>) {
-    if let Some(target) = referenced(v) {
-        refs.push(target);
-        return;
-    }
-    match untag(v) {
-        Value::String(s) => texts.push(s.clone()),
-        Value::Sequence(items) => items.iter().for_each(|i| leaves(i, refs, texts)),
-        Value::Mapping(m) => m.values().for_each(|i| leaves(i, refs, texts)),
-        _ => {}
-    }
-}
-
 fn steward_metadata(resource: &Value, key: &str) -> Option<String> {
     resource
         .get("Metadata")?
@@ -100,40 +71,6 @@ fn steward_metadata(resource: &Value, key: &str) -> Option<String> {
         .get(key)?
         .as_str()
         .map(str::to_string)
-}
-
-/// The policy documents a role carries: inline, and the template's managed
-/// policies it attaches. AWS-managed policies come back as action lists.
-fn role_documents(template: &Template, role: &Value) -> (Vec<Value>, Vec<&'static str>) {
-    let properties = role.get("Properties");
-    let mut documents: Vec<Value> = match properties.and_then(|p| p.get("Policies")).map(untag) {
-        Some(Value::Sequence(items)) => items
-            .iter()
-            .filter_map(|p| p.get("PolicyDocument").cloned())
-            .collect(),
-        _ => Vec::new(),
-    };
-    let mut aws_managed = Vec::new();
-    if let Some(arns) = properties.and_then(|p| p.get("ManagedPolicyArns")) {
-        let (mut refs, mut texts) = (Vec::new(), Vec::new());
-        leaves(arns, &mut refs, &mut texts);
-        for name in refs {
-            if let Some(document) = template
-                .resources
-                .get(name.as_str())
-                .and_then(|r| r.get("Properties"))
-                .and_then(|p| p.get("PolicyDocument"))
-            {
-                documents.push(document.clone());
-            }
-        }
-        for text in texts {
-            if let Some(actions) = aws_managed_policy(&text) {
-                aws_managed.extend_from_slice(actions);
-            }
-        }
-    }
-    (documents, aws_managed)
 }
 
 fn has_sqs_trigger(properties: &Value) -> bool {
@@ -249,8 +186,16 @@ fn check(declared: &BTreeMap<&'static str, Vec<&'static str>>, templates: &[Temp
             if resource.get("Type").and_then(Value::as_str) != Some("AWS::IAM::Role") {
                 continue;
             }
-            let (documents, aws_managed) = role_documents(template, resource);
-            let granted: Vec<String> = documents
+            let policies = role_policies(template, resource);
+            let aws_managed: Vec<&str> = policies
+                .aws_managed
+                .iter()
+                .filter_map(|arn| aws_managed_policy(arn))
+                .flatten()
+                .copied()
+                .collect();
+            let granted: Vec<String> = policies
+                .documents
                 .iter()
                 .flat_map(allowed_actions)
                 .chain(aws_managed.iter().map(|a| a.to_string()))

@@ -26,6 +26,8 @@ pub struct DemoStack {
     pub policy_path: std::path::PathBuf,
     /// How many SNS publishes were already shown.
     shown: std::sync::atomic::AtomicUsize,
+    /// Each function's IAM user keys when IAM enforcement is on.
+    pub function_keys: std::collections::BTreeMap<String, crate::least_privilege::Keys>,
 }
 
 /// The demo organization's policy.
@@ -37,7 +39,26 @@ pub const DEMO_POLICY: &str = r#"# The demo organization: the hub account is the
 
 impl DemoStack {
     pub async fn start() -> anyhow::Result<DemoStack> {
+        DemoStack::start_with(None).await
+    }
+
+    /// The demo organization with moto's IAM enforcement on: each function
+    /// runs as an IAM user holding only its hub role's actions (less the
+    /// `(function, action)` pairs in `without`).
+    pub async fn start_enforcing(without: &[(&str, &str)]) -> anyhow::Result<DemoStack> {
+        DemoStack::start_with(Some(without)).await
+    }
+
+    async fn start_with(enforcing: Option<&[(&str, &str)]>) -> anyhow::Result<DemoStack> {
         let moto = Moto::start().await?;
+        let function_keys = match enforcing {
+            Some(without) => {
+                let declared = crate::functions::declared_permissions();
+                let functions: Vec<&str> = declared.keys().copied().collect();
+                crate::least_privilege::create_users(&moto, &functions, without).await?
+            }
+            None => Default::default(),
+        };
         let config = moto.config();
         let inbox = Inbox::create(&config, "steward-security").await?;
         let table = "steward-idempotency".to_string();
@@ -47,18 +68,27 @@ impl DemoStack {
         std::fs::create_dir_all(&dir)?;
         let policy_path = dir.join("policy.toml");
         std::fs::write(&policy_path, DEMO_POLICY)?;
+        if enforcing.is_some() {
+            crate::least_privilege::switch_on(&moto).await?;
+        }
         Ok(DemoStack {
             moto,
             inbox,
             table,
             policy_path,
             shown: Default::default(),
+            function_keys,
         })
     }
 
     /// The environment of a function in the demo, plus `extra`.
-    pub fn function_env(&self, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    pub fn function_env(&self, name: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
         let mut env = self.moto.env();
+        if let Some((key, secret)) = self.function_keys.get(name) {
+            env.retain(|(k, _)| k != "AWS_ACCESS_KEY_ID" && k != "AWS_SECRET_ACCESS_KEY");
+            env.push(("AWS_ACCESS_KEY_ID".into(), key.clone()));
+            env.push(("AWS_SECRET_ACCESS_KEY".into(), secret.clone()));
+        }
         env.push(("STEWARD_TOPIC_ARN".into(), self.inbox.topic_arn.clone()));
         env.push(("STEWARD_IDEMPOTENCY_TABLE".into(), self.table.clone()));
         env.push(("STEWARD_MEMBER_ROLE".into(), "steward-member".into()));
@@ -72,7 +102,12 @@ impl DemoStack {
 
     /// Starts a built function under the Runtime API emulator.
     pub async fn function(&self, name: &str, extra: &[(&str, &str)]) -> anyhow::Result<Function> {
-        Function::start(&function_binary(name), name, &self.function_env(extra)).await
+        Function::start(
+            &function_binary(name),
+            name,
+            &self.function_env(name, extra),
+        )
+        .await
     }
 
     /// The SNS publishes since the last call, as (subject, email text, chat JSON).
@@ -135,27 +170,38 @@ pub async fn run() -> anyhow::Result<()> {
         "local AWS at {} | security topic {}",
         stack.moto.endpoint, stack.inbox.topic_arn
     );
+    run_sections(&stack, SECTIONS).await
+}
+
+/// Every section, by the function it shows, in the demo's order.
+pub const SECTIONS: &[&str] = &[
+    "tag-enforcer",
+    "offhours-scheduler",
+    "secret-rotator",
+    "guardduty-responder",
+    "compliance-notifier",
+    "budget-alerter",
+    "snapshot-copier",
+];
+
+/// Runs the sections of these functions; a failing section is reported and
+/// the others still run.
+pub async fn run_sections(stack: &DemoStack, functions: &[&str]) -> anyhow::Result<()> {
     let mut failed = Vec::new();
-    if let Err(e) = tagging::run(&stack).await {
-        failed.push(format!("tag-enforcer: {e:#}"));
-    }
-    if let Err(e) = offhours::run(&stack).await {
-        failed.push(format!("offhours-scheduler: {e:#}"));
-    }
-    if let Err(e) = rotation::run(&stack).await {
-        failed.push(format!("secret-rotator: {e:#}"));
-    }
-    if let Err(e) = guardduty::run(&stack).await {
-        failed.push(format!("guardduty-responder: {e:#}"));
-    }
-    if let Err(e) = compliance::run(&stack).await {
-        failed.push(format!("compliance-notifier: {e:#}"));
-    }
-    if let Err(e) = budget::run(&stack).await {
-        failed.push(format!("budget-alerter: {e:#}"));
-    }
-    if let Err(e) = snapshots::run(&stack).await {
-        failed.push(format!("snapshot-copier: {e:#}"));
+    for function in functions {
+        let outcome = match *function {
+            "tag-enforcer" => tagging::run(stack).await,
+            "offhours-scheduler" => offhours::run(stack).await,
+            "secret-rotator" => rotation::run(stack).await,
+            "guardduty-responder" => guardduty::run(stack).await,
+            "compliance-notifier" => compliance::run(stack).await,
+            "budget-alerter" => budget::run(stack).await,
+            "snapshot-copier" => snapshots::run(stack).await,
+            other => Err(anyhow::anyhow!("the demo has no section for {other}")),
+        };
+        if let Err(e) = outcome {
+            failed.push(format!("{function}: {e:#}"));
+        }
     }
     if failed.is_empty() {
         println!("\ndemo finished: every section ran.");
