@@ -317,6 +317,10 @@ pub struct Budgets {
     /// Severity of a cost anomaly by its total impact in USD: the band with
     /// the highest `min_impact` not above it.
     pub anomaly_bands: Vec<ImpactBand>,
+    /// The account whose Cost Explorer answers the breakdowns, forecasts
+    /// and anomaly checks (the management account sees the whole
+    /// organization), read through the member role; empty: the function's own.
+    pub cost_explorer_account: String,
 }
 
 /// A severity band of a budget alert.
@@ -371,6 +375,7 @@ impl Default for Budgets {
                     severity: Severity::High,
                 },
             ],
+            cost_explorer_account: String::new(),
         }
     }
 }
@@ -696,6 +701,15 @@ impl Policy {
 /// start at zero and rise.
 fn budget_problems(b: &Budgets) -> Vec<(String, String)> {
     let mut problems = Vec::new();
+    if !b.cost_explorer_account.is_empty() && !is_account_id(&b.cost_explorer_account) {
+        problems.push((
+            "budgets.cost_explorer_account".into(),
+            format!(
+                "`{}` is not a 12-digit account id (leave it empty for the function's own account)",
+                b.cost_explorer_account
+            ),
+        ));
+    }
     for (i, t) in b.thresholds.iter().enumerate() {
         if *t == 0 || *t > 1000 {
             problems.push((
@@ -827,6 +841,16 @@ mod tests {
     fn wrong_type_names_line() {
         let err = Policy::from_toml("[offhours]\n\nhibernate = \"yes\"\n").unwrap_err();
         assert_eq!(err.0[0].line, Some(3), "{err}");
+    }
+
+    #[test]
+    fn cost_explorer_account_is_an_account_id_or_empty() {
+        let err = Policy::from_toml("[budgets]\ncost_explorer_account = \"payer\"\n").unwrap_err();
+        assert_eq!(err.0[0].key, "budgets.cost_explorer_account", "{err}");
+        assert_eq!(err.0[0].line, Some(2), "{err}");
+        let ok =
+            Policy::from_toml("[budgets]\ncost_explorer_account = \"210987654321\"\n").unwrap();
+        assert_eq!(ok.budgets.cost_explorer_account, "210987654321");
     }
 
     #[test]

@@ -2,20 +2,24 @@
 //! (`GetCostAndUsage`, paginated), the forecast to the end of a period
 //! (`GetCostForecast`) and anomalies of a monitor (`GetAnomalies`).
 //!
-//! Every request costs money, so the process builds one client, and each run
-//! wraps it in a [`RunCache`]: the same question is asked at most once per
-//! run, and a failed or throttled answer is remembered for the run too (the
-//! message says that part is missing instead of asking again).
+//! Every request costs money, so each run wraps the client in a
+//! [`RunCache`]: the same question is asked at most once per run, and a
+//! failed or throttled answer is remembered for the run too (the message
+//! says that part is missing instead of asking again). Only the management
+//! account's Cost Explorer sees every account's costs: [`CostSource`] reads
+//! the one the policy names (`budgets.cost_explorer_account`) through its
+//! member role.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use aws_sdk_costexplorer::types::{
     AnomalyDateInterval, DateInterval, Dimension, DimensionValues, Expression, Granularity,
     GroupDefinition, GroupDefinitionType, Metric,
 };
 use chrono::NaiveDate;
-use steward_shared::sdk;
+use steward_shared::aws::AwsContext;
+use steward_shared::{sdk, Policy};
 
 use crate::model::{AnomalyFacts, CostLine, CostQuery, ForecastQuery, GroupBy};
 
@@ -40,9 +44,63 @@ pub trait CostApi: Send + Sync {
     ) -> anyhow::Result<Vec<AnomalyFacts>>;
 }
 
-/// Cost Explorer through the SDK (one client per process).
+/// Cost Explorer through the SDK.
 pub struct AwsCostExplorer {
     pub client: aws_sdk_costexplorer::Client,
+}
+
+/// Cost Explorer's only endpoint.
+const COST_EXPLORER_REGION: &str = "us-east-1";
+
+/// Where the alerter reads Cost Explorer: an API it was given (tests), or
+/// AWS's, in the policy's `budgets.cost_explorer_account`.
+pub enum CostSource {
+    Given(Arc<dyn CostApi>),
+    Aws(Box<AwsContext>),
+}
+
+impl CostSource {
+    /// This run's Cost Explorer. When the account cannot be reached, every
+    /// answer is that failure: alerts still go out and say what is missing.
+    pub async fn for_run(&self, policy: &Policy, run_id: &str) -> Arc<dyn CostApi> {
+        let aws = match self {
+            CostSource::Given(api) => return api.clone(),
+            CostSource::Aws(aws) => aws,
+        };
+        let account = match policy.budgets.cost_explorer_account.as_str() {
+            "" => aws.own_account().to_string(),
+            named => named.to_string(),
+        };
+        match aws.config_for(&account, COST_EXPLORER_REGION, run_id).await {
+            Ok(config) => Arc::new(AwsCostExplorer {
+                client: aws_sdk_costexplorer::Client::new(&config),
+            }),
+            Err(e) => Arc::new(Unreachable(format!(
+                "Cost Explorer of account {account} is unreachable: {e}"
+            ))),
+        }
+    }
+}
+
+/// Cost Explorer that could not be reached: each question gets the reason.
+struct Unreachable(String);
+
+#[async_trait::async_trait]
+impl CostApi for Unreachable {
+    async fn cost(&self, _: &CostQuery) -> anyhow::Result<Vec<CostLine>> {
+        Err(anyhow::anyhow!(self.0.clone()))
+    }
+    async fn forecast(&self, _: &ForecastQuery) -> anyhow::Result<f64> {
+        Err(anyhow::anyhow!(self.0.clone()))
+    }
+    async fn anomalies(
+        &self,
+        _: &str,
+        _: NaiveDate,
+        _: Option<NaiveDate>,
+    ) -> anyhow::Result<Vec<AnomalyFacts>> {
+        Err(anyhow::anyhow!(self.0.clone()))
+    }
 }
 
 const METRIC: &str = "UnblendedCost";

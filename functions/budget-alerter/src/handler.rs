@@ -10,15 +10,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_config::Region;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use steward_shared::entry::{Handler, Invocation};
 use steward_shared::trigger::ScheduledRun;
 use steward_shared::{Once, Policy, Steward};
 
-use crate::budgets::{AwsBudgets, BudgetsApi, BUDGETS_REGION};
-use crate::costexplorer::{AwsCostExplorer, CostApi, RunCache};
+use crate::budgets::{AwsBudgets, BudgetsApi};
+use crate::costexplorer::{CostApi, CostSource, RunCache};
 use crate::events::{self, AnomalyAlert, BudgetAlert, Message, Trigger};
 use crate::model::BudgetFacts;
 use crate::plan::{self, AlertDecision, StopDecision, StopRequest};
@@ -29,22 +28,15 @@ use crate::{enrich, report};
 pub struct Alerter {
     steward: Arc<Steward>,
     budgets: Arc<dyn BudgetsApi>,
-    cost: Arc<dyn CostApi>,
+    cost: CostSource,
     queue: Option<Arc<dyn WorkQueue>>,
 }
 
 impl Alerter {
-    /// The alerter on the real SDK adapters: one Cost Explorer client (its
-    /// endpoint is in us-east-1), budgets per account, the work queue when set.
+    /// The alerter on the real SDK adapters: Cost Explorer of the policy's
+    /// account (each run), budgets per account, the work queue when set.
     pub fn from_steward(steward: Arc<Steward>) -> Alerter {
         let base = steward.aws.base();
-        let ce_config = base
-            .to_builder()
-            .region(Region::new(BUDGETS_REGION))
-            .build();
-        let cost = Arc::new(AwsCostExplorer {
-            client: aws_sdk_costexplorer::Client::new(&ce_config),
-        });
         let budgets = Arc::new(AwsBudgets {
             aws: steward.aws.clone(),
             session: "budgets".into(),
@@ -55,9 +47,16 @@ impl Alerter {
                 url,
             }) as Arc<dyn WorkQueue>
         });
-        Alerter::new(steward, budgets, cost, queue)
+        let cost = CostSource::Aws(Box::new(steward.aws.clone()));
+        Alerter {
+            steward,
+            budgets,
+            cost,
+            queue,
+        }
     }
 
+    /// The alerter on the given adapters (tests).
     pub fn new(
         steward: Arc<Steward>,
         budgets: Arc<dyn BudgetsApi>,
@@ -67,7 +66,7 @@ impl Alerter {
         Alerter {
             steward,
             budgets,
-            cost,
+            cost: CostSource::Given(cost),
             queue,
         }
     }
@@ -352,7 +351,8 @@ impl Handler for Alerter {
     async fn handle(&self, payload: Value, inv: &mut Invocation) -> anyhow::Result<Value> {
         let trigger = events::parse(&payload, Utc::now())?;
         let policy = self.steward.policy.current().await;
-        let cache = RunCache::new(self.cost.as_ref());
+        let cost = self.cost.for_run(&policy, &inv.request_id).await;
+        let cache = RunCache::new(cost.as_ref());
         match trigger {
             Trigger::Scheduled(run) => {
                 inv.set_event_id(&run.id);
