@@ -154,3 +154,24 @@ impl BudgetsApi for AwsBudgets {
         Ok(out)
     }
 }
+
+/// A budget read back for its alert, and its configured notifications. A
+/// failed read is logged and leaves the alert to the message's own text.
+pub async fn read_back(
+    budgets: &dyn BudgetsApi,
+    account: &str,
+    name: &str,
+) -> (Option<BudgetFacts>, Vec<ConfiguredAlert>) {
+    let facts = budgets.budget(account, name).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %format!("{e:#}"), "could not read the budget back; using the message's text");
+        None
+    });
+    let configured = match &facts {
+        Some(_) => budgets.notifications(account, name).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %format!("{e:#}"), "could not read the budget's notifications");
+            Vec::new()
+        }),
+        None => Vec::new(),
+    };
+    (facts, configured)
+}

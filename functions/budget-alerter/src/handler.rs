@@ -8,20 +8,19 @@
 //! (marked) but send nothing to the work queue and record nothing.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use steward_shared::entry::{Handler, Invocation};
 use steward_shared::trigger::ScheduledRun;
-use steward_shared::{Once, Policy, Steward};
+use steward_shared::{Policy, Steward};
 
-use crate::budgets::{AwsBudgets, BudgetsApi};
+use crate::budgets::{read_back, AwsBudgets, BudgetsApi};
 use crate::costexplorer::{CostApi, CostSource, RunCache};
 use crate::events::{self, AnomalyAlert, BudgetAlert, Message, Trigger};
 use crate::model::BudgetFacts;
-use crate::plan::{self, AlertDecision, StopDecision, StopRequest};
-use crate::queue::{SqsWorkQueue, WorkQueue};
+use crate::plan::{self, AlertDecision, StopDecision};
+use crate::queue::{request_stops, SqsWorkQueue, WorkQueue};
 use crate::{enrich, report};
 
 /// The budget alerter, built once per process.
@@ -71,28 +70,6 @@ impl Alerter {
         }
     }
 
-    /// True when steward governs the account (its own, or `[targets] accounts`).
-    fn governed(&self, account: &str, policy: &Policy) -> bool {
-        account == self.steward.aws.own_account()
-            || policy.targets.accounts.iter().any(|a| a == account)
-    }
-
-    fn accounts(&self, policy: &Policy) -> Vec<String> {
-        let mut all = vec![self.steward.aws.own_account().to_string()];
-        all.extend(policy.targets.accounts.iter().cloned());
-        all.sort();
-        all.dedup();
-        all
-    }
-
-    fn regions(&self, policy: &Policy) -> Vec<String> {
-        if policy.targets.regions.is_empty() {
-            vec![self.steward.aws.own_region().to_string()]
-        } else {
-            policy.targets.regions.clone()
-        }
-    }
-
     async fn on_budget_alert(
         &self,
         alert: BudgetAlert,
@@ -101,28 +78,8 @@ impl Alerter {
         inv: &mut Invocation,
     ) -> anyhow::Result<Value> {
         inv.set_event_id(&alert.message_id);
-        let facts = match self
-            .budgets
-            .budget(&alert.account, &alert.budget_name)
-            .await
-        {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "could not read the budget back; using the message's text");
-                None
-            }
-        };
-        let configured = match &facts {
-            Some(_) => self
-                .budgets
-                .notifications(&alert.account, &alert.budget_name)
-                .await
-                .unwrap_or_else(|e| {
-                    tracing::warn!(error = %format!("{e:#}"), "could not read the budget's notifications");
-                    Vec::new()
-                }),
-            None => Vec::new(),
-        };
+        let (facts, configured) =
+            read_back(self.budgets.as_ref(), &alert.account, &alert.budget_name).await;
         inv.metrics.resources_evaluated += 1;
         let decision = plan::decide_budget_alert(
             &alert,
@@ -151,13 +108,13 @@ impl Alerter {
         }
         let items = policy.budgets.breakdown_items as usize;
         let breakdown = enrich::breakdown(cache, &decision.account, now.date_naive(), items).await;
-        let governed = self.governed(&decision.account, policy);
+        let governed = plan::governed(&decision.account, self.steward.aws.own_account(), policy);
         let mut stop = plan::dev_stop(
             &decision,
             facts,
             policy,
             governed,
-            &self.regions(policy),
+            &plan::regions(self.steward.aws.own_region(), policy),
             now,
         );
         if let StopDecision::Stop(requests) = &stop {
@@ -166,7 +123,7 @@ impl Alerter {
                     "STEWARD_WORK_QUEUE is not set, so the off-hours scheduler could not be asked"
                         .into(),
                 ),
-                Some(queue) => self.request_stops(queue.as_ref(), requests, inv).await?,
+                Some(queue) => request_stops(&self.steward, queue.as_ref(), requests, inv).await?,
             }
         }
         let n = report::budget_alert(
@@ -186,51 +143,6 @@ impl Alerter {
             "dev_stop": matches!(stop, StopDecision::Stop(_)),
             "missing": breakdown.missing,
         }))
-    }
-
-    /// Sends each `budget-stop` job at most once (live mode only).
-    async fn request_stops(
-        &self,
-        queue: &dyn WorkQueue,
-        requests: &[StopRequest],
-        inv: &mut Invocation,
-    ) -> anyhow::Result<()> {
-        if !self.steward.mode().may_change() {
-            tracing::info!(mode = %self.steward.mode(), jobs = ?report::stop_summary(requests), "would ask the scheduler to stop dev; changing nothing");
-            return Ok(());
-        }
-        for request in requests {
-            let keep = Duration::from_secs(
-                ((request.period.end - request.period.start)
-                    .num_days()
-                    .max(1) as u64
-                    + 1)
-                    * 86_400,
-            );
-            let body = request.body();
-            let outcome = self
-                .steward
-                .once(&request.once_key(), keep, || async {
-                    queue.send(&body).await
-                })
-                .await;
-            match outcome {
-                Ok(Once::Ran(id)) => {
-                    inv.metrics.actions_taken += 1;
-                    tracing::info!(message_id = %id, body = %body, "budget-stop job sent to the work queue");
-                }
-                Ok(Once::AlreadyDone(_)) => {
-                    tracing::info!(body = %body, "budget-stop job was already sent")
-                }
-                Err(e) => {
-                    inv.metrics.actions_failed += 1;
-                    return Err(e.context(
-                        "could not send the budget-stop job to STEWARD_WORK_QUEUE; nothing was reported, the retry sends it",
-                    ));
-                }
-            }
-        }
-        Ok(())
     }
 
     async fn on_anomaly(
@@ -284,7 +196,7 @@ impl Alerter {
         let today = run.time.date_naive();
         let mut alerts = Vec::new();
         let mut failures = Vec::new();
-        for account in self.accounts(policy) {
+        for account in plan::accounts(self.steward.aws.own_account(), policy) {
             let budgets = match self.budgets.all_budgets(&account).await {
                 Ok(b) => b,
                 Err(e) => {

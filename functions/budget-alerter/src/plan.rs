@@ -499,6 +499,29 @@ pub fn total(lines: &[CostLine]) -> f64 {
     lines.iter().map(|l| l.amount).sum::<f64>() + 0.0
 }
 
+/// True when steward governs the account (its own, or `[targets] accounts`).
+pub fn governed(account: &str, own_account: &str, policy: &Policy) -> bool {
+    account == own_account || policy.targets.accounts.iter().any(|a| a == account)
+}
+
+/// The accounts the daily check walks: the function's own and the targets.
+pub fn accounts(own_account: &str, policy: &Policy) -> Vec<String> {
+    let mut all = vec![own_account.to_string()];
+    all.extend(policy.targets.accounts.iter().cloned());
+    all.sort();
+    all.dedup();
+    all
+}
+
+/// The regions a dev stop covers: the targets', else the function's own.
+pub fn regions(own_region: &str, policy: &Policy) -> Vec<String> {
+    if policy.targets.regions.is_empty() {
+        vec![own_region.to_string()]
+    } else {
+        policy.targets.regions.clone()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,22 +12,13 @@ use steward_shared::{Handler, Policy, Steward};
 
 use crate::clients::{AwsConnect, Connect};
 use crate::events::{self, SnapshotEvent, Trigger};
-use crate::kms::KeyCheck;
-use crate::model::{Kind, Snapshot, WaitingCopy};
-use crate::plan::{self, CopyOrder, Decision};
+use crate::execute::Executor;
+use crate::model::WaitingCopy;
+use crate::plan::{self, Decision};
 use crate::queue::{CopyQueue, SqsCopyQueue};
-use crate::rds::{CopyOutcome, Rds};
-use crate::report::{self, CopyResults};
+use crate::rds::Rds;
+use crate::report::{self, Batch, CopyResults};
 use crate::{sweep, FUNCTION_NAME};
-
-/// One account's copy work, for the alerts.
-pub struct Batch<'a> {
-    pub account: &'a str,
-    pub results: &'a CopyResults,
-    pub orders: &'a [CopyOrder],
-    /// Sources refused (unencrypted clusters), with why.
-    pub refused: &'a [(Snapshot, String)],
-}
 
 /// The copier, built once per process.
 pub struct Copier {
@@ -109,97 +100,13 @@ impl Copier {
         ))
     }
 
-    /// Checks the DR key and the capacity, then copies what fits and parks
-    /// the rest. Dry-run and the kill switch decide and stop.
-    pub async fn execute(
-        &self,
-        account: &str,
-        dr: &dyn Rds,
-        orders: Vec<CopyOrder>,
-        policy: &Policy,
-        session: &str,
-    ) -> anyhow::Result<CopyResults> {
-        let cfg = &policy.snapshots;
-        let mut results = CopyResults::default();
-        if orders.is_empty() {
-            return Ok(results);
+    /// Carries out copy orders in `dr` (see [`crate::execute`]).
+    pub fn executor(&self) -> Executor<'_> {
+        Executor {
+            connect: self.connect.as_ref(),
+            queue: self.queue.as_deref(),
+            mode: self.steward.mode(),
         }
-        let keys = self.connect.keys(account, &cfg.dr_region, session).await?;
-        if let KeyCheck::Unusable(why) = keys.check(&cfg.dr_kms_key).await? {
-            results.failed.extend(
-                orders
-                    .iter()
-                    .map(|o| (o.source.arn.clone(), "the DR key is unusable".to_string())),
-            );
-            results.key_missing = Some(why);
-            return Ok(results);
-        }
-        let mut capacity = plan::Capacity::default();
-        for kind in [Kind::Instance, Kind::Cluster] {
-            for s in dr.snapshots(kind).await? {
-                capacity.in_flight += u32::from(s.is_copy_in_progress());
-                capacity.manual_snapshots += u32::from(s.is_manual());
-            }
-        }
-        let admission = plan::admit(orders, capacity, cfg);
-        if admission.quota_reached {
-            results.quota = Some(format!(
-                "{} manual snapshots in {} of snapshots.manual_snapshot_quota = {}",
-                capacity.manual_snapshots, cfg.dr_region, cfg.manual_snapshot_quota
-            ));
-        }
-        let mut waiting: Vec<CopyOrder> = admission.wait;
-        for order in admission.start {
-            if order.encrypts {
-                results.encrypted_on_copy.push(order.source.arn.clone());
-            }
-            if !self.steward.mode().may_change() {
-                tracing::info!(target_id = %order.target_id, mode = %self.steward.mode(), "would copy; changing nothing");
-                results.started.push(order.target_id.clone());
-                continue;
-            }
-            match dr.copy(&order).await? {
-                CopyOutcome::Started { status } => {
-                    tracing::info!(target_id = %order.target_id, source = %order.source.arn, %status, "copy started");
-                    results.started.push(order.target_id.clone());
-                }
-                CopyOutcome::Exists => results.present.push(order.target_id.clone()),
-                CopyOutcome::Quota(why) => {
-                    results.quota = Some(why);
-                    waiting.push(order);
-                }
-                CopyOutcome::Capacity(why) => {
-                    tracing::info!(target_id = %order.target_id, why = %why, "no capacity; the copy waits");
-                    waiting.push(order);
-                }
-                CopyOutcome::KeyUnusable(why) => {
-                    results
-                        .failed
-                        .push((order.source.arn.clone(), "the DR key is unusable".into()));
-                    results.key_missing = Some(why);
-                }
-                CopyOutcome::Refused(why) => results.failed.push((order.source.arn.clone(), why)),
-            }
-        }
-        for order in waiting {
-            results.waiting.push(order.target_id.clone());
-            let (Some(queue), true) = (&self.queue, self.steward.mode().may_change()) else {
-                continue;
-            };
-            let item = WaitingCopy {
-                account: order.source.account.clone(),
-                region: order.source.region.clone(),
-                kind: order.source.kind,
-                snapshot_id: order.source.id.clone(),
-            };
-            match queue.park(&item).await {
-                Ok(()) => results.parked += 1,
-                Err(e) => {
-                    tracing::error!(error = %format!("{e:#}"), target_id = %order.target_id, "could not park the copy; the next sweep makes it")
-                }
-            }
-        }
-        Ok(results)
     }
 
     /// Sends the alerts of a copy result (key, quota, encryption).
@@ -210,37 +117,7 @@ impl Copier {
         run_id: &str,
         invocation: &mut Invocation,
     ) -> anyhow::Result<()> {
-        let cfg = &policy.snapshots;
-        let mut notes = Vec::new();
-        if let Some(why) = &batch.results.key_missing {
-            notes.push(report::key_missing(
-                batch.account,
-                &cfg.dr_region,
-                &cfg.dr_kms_key,
-                why,
-                run_id,
-            ));
-        }
-        if let Some(why) = &batch.results.quota {
-            notes.push(report::quota(
-                batch.account,
-                &cfg.dr_region,
-                why,
-                batch.results.waiting.len(),
-                run_id,
-            ));
-        }
-        for order in batch
-            .orders
-            .iter()
-            .filter(|o| batch.results.encrypted_on_copy.contains(&o.source.arn))
-        {
-            notes.push(report::unencrypted(&order.source, true, &cfg.dr_region));
-        }
-        for (source, _) in batch.refused {
-            notes.push(report::unencrypted(source, false, &cfg.dr_region));
-        }
-        for note in notes {
+        for note in report::alerts(&batch, &policy.snapshots, run_id) {
             self.steward
                 .notify_counted(&note, policy, invocation)
                 .await?;
@@ -292,7 +169,8 @@ impl Copier {
             anyhow::bail!("no DR client for a copy decision");
         };
         let results = self
-            .execute(&copy.account, dr.as_ref(), orders.clone(), policy, run_id)
+            .executor()
+            .run(&copy.account, dr.as_ref(), orders.clone(), policy, run_id)
             .await?;
         invocation.metrics.actions_taken += results.started.len() as u64;
         invocation.metrics.actions_failed += results.failed.len() as u64;

@@ -6,10 +6,12 @@
 //!
 //! `events` models the triggers, `plan` holds the pure decisions, `rds`,
 //! `kms` and `queue` are the adapters (`clients` picks the account),
-//! `report` builds the messages, `handler` and `sweep` tie them together.
+//! `execute` carries out copy orders, `report` builds the messages,
+//! `handler` and `sweep` tie them together.
 
 pub mod clients;
 pub mod events;
+pub mod execute;
 pub mod handler;
 pub mod kms;
 pub mod model;

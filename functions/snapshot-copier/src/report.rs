@@ -4,9 +4,54 @@
 //! sweep's recovery-point digest, whose table `steward dr status` prints too.
 
 use steward_shared::notify::{Category, Notification, Severity, MULTIPLE};
+use steward_shared::policy::Snapshots;
 
 use crate::model::Snapshot;
-use crate::plan::RecoveryPoint;
+use crate::plan::{CopyOrder, RecoveryPoint};
+
+/// One account's copy work, for the alerts.
+pub struct Batch<'a> {
+    pub account: &'a str,
+    pub results: &'a CopyResults,
+    pub orders: &'a [CopyOrder],
+    /// Sources refused (unencrypted clusters), with why.
+    pub refused: &'a [(Snapshot, String)],
+}
+
+/// The alerts of a copy result: the DR key unusable, the quota reached,
+/// instance snapshots encrypted on copy, cluster snapshots refused.
+pub fn alerts(batch: &Batch<'_>, cfg: &Snapshots, run_id: &str) -> Vec<Notification> {
+    let mut notes = Vec::new();
+    if let Some(why) = &batch.results.key_missing {
+        notes.push(key_missing(
+            batch.account,
+            &cfg.dr_region,
+            &cfg.dr_kms_key,
+            why,
+            run_id,
+        ));
+    }
+    if let Some(why) = &batch.results.quota {
+        notes.push(quota(
+            batch.account,
+            &cfg.dr_region,
+            why,
+            batch.results.waiting.len(),
+            run_id,
+        ));
+    }
+    for order in batch
+        .orders
+        .iter()
+        .filter(|o| batch.results.encrypted_on_copy.contains(&o.source.arn))
+    {
+        notes.push(unencrypted(&order.source, true, &cfg.dr_region));
+    }
+    for (source, _) in batch.refused {
+        notes.push(unencrypted(source, false, &cfg.dr_region));
+    }
+    notes
+}
 
 /// What one run did with copies, for the response and the digest.
 #[derive(Debug, Clone, Default, serde::Serialize)]

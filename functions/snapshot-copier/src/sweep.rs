@@ -18,10 +18,10 @@ use steward_shared::trigger::ScheduledRun;
 use steward_shared::{safety, Policy};
 
 use crate::clients::{AwsConnect, Connect};
-use crate::handler::{Batch, Copier};
+use crate::handler::Copier;
 use crate::model::{DatabaseKey, Kind, Snapshot};
 use crate::plan::{self, Decision, RecoveryPoint, RetentionPlan};
-use crate::report::{self, CopyResults};
+use crate::report::{self, Batch, CopyResults};
 
 /// What the sweep reads in one account.
 #[derive(Debug, Clone, Default)]
@@ -215,7 +215,8 @@ pub async fn run(
         }
         let dr = copier.connect.rds(account, &cfg.dr_region, &run.id).await?;
         let done = copier
-            .execute(account, dr.as_ref(), orders.clone(), policy, &run.id)
+            .executor()
+            .run(account, dr.as_ref(), orders.clone(), policy, &run.id)
             .await?;
         let batch = Batch {
             account,
