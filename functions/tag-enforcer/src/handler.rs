@@ -9,6 +9,7 @@ use steward_shared::entry::{Handler, Invocation};
 use steward_shared::{safety, Policy, Steward};
 
 pub use crate::apis::{Apis, AwsApis};
+use crate::apply::{add_planned_tags, Applied};
 use crate::events::{self, Trigger};
 use crate::model::{ConfigInvocation, ConfigRuleEvent, CreateCall, ResourceType, TagCall};
 use crate::plan::{self, Previous, Requirements};
@@ -95,26 +96,7 @@ impl<A: Apis> TagEnforcer<A> {
         }
 
         let mode = self.steward.mode();
-        let mut failures: Vec<(String, String)> = Vec::new();
-        let mut applied: Vec<String> = Vec::new();
-        for (state, plan) in plans.iter().filter(|(_, p)| !p.add.is_empty()) {
-            if !mode.may_change() {
-                tracing::info!(resource = %state.arn, add = ?plan.add, %mode, "would add tags; changing nothing");
-                continue;
-            }
-            match api.add_tags(state, &plan.add).await {
-                Ok(()) => {
-                    tracing::info!(resource = %state.arn, add = ?plan.add, "tags added");
-                    inv.metrics.actions_taken += 1;
-                    applied.push(state.arn.clone());
-                }
-                Err(e) => {
-                    tracing::error!(resource = %state.arn, error = %format!("{e:#}"), "adding tags failed");
-                    inv.metrics.actions_failed += 1;
-                    failures.push((state.arn.clone(), format!("{e:#}")));
-                }
-            }
-        }
+        let Applied { applied, failures } = add_planned_tags(&api, &plans, mode, inv).await;
 
         let noncompliant = plans.iter().any(|(_, p)| !p.compliance.is_compliant());
         let mut outcome = "none";

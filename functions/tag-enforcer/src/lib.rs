@@ -12,6 +12,7 @@
 //! team reads; `apis` builds them per account, `handler` only orchestrates.
 
 pub mod apis;
+pub mod apply;
 pub mod config_rule;
 pub mod events;
 pub mod handler;
