@@ -57,7 +57,9 @@ pub async fn plan_targets(
     policy: &Policy,
     window: Window,
     session: &str,
+    retries: &BTreeMap<Target, plan::Retries>,
 ) -> Vec<TargetPlan> {
+    let empty = &plan::Retries::new();
     let bound = policy.offhours.concurrency.max(1) as usize;
     let mut plans: Vec<TargetPlan> = stream::iter(targets.iter().cloned())
         .map(|target| async move {
@@ -71,7 +73,13 @@ pub async fn plan_targets(
                     );
                 }
                 Ok((
-                    plan::plan_in(resources, policy, window, Some(&target.account)),
+                    plan::plan_with_retries(
+                        resources,
+                        policy,
+                        window,
+                        Some(&target.account),
+                        retries.get(&target).unwrap_or(empty),
+                    ),
                     adapters,
                 ))
             }
@@ -110,9 +118,38 @@ pub struct TargetReport {
     /// Resources whose `env` tag changed since the previous run of this target.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub env_changes: Vec<crate::env_watch::EnvChange>,
+    /// Why the run's blast-radius budget held this target back (nothing changed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_back: Option<String>,
+    /// ARNs whose failed transition from an earlier run was retried.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub retried: Vec<String>,
+    /// ARNs whose failed transition passed the catch-up limit (given up).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gave_up: Vec<String>,
 }
 
 impl TargetReport {
+    /// The report of a target that could not be planned.
+    pub fn failed(target: Target, error: String) -> TargetReport {
+        TargetReport {
+            target,
+            error: Some(error),
+            done: vec![],
+            malformed: vec![],
+            evaluated: 0,
+            env_changes: vec![],
+            held_back: None,
+            retried: vec![],
+            gave_up: vec![],
+        }
+    }
+
+    /// Whether anything in this target failed (the target or one resource).
+    pub fn has_failures(&self) -> bool {
+        self.error.is_some() || self.done.iter().any(|d| d.outcome == "failed")
+    }
+
     pub fn count(&self, outcome: &str) -> usize {
         self.done.iter().filter(|d| d.outcome == outcome).count()
     }

@@ -182,4 +182,20 @@ impl ScheduledResource for AutoScalingGroups {
             .collect();
         bounded(operations).await
     }
+    async fn tag(&self, resource: &Resource, key: &str, value: &str) -> Result<(), String> {
+        let tag = Tag::builder()
+            .resource_id(&resource.id)
+            .resource_type("auto-scaling-group")
+            .key(key)
+            .value(value)
+            .propagate_at_launch(false)
+            .build();
+        self.client
+            .create_or_update_tags()
+            .tags(tag)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| crate::model::aws_error("CreateOrUpdateTags", &e))
+    }
 }

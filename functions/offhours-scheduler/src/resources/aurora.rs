@@ -7,6 +7,7 @@ pub const PERMISSIONS: &[&str] = &[
     "rds:DescribeDBClusters",
     "rds:StopDBCluster",
     "rds:StartDBCluster",
+    "rds:AddTagsToResource",
 ];
 
 use aws_config::SdkConfig;
@@ -131,5 +132,8 @@ impl ScheduledResource for AuroraClusters {
             .map(|r| Box::pin(self.start_one(r)) as Operation<'_>)
             .collect();
         bounded(operations).await
+    }
+    async fn tag(&self, resource: &Resource, key: &str, value: &str) -> Result<(), String> {
+        super::rds::add_tag(&self.client, resource, key, value).await
     }
 }

@@ -8,6 +8,7 @@ pub const PERMISSIONS: &[&str] = &[
     "ec2:DescribeInstances",
     "ec2:StopInstances",
     "ec2:StartInstances",
+    "ec2:CreateTags",
 ];
 
 use aws_config::SdkConfig;
@@ -183,6 +184,22 @@ impl ScheduledResource for Ec2Instances {
                 .map_err(|e| crate::model::aws_error("StartInstances", &e))
         })
         .await
+    }
+
+    async fn tag(&self, resource: &Resource, key: &str, value: &str) -> Result<(), String> {
+        self.client
+            .create_tags()
+            .resources(&resource.id)
+            .tags(
+                aws_sdk_ec2::types::Tag::builder()
+                    .key(key)
+                    .value(value)
+                    .build(),
+            )
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| crate::model::aws_error("CreateTags", &e))
     }
 }
 

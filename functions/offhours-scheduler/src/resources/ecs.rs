@@ -189,4 +189,14 @@ impl ScheduledResource for EcsServices {
             .collect();
         bounded(operations).await
     }
+    async fn tag(&self, resource: &Resource, key: &str, value: &str) -> Result<(), String> {
+        self.client
+            .tag_resource()
+            .resource_arn(&resource.arn)
+            .tags(Tag::builder().key(key).value(value).build())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| crate::model::aws_error("TagResource", &e))
+    }
 }

@@ -189,4 +189,14 @@ impl ScheduledResource for EksNodegroups {
             .collect();
         bounded(operations).await
     }
+    async fn tag(&self, resource: &Resource, key: &str, value: &str) -> Result<(), String> {
+        self.client
+            .tag_resource()
+            .resource_arn(&resource.arn)
+            .tags(key, value)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| crate::model::aws_error("TagResource", &e))
+    }
 }

@@ -81,6 +81,28 @@ impl RdsInstances {
     }
 }
 
+/// Sets one tag on an RDS instance or Aurora cluster (by ARN).
+pub async fn add_tag(
+    client: &aws_sdk_rds::Client,
+    r: &Resource,
+    key: &str,
+    value: &str,
+) -> Result<(), String> {
+    client
+        .add_tags_to_resource()
+        .resource_name(&r.arn)
+        .tags(
+            aws_sdk_rds::types::Tag::builder()
+                .key(key)
+                .value(value)
+                .build(),
+        )
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| crate::model::aws_error("AddTagsToResource", &e))
+}
+
 /// Removes the seven-day restart marker after a successful stop (if set).
 pub async fn clear_restart_marker(client: &aws_sdk_rds::Client, r: &Resource) -> ItemResult {
     if !r.tags.contains_key(RESTART_PENDING) {
@@ -207,5 +229,8 @@ impl ScheduledResource for RdsInstances {
             .map(|r| Box::pin(self.start_one(r)) as Operation<'_>)
             .collect();
         bounded(operations).await
+    }
+    async fn tag(&self, resource: &Resource, key: &str, value: &str) -> Result<(), String> {
+        add_tag(&self.client, resource, key, value).await
     }
 }
