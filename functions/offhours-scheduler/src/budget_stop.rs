@@ -109,7 +109,7 @@ pub async fn run(
     let outcome = steward
         .once(&action, keep, move || async move {
             let key = key_ref;
-            let done = execute(&plan, &adapters, job, change).await;
+            let done = execute(plan, adapters, job, change).await;
             let failed = done.iter().filter(|d| d.outcome == HoldOutcome::Failed).count();
             let n = report::budget_stop(item, job, &done, change, policy);
             let sent = steward.notify(&n, policy).await?;
