@@ -7,7 +7,7 @@ use steward_shared::notify::{Category, Notification, Severity, MULTIPLE};
 use steward_shared::Policy;
 
 use crate::plan::{Window, ACCOUNT_FLOOR};
-use crate::run::TargetReport;
+use crate::run::{Outcome, TargetReport};
 
 /// Related resources listed in the chat JSON (the rest are counted).
 const MAX_RELATED: usize = 50;
@@ -33,14 +33,11 @@ pub fn build(
     run_id: &str,
     dedupe_key: &str,
 ) -> Notification {
-    let count = |outcome: &str| reports.iter().map(|r| r.count(outcome)).sum::<usize>();
-    let stopped = count("stopped")
-        + count("hibernated")
-        + count("would be stopped")
-        + count("would be hibernated");
-    let started = count("started") + count("would be started");
-    let skipped = count("skipped");
-    let failed = count("failed");
+    let count = |which: fn(Outcome) -> bool| reports.iter().map(|r| r.count(which)).sum::<usize>();
+    let stopped = count(Outcome::is_stop);
+    let started = count(Outcome::is_start);
+    let skipped = count(|o| o == Outcome::Skipped);
+    let failed = count(|o| o == Outcome::Failed);
     let failed_targets: Vec<&TargetReport> = reports
         .iter()
         .copied()
@@ -207,7 +204,7 @@ pub fn build(
         .flat_map(|r| {
             r.done
                 .iter()
-                .filter(|d| d.outcome != "skipped")
+                .filter(|d| d.outcome != Outcome::Skipped)
                 .map(|d| d.arn.clone())
         })
         .filter(|a| !a.is_empty())

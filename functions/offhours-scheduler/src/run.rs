@@ -93,15 +93,88 @@ pub async fn plan_targets(
     plans
 }
 
+/// What a run did to one resource (serialized as the words the digest and
+/// the response use: `stopped`, `would be started`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    Stopped,
+    Hibernated,
+    Started,
+    /// The run changes nothing (dry-run, kill switch): what it would do.
+    WouldStop,
+    WouldHibernate,
+    WouldStart,
+    Skipped,
+    Failed,
+}
+
+impl Outcome {
+    /// The outcome of a successful stop (`hibernated`), start or neither.
+    fn of(verb: Verb, change: bool) -> Outcome {
+        match (verb, change) {
+            (Verb::Stop, true) => Outcome::Stopped,
+            (Verb::Hibernate, true) => Outcome::Hibernated,
+            (Verb::Start, true) => Outcome::Started,
+            (Verb::Stop, false) => Outcome::WouldStop,
+            (Verb::Hibernate, false) => Outcome::WouldHibernate,
+            (Verb::Start, false) => Outcome::WouldStart,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Stopped => "stopped",
+            Outcome::Hibernated => "hibernated",
+            Outcome::Started => "started",
+            Outcome::WouldStop => "would be stopped",
+            Outcome::WouldHibernate => "would be hibernated",
+            Outcome::WouldStart => "would be started",
+            Outcome::Skipped => "skipped",
+            Outcome::Failed => "failed",
+        }
+    }
+
+    /// A stop or hibernation, done or planned.
+    pub fn is_stop(self) -> bool {
+        matches!(
+            self,
+            Outcome::Stopped | Outcome::Hibernated | Outcome::WouldStop | Outcome::WouldHibernate
+        )
+    }
+
+    /// A start, done or planned.
+    pub fn is_start(self) -> bool {
+        matches!(self, Outcome::Started | Outcome::WouldStart)
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Outcome {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// The action behind a successful outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verb {
+    Stop,
+    Hibernate,
+    Start,
+}
+
 /// What happened to one resource.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Done {
     pub kind: Kind,
     pub id: String,
     pub arn: String,
-    /// `stopped`, `hibernated`, `started`, `skipped`, `failed`, or with
-    /// `would ` in front when the run changes nothing.
-    pub outcome: String,
+    pub outcome: Outcome,
     /// The skip reason or the error.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -147,11 +220,12 @@ impl TargetReport {
 
     /// Whether anything in this target failed (the target or one resource).
     pub fn has_failures(&self) -> bool {
-        self.error.is_some() || self.done.iter().any(|d| d.outcome == "failed")
+        self.error.is_some() || self.done.iter().any(|d| d.outcome == Outcome::Failed)
     }
 
-    pub fn count(&self, outcome: &str) -> usize {
-        self.done.iter().filter(|d| d.outcome == outcome).count()
+    /// The resources whose outcome passes `which`.
+    pub fn count(&self, which: impl Fn(Outcome) -> bool) -> usize {
+        self.done.iter().filter(|d| which(d.outcome)).count()
     }
 }
 
@@ -172,7 +246,7 @@ pub async fn apply(
                 kind: r.kind,
                 id: r.id.clone(),
                 arn: r.arn.clone(),
-                outcome: "skipped".into(),
+                outcome: Outcome::Skipped,
                 reason: Some(reason.clone()),
             }),
             Decision::Stop { hibernate } => by_kind.entry(r.kind).or_default().0.push(StopItem {
@@ -208,9 +282,9 @@ pub async fn apply(
         };
         for r in stop_results {
             let verb = if hibernating.contains(r.id.as_str()) {
-                "hibernated"
+                Verb::Hibernate
             } else {
-                "stopped"
+                Verb::Stop
             };
             done.push(outcome(kind, &r, arn_of(&r.id), verb, change));
         }
@@ -223,7 +297,7 @@ pub async fn apply(
                 .collect()
         };
         for r in start_results {
-            done.push(outcome(kind, &r, arn_of(&r.id), "started", change));
+            done.push(outcome(kind, &r, arn_of(&r.id), Verb::Start, change));
         }
     }
     done
@@ -233,7 +307,7 @@ fn outcome(
     kind: Kind,
     r: &crate::model::ItemResult,
     arn: String,
-    verb: &str,
+    verb: Verb,
     change: bool,
 ) -> Done {
     match &r.result {
@@ -241,18 +315,14 @@ fn outcome(
             kind,
             id: r.id.clone(),
             arn,
-            outcome: if change {
-                verb.to_string()
-            } else {
-                format!("would be {verb}")
-            },
+            outcome: Outcome::of(verb, change),
             reason: None,
         },
         Err(e) => Done {
             kind,
             id: r.id.clone(),
             arn,
-            outcome: "failed".into(),
+            outcome: Outcome::Failed,
             reason: Some(e.clone()),
         },
     }

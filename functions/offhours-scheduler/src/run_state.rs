@@ -21,7 +21,7 @@ use steward_shared::idempotency::{keys, IdempotencyStore};
 
 use crate::plan::{next_retries, Plan, Retries, Window};
 use crate::resources::Target;
-use crate::run::Done;
+use crate::run::{Done, Outcome};
 use crate::FUNCTION_NAME;
 
 /// How long pending retries are kept without a run (the catch-up limit is
@@ -156,7 +156,7 @@ pub async fn record_retries(
     let old = old.unwrap_or(&empty);
     let failed: Vec<&str> = done
         .iter()
-        .filter(|d| d.outcome == "failed")
+        .filter(|d| d.outcome == Outcome::Failed)
         .map(|d| d.arn.as_str())
         .collect();
     let next = next_retries(plan, &failed, old, window);

@@ -15,7 +15,7 @@ use steward_shared::{safety, Policy, Steward};
 
 use crate::plan::{self, Window};
 use crate::resources::Target;
-use crate::run::{self, Fleet, TargetReport};
+use crate::run::{self, Fleet, Outcome, TargetReport};
 use crate::{digest, env_watch, report, run_state, schedule};
 
 /// A run's collaborators: the shared context and the fleet of adapters.
@@ -153,19 +153,19 @@ impl<F: Fleet> Runner<'_, F> {
             .await;
         for r in &reports {
             for d in &r.done {
-                match d.outcome.as_str() {
-                    "failed" => {
+                match d.outcome {
+                    Outcome::Failed => {
                         metrics.actions_failed += 1;
                         tracing::error!(resource = %d.arn, kind = %d.kind, error = d.reason.as_deref().unwrap_or(""), "action failed; retried by the following runs within [offhours] catch_up_minutes");
                     }
-                    "skipped" => {
+                    Outcome::Skipped => {
                         tracing::info!(resource = %d.arn, kind = %d.kind, reason = d.reason.as_deref().unwrap_or(""), "skipped")
                     }
                     outcome => {
                         if change {
                             metrics.actions_taken += 1;
                         }
-                        tracing::info!(resource = %d.arn, kind = %d.kind, outcome, mode = %self.steward.mode(), "resource changed");
+                        tracing::info!(resource = %d.arn, kind = %d.kind, outcome = %outcome, mode = %self.steward.mode(), "resource changed");
                     }
                 }
             }

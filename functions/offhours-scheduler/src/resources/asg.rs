@@ -81,11 +81,7 @@ impl AutoScalingGroups {
 
     pub fn new(config: &SdkConfig) -> AutoScalingGroups {
         AutoScalingGroups {
-            client: aws_sdk_autoscaling::Client::from_conf(
-                aws_sdk_autoscaling::config::Builder::from(config)
-                    .interceptor(crate::calls::CallCounter)
-                    .build(),
-            ),
+            client: crate::calls::counted_client!(aws_sdk_autoscaling, config),
         }
     }
 

@@ -50,11 +50,7 @@ impl AuroraClusters {
 
     pub fn new(config: &SdkConfig) -> AuroraClusters {
         AuroraClusters {
-            client: aws_sdk_rds::Client::from_conf(
-                aws_sdk_rds::config::Builder::from(config)
-                    .interceptor(crate::calls::CallCounter)
-                    .build(),
-            ),
+            client: crate::calls::counted_client!(aws_sdk_rds, config),
         }
     }
 

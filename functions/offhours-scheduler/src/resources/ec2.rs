@@ -32,11 +32,7 @@ pub struct Ec2Instances {
 impl Ec2Instances {
     pub fn new(config: &SdkConfig, target: &Target) -> Ec2Instances {
         Ec2Instances {
-            client: aws_sdk_ec2::Client::from_conf(
-                aws_sdk_ec2::config::Builder::from(config)
-                    .interceptor(crate::calls::CallCounter)
-                    .build(),
-            ),
+            client: crate::calls::counted_client!(aws_sdk_ec2, config),
             arn_prefix: format!(
                 "arn:{}:ec2:{}:{}:instance/",
                 partition_of(&target.region),

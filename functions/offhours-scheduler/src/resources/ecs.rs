@@ -65,11 +65,7 @@ impl EcsServices {
 
     pub fn new(config: &SdkConfig) -> EcsServices {
         EcsServices {
-            client: aws_sdk_ecs::Client::from_conf(
-                aws_sdk_ecs::config::Builder::from(config)
-                    .interceptor(crate::calls::CallCounter)
-                    .build(),
-            ),
+            client: crate::calls::counted_client!(aws_sdk_ecs, config),
         }
     }
 

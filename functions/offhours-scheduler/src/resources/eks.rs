@@ -71,11 +71,7 @@ impl EksNodegroups {
 
     pub fn new(config: &SdkConfig) -> EksNodegroups {
         EksNodegroups {
-            client: aws_sdk_eks::Client::from_conf(
-                aws_sdk_eks::config::Builder::from(config)
-                    .interceptor(crate::calls::CallCounter)
-                    .build(),
-            ),
+            client: crate::calls::counted_client!(aws_sdk_eks, config),
         }
     }
 

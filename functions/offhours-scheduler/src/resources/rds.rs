@@ -51,11 +51,7 @@ impl RdsInstances {
 
     pub fn new(config: &SdkConfig) -> RdsInstances {
         RdsInstances {
-            client: aws_sdk_rds::Client::from_conf(
-                aws_sdk_rds::config::Builder::from(config)
-                    .interceptor(crate::calls::CallCounter)
-                    .build(),
-            ),
+            client: crate::calls::counted_client!(aws_sdk_rds, config),
         }
     }
 
