@@ -1134,6 +1134,24 @@ async fn budget_stop_holds_dev_through_the_next_morning_and_leaves_prod() {
     });
     let policy = format!("[targets]\nregions = [\"{REGION}\", \"eu-west-1\"]\n");
 
+    // A job older than max_work_item_age_minutes (60) is reported and dropped.
+    let mut stale_job = job.clone();
+    stale_job["time"] = json!((now - Duration::minutes(90)).to_rfc3339());
+    let mut scheduler = stack.function("offhours-scheduler", &policy, &[]).await;
+    let out = scheduler
+        .invoke(&json!({"Records": [sqs_record("stale", &stale_job)]}))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(out["batchItemFailures"], json!([]), "{out:#}");
+    assert_eq!(instance_state(&config, &dev).await, "running");
+    let received = stack.inbox.drain().await.unwrap();
+    assert_eq!(
+        digest(&received).chat["metadata"]["eventType"],
+        "steward.offhours.stale-work"
+    );
+    let records_before = stack.idempotency_records().await;
+
     // Dry-run: the plan is reported, nothing is written.
     let mut dry = stack
         .function(
@@ -1158,12 +1176,11 @@ async fn budget_stop_holds_dev_through_the_next_morning_and_leaves_prod() {
     assert!(m.subject.contains("1 would be stopped"), "{}", m.subject);
     assert_eq!(
         stack.idempotency_records().await,
-        0,
+        records_before,
         "dry-run writes no record"
     );
 
     // Live: dev stopped and held, prod untouched, exempt skipped; one message.
-    let mut scheduler = stack.function("offhours-scheduler", &policy, &[]).await;
     let out = scheduler
         .invoke(&json!({"Records": [sqs_record("first", &job)]}))
         .await

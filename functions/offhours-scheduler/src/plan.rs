@@ -516,7 +516,7 @@ pub fn decide(resource: &Resource, action: Action, policy: &Policy) -> Option<De
 
 /// Whether an RDS instance or cluster that AWS started after seven days
 /// stopped should be stopped again at `at`: in scope, not exempt, not left to
-/// an owner, and in its off time.
+/// an owner, and in its off time or held for its budget period.
 pub fn restop_after_restart(
     resource: &Resource,
     policy: &Policy,
@@ -540,6 +540,10 @@ pub fn restop_after_restart(
     }
     if let Some(reason) = &resource.owner_skip {
         return Err(reason.clone());
+    }
+    if budget_hold(resource, at).is_some() {
+        // Held stopped for its budget period: stopped again whatever the hour.
+        return Ok(());
     }
     match schedule::resolve(&resource.tags, &policy.offhours) {
         Resolution::Scheduled(s) if s.is_off_at(at, holidays) => Ok(()),
@@ -984,6 +988,13 @@ mod tests {
         assert_eq!(restop_after_restart(&db, &policy, sunday, &[]), Ok(()));
         let tuesday_noon = Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap();
         assert!(restop_after_restart(&db, &policy, tuesday_noon, &[]).is_err());
+        // Held for its budget period: stopped again even in its on time.
+        let mut held = db.clone();
+        held.tags.insert(BUDGET_HOLD.into(), "2026-12-01".into());
+        assert_eq!(
+            restop_after_restart(&held, &policy, tuesday_noon, &[]),
+            Ok(())
+        );
         let prod = Resource::new(
             Kind::RdsInstance,
             "p",
