@@ -138,7 +138,8 @@ pub struct Offhours {
     /// reported and dropped, never replayed.
     pub max_work_item_age_minutes: u32,
     /// Minutes after a transition during which a stop or start that failed is
-    /// retried by the following runs.
+    /// retried by the following runs, and how far back a run reaches for the
+    /// transitions of missed runs.
     pub catch_up_minutes: u32,
 }
 

@@ -1591,3 +1591,30 @@ async fn a_nested_ous_accounts_are_scheduled() {
     );
     assert_eq!(instance_state(&member, &nested).await, "stopped");
 }
+
+/// Issue 10 section 2: a transition that fell in a window no run covered
+/// (the 19:00 run never happened) is caught up by the next run, within the
+/// catch-up limit; a first run never replays the past.
+#[tokio::test]
+async fn a_missed_run_is_caught_up_by_the_next_one() {
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    let dev = instance(&config, &[("env", "dev")], false).await;
+    let mut scheduler = stack.function("offhours-scheduler", "", &[]).await;
+    scheduler
+        .invoke(&scheduled("2026-11-20T18:45:00Z"))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(instance_state(&config, &dev).await, "running");
+    // The 19:00 run is lost; the 19:15 run covers (18:45, 19:15].
+    let out = scheduler
+        .invoke(&scheduled("2026-11-20T19:15:00Z"))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(instance_state(&config, &dev).await, "stopped", "{out:#}");
+    let received = stack.inbox.drain().await.unwrap();
+    let text = digest(&received).description();
+    assert!(text.contains("Runs were missed"), "{text}");
+}

@@ -108,6 +108,16 @@ pub fn build(
             "{env_changes} resource(s) changed their env tag since the previous run."
         ));
     }
+    for r in reports {
+        if let Some(from) = r.caught_up_from {
+            n.details.push(format!(
+                "Runs were missed for {}: this run acted on the transitions since {} (the end of its previous run, at most [offhours] catch_up_minutes = {} back).",
+                r.target,
+                from.to_rfc3339(),
+                policy.offhours.catch_up_minutes
+            ));
+        }
+    }
     if retried > 0 {
         n.details.push(format!(
             "{retried} stop(s) or start(s) that failed in an earlier run were retried (within [offhours] catch_up_minutes = {}).",

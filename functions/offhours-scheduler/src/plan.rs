@@ -267,6 +267,10 @@ pub struct Plan {
     /// ARNs whose failed transition passed `[offhours] catch_up_minutes`: given up.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub gave_up: Vec<String>,
+    /// The window this target was planned on, when set by the run (widened
+    /// back over missed runs by [`catch_up_window`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<Window>,
 }
 
 impl Plan {
@@ -329,6 +333,46 @@ pub struct PendingRetry {
 
 /// The pending retries of one target, by ARN.
 pub type Retries = std::collections::BTreeMap<String, PendingRetry>;
+
+/// What a target carries from its earlier runs into this one.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Carried {
+    /// Failed stops and starts still to retry.
+    pub retries: Retries,
+    /// The window end of the target's previous run (`None`: never ran, or unknown).
+    pub covered_until: Option<DateTime<Utc>>,
+}
+
+/// The window a target's run acts on: the run's window, widened back to the
+/// end of the target's previous run when runs were missed in between (the
+/// scheduler was down, a schedule was skipped), but never further back than
+/// `[offhours] catch_up_minutes` before the window's end. With no previous
+/// run on record the run's own window is used: a first run never replays
+/// the past.
+pub fn catch_up_window(
+    window: Window,
+    covered_until: Option<DateTime<Utc>>,
+    policy: &Policy,
+) -> Window {
+    let Some(last) = covered_until else {
+        return window;
+    };
+    let earliest = window
+        .end
+        .checked_sub_signed(Duration::minutes(i64::from(
+            policy.offhours.catch_up_minutes,
+        )))
+        .unwrap_or(window.start);
+    let start = last.max(earliest);
+    if start < window.start {
+        Window {
+            start,
+            end: window.end,
+        }
+    } else {
+        window
+    }
+}
 
 /// Whether a pending retry is still within the catch-up limit at `at`.
 pub fn within_catch_up(retry: &PendingRetry, at: DateTime<Utc>, policy: &Policy) -> bool {
@@ -972,6 +1016,42 @@ mod tests {
             plan_with_retries(vec![exempt], &policy, at(19, 15), None, &retries).changes(),
             0
         );
+    }
+
+    #[test]
+    fn a_missed_window_is_caught_up_within_the_limit_only() {
+        let policy = Policy::default();
+        let at = |h: u32, m: u32| Utc.with_ymd_and_hms(2026, 11, 20, h, m, 0).unwrap();
+        let w = Window::ending_at(at(19, 30), &policy);
+        // The 19:15 run was missed: the 19:30 run covers (19:00, 19:30].
+        let widened = catch_up_window(w, Some(at(19, 0)), &policy);
+        assert_eq!(widened.start, at(19, 0));
+        let dev = ec2("dev", &[("env", "dev")], Power::Running);
+        assert_eq!(plan(vec![dev.clone()], &policy, w).changes(), 0);
+        assert_eq!(
+            plan(vec![dev], &policy, Window::ending_at(at(19, 30), &policy)).changes(),
+            0
+        );
+        let back = catch_up_window(w, Some(at(18, 45)), &policy);
+        assert_eq!(back.start, at(18, 45));
+        assert_eq!(
+            plan(
+                vec![ec2("d", &[("env", "dev")], Power::Running)],
+                &policy,
+                back
+            )
+            .changes(),
+            1,
+            "the 19:00 transition of the missed run is caught up"
+        );
+        // Never more than catch_up_minutes (120) back, never for a first run,
+        // never narrower than the run's own window.
+        assert_eq!(
+            catch_up_window(w, Some(at(9, 0)), &policy).start,
+            at(17, 30)
+        );
+        assert_eq!(catch_up_window(w, None, &policy), w);
+        assert_eq!(catch_up_window(w, Some(at(19, 20)), &policy), w);
     }
 
     #[test]

@@ -57,9 +57,9 @@ pub async fn plan_targets(
     policy: &Policy,
     window: Window,
     session: &str,
-    retries: &BTreeMap<Target, plan::Retries>,
+    carried: &BTreeMap<Target, plan::Carried>,
 ) -> Vec<TargetPlan> {
-    let empty = &plan::Retries::new();
+    let empty = &plan::Carried::default();
     let bound = policy.offhours.concurrency.max(1) as usize;
     let mut plans: Vec<TargetPlan> = stream::iter(targets.iter().cloned())
         .map(|target| async move {
@@ -72,16 +72,17 @@ pub async fn plan_targets(
                         list.map_err(|e| anyhow::anyhow!("listing {}: {e:#}", adapter.kind()))?,
                     );
                 }
-                Ok((
-                    plan::plan_with_retries(
-                        resources,
-                        policy,
-                        window,
-                        Some(&target.account),
-                        retries.get(&target).unwrap_or(empty),
-                    ),
-                    adapters,
-                ))
+                let carried = carried.get(&target).unwrap_or(empty);
+                let window = plan::catch_up_window(window, carried.covered_until, policy);
+                let mut plan = plan::plan_with_retries(
+                    resources,
+                    policy,
+                    window,
+                    Some(&target.account),
+                    &carried.retries,
+                );
+                plan.window = Some(window);
+                Ok((plan, adapters))
             }
             .await;
             TargetPlan { target, result }
@@ -194,6 +195,10 @@ pub struct TargetReport {
     /// Why the run's blast-radius budget held this target back (nothing changed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub held_back: Option<String>,
+    /// Set when runs were missed: this target's window started here, at
+    /// the end of its previous run (within `[offhours] catch_up_minutes`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caught_up_from: Option<chrono::DateTime<chrono::Utc>>,
     /// ARNs whose failed transition from an earlier run was retried.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub retried: Vec<String>,
@@ -213,6 +218,7 @@ impl TargetReport {
             evaluated: 0,
             env_changes: vec![],
             held_back: None,
+            caught_up_from: None,
             retried: vec![],
             gave_up: vec![],
         }

@@ -19,7 +19,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use steward_shared::idempotency::{keys, IdempotencyStore};
 
-use crate::plan::{next_retries, Plan, Retries, Window};
+use crate::plan::{next_retries, Carried, Plan, Retries, Window};
 use crate::resources::Target;
 use crate::run::{Done, Outcome};
 use crate::FUNCTION_NAME;
@@ -81,6 +81,49 @@ pub async fn save_retries(
             &serde_json::to_string(retries)?,
             RETRY_KEEP,
         )
+        .await
+}
+
+fn covered_key(target: &Target) -> String {
+    keys::state(FUNCTION_NAME, &format!("covered#{target}"))
+}
+
+/// What a target carries from earlier runs: its pending retries and the
+/// window end of its previous run. A record that cannot be read counts as
+/// absent (logged): no retry and no catch-up, never a wider window.
+pub async fn load_carried(store: &dyn IdempotencyStore, target: &Target) -> Carried {
+    let retries = load_retries(store, target).await.unwrap_or_else(|e| {
+        tracing::error!(target = %target, error = %format!("{e:#}"), "could not read the pending retries; failed transitions of earlier runs are not retried this run");
+        Retries::new()
+    });
+    let covered_until = match store.get(&covered_key(target)).await {
+        Ok(record) => record
+            .and_then(|r| r.result)
+            .and_then(|v| DateTime::parse_from_rfc3339(&v).ok())
+            .map(|t| t.with_timezone(&Utc)),
+        Err(e) => {
+            tracing::error!(target = %target, error = %format!("{e:#}"), "could not read the previous run's window; missed windows are not caught up this run");
+            None
+        }
+    };
+    Carried {
+        retries,
+        covered_until,
+    }
+}
+
+/// Records the window end this run covered for `target` (only ever moves forward).
+pub async fn save_covered(
+    store: &dyn IdempotencyStore,
+    target: &Target,
+    previous: Option<DateTime<Utc>>,
+    end: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    if previous.is_some_and(|p| p >= end) {
+        return Ok(());
+    }
+    store
+        .put_state(&covered_key(target), &end.to_rfc3339(), RETRY_KEEP)
         .await
 }
 

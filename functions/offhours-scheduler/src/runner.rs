@@ -46,20 +46,13 @@ impl<F: Fleet> Runner<'_, F> {
         let change = self.steward.mode().may_change();
         let store = self.steward.idempotency.as_deref();
         let live_store = store.filter(|_| change);
-        let mut retries: BTreeMap<Target, plan::Retries> = BTreeMap::new();
+        let mut carried: BTreeMap<Target, plan::Carried> = BTreeMap::new();
         if let Some(store) = store {
             for t in targets {
-                match run_state::load_retries(store, t).await {
-                    Ok(r) => {
-                        retries.insert(t.clone(), r);
-                    }
-                    Err(e) => {
-                        tracing::error!(target = %t, error = %format!("{e:#}"), "could not read the pending retries; failed transitions of earlier runs are not retried this run")
-                    }
-                }
+                carried.insert(t.clone(), run_state::load_carried(store, t).await);
             }
         }
-        let plans = run::plan_targets(self.fleet, targets, policy, window, run_id, &retries).await;
+        let plans = run::plan_targets(self.fleet, targets, policy, window, run_id, &carried).await;
         let changes: usize = plans
             .iter()
             .filter_map(|p| p.result.as_ref().ok())
@@ -113,7 +106,7 @@ impl<F: Fleet> Runner<'_, F> {
             }
         }
         let bound = policy.offhours.concurrency.max(1) as usize;
-        let (held_back, budget_errors, retries) = (&held_back, &budget_errors, &retries);
+        let (held_back, budget_errors, carried) = (&held_back, &budget_errors, &carried);
         let reports: Vec<TargetReport> = stream::iter(plans)
             .map(|p| async move {
                 let (plan, adapters) = match p.result {
@@ -134,7 +127,11 @@ impl<F: Fleet> Runner<'_, F> {
                     run::apply(&plan, &adapters, change).await
                 };
                 if let (Some(store), None) = (live_store, &blocked) {
-                    run_state::record_retries(store, &p.target, &plan, &done, retries.get(&p.target), window).await;
+                    let previous = carried.get(&p.target).and_then(|c| c.covered_until);
+                    if let Err(e) = run_state::save_covered(store, &p.target, previous, window.end).await {
+                        tracing::error!(target = %p.target, error = %format!("{e:#}"), "could not record the window this run covered; the next run does not catch up past it");
+                    }
+                    run_state::record_retries(store, &p.target, &plan, &done, carried.get(&p.target).map(|c| &c.retries), window).await;
                 }
                 TargetReport {
                     target: p.target,
@@ -144,6 +141,7 @@ impl<F: Fleet> Runner<'_, F> {
                     evaluated: plan.evaluated,
                     env_changes,
                     held_back: blocked,
+                    caught_up_from: plan.window.map(|w| w.start).filter(|s| *s < window.start),
                     retried: plan.retried,
                     gave_up: plan.gave_up,
                 }
