@@ -1134,10 +1134,32 @@ async fn budget_stop_holds_dev_through_the_next_morning_and_leaves_prod() {
     });
     let policy = format!("[targets]\nregions = [\"{REGION}\", \"eu-west-1\"]\n");
 
+    // A job for an account the scheduler does not govern is refused.
+    let mut foreign = job.clone();
+    foreign["account"] = json!(MEMBER_ACCOUNT);
+    let mut scheduler = stack.function("offhours-scheduler", &policy, &[]).await;
+    let out = scheduler
+        .invoke(&json!({"Records": [sqs_record("foreign", &foreign)]}))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(
+        out["batchItemFailures"],
+        json!([{"itemIdentifier": "foreign"}]),
+        "{out:#}"
+    );
+    assert!(
+        out["failures"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not a target"),
+        "{out:#}"
+    );
+    assert!(stack.inbox.drain().await.unwrap().is_empty());
+
     // A job older than max_work_item_age_minutes (60) is reported and dropped.
     let mut stale_job = job.clone();
     stale_job["time"] = json!((now - Duration::minutes(90)).to_rfc3339());
-    let mut scheduler = stack.function("offhours-scheduler", &policy, &[]).await;
     let out = scheduler
         .invoke(&json!({"Records": [sqs_record("stale", &stale_job)]}))
         .await

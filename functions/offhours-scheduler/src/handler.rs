@@ -166,6 +166,11 @@ impl<F: Fleet> Scheduler<F> {
                         continue;
                     }
                     if let Some(job) = &item.budget_stop {
+                        if let Err(why) = self.governed(&item.target(), policy).await {
+                            tracing::error!(message_id = %r.message_id, why = %why, "budget-stop job refused");
+                            batch.fail(&r.message_id, why);
+                            continue;
+                        }
                         match crate::budget_stop::run(
                             &self.steward,
                             &self.fleet,
@@ -238,6 +243,26 @@ impl<F: Fleet> Scheduler<F> {
         self.send(&report::stale_work(stale, policy), policy, metrics)
             .await?;
         Ok(())
+    }
+
+    /// Whether `target` is one of this scheduler's targets (the policy's
+    /// accounts and OUs times its regions): a job for anything else is
+    /// refused, whoever could write to the queue.
+    async fn governed(&self, target: &Target, policy: &Policy) -> Result<(), String> {
+        let aws = &self.steward.aws;
+        let targets = targets::resolve(
+            policy,
+            aws.own_account(),
+            aws.own_region(),
+            self.org.as_deref(),
+        )
+        .await
+        .map_err(|e| format!("could not resolve the targets to check the job: {e:#}"))?;
+        if targets.contains(target) {
+            Ok(())
+        } else {
+            Err(format!("{target} is not a target of this scheduler ([targets] accounts, organizational_units and regions); a budget-stop job for it is refused"))
+        }
     }
 
     fn runner(&self) -> Runner<'_, F> {
