@@ -1640,3 +1640,53 @@ async fn a_missed_run_is_caught_up_by_the_next_one() {
     let text = digest(&received).description();
     assert!(text.contains("Runs were missed"), "{text}");
 }
+
+/// Issue 17: a budget-stop job that would change more than
+/// `max_changes_per_run` changes nothing, alerts HIGH, and is not recorded
+/// as done (the same job sent again after raising the limit acts).
+#[tokio::test]
+async fn budget_stop_over_the_blast_radius_changes_nothing_and_alerts_high() {
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    let a = instance(&config, &[("env", "dev")], false).await;
+    let b = instance(&config, &[("env", "dev")], false).await;
+    let now = chrono::Utc::now();
+    let job = json!({
+        "job": "budget-stop", "account": HUB_ACCOUNT, "region": REGION,
+        "budget": "dev-monthly",
+        "period_start": now.date_naive().to_string(),
+        "period_end": (now.date_naive() + chrono::Duration::days(20)).to_string(),
+        "time": now.to_rfc3339(),
+    });
+    let mut limited = stack
+        .function(
+            "offhours-scheduler",
+            "[limits]\nmax_changes_per_run = 1\n",
+            &[],
+        )
+        .await;
+    let out = limited
+        .invoke(&json!({"Records": [sqs_record("m1", &job)]}))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(out["batchItemFailures"], json!([]), "{out:#}");
+    assert_eq!(instance_state(&config, &a).await, "running");
+    assert_eq!(instance_state(&config, &b).await, "running");
+    let received = stack.inbox.drain().await.unwrap();
+    let m = digest(&received);
+    assert_eq!(m.attributes["severity"], "HIGH");
+    assert_eq!(
+        m.chat["metadata"]["eventType"],
+        "steward.budget.blast-radius"
+    );
+    // Raised limit, same job: carried out.
+    let mut raised = stack.function("offhours-scheduler", "", &[]).await;
+    raised
+        .invoke(&json!({"Records": [sqs_record("m2", &job)]}))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(instance_state(&config, &a).await, "stopped");
+    assert_eq!(instance_state(&config, &b).await, "stopped");
+}
