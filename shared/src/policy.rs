@@ -137,6 +137,10 @@ pub struct Offhours {
     /// Work items (fan-out targets, budget stops) older than this are
     /// reported and dropped, never replayed.
     pub max_work_item_age_minutes: u32,
+    /// Minutes after a transition during which a stop or start that failed is
+    /// retried by the following runs, and how far back a run reaches for the
+    /// transitions of missed runs.
+    pub catch_up_minutes: u32,
 }
 
 impl Default for Offhours {
@@ -155,6 +159,7 @@ impl Default for Offhours {
             restart_wait_seconds: 600,
             allow_mixed_accounts: false,
             max_work_item_age_minutes: 60,
+            catch_up_minutes: 120,
         }
     }
 }

@@ -1063,3 +1063,630 @@ async fn stale_work_items_are_reported_and_dropped_extreme_times_do_not_crash() 
         .response();
     assert!(out.get("window").is_some(), "{out:#}");
 }
+
+async fn instance_tags(config: &SdkConfig, id: &str) -> HashMap<String, String> {
+    let out = aws_sdk_ec2::Client::new(config)
+        .describe_instances()
+        .instance_ids(id)
+        .send()
+        .await
+        .unwrap();
+    out.reservations()[0].instances()[0]
+        .tags()
+        .iter()
+        .map(|t| {
+            (
+                t.key().unwrap_or_default().to_string(),
+                t.value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// One work-queue record as Lambda's SQS poller delivers it.
+fn sqs_record(message_id: &str, body: &Value) -> Value {
+    json!({
+        "messageId": message_id,
+        "body": body.to_string(),
+        "eventSource": "aws:sqs",
+        "awsRegion": REGION
+    })
+}
+
+/// Issue 17: a `budget-stop` job from the budget alerter stops the dev
+/// resources of its account and region (prod untouched, exempt skipped), tags
+/// them with the hold, notifies once (dry-run first: nothing written), and
+/// the held instance stays stopped through the next off-hours start while an
+/// unheld one in another region is started.
+#[tokio::test]
+async fn budget_stop_holds_dev_through_the_next_morning_and_leaves_prod() {
+    use chrono::{Datelike, Duration, Utc};
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    let dev = instance(&config, &[("env", "dev")], false).await;
+    let prod = instance(&config, &[("env", "prod")], false).await;
+    let exempt = instance(
+        &config,
+        &[("env", "dev"), ("steward:exempt", "true")],
+        false,
+    )
+    .await;
+    let elsewhere = config
+        .to_builder()
+        .region(aws_config::Region::new("eu-west-1"))
+        .build();
+    let unheld = instance(&elsewhere, &[("env", "dev")], false).await;
+    aws_sdk_ec2::Client::new(&elsewhere)
+        .stop_instances()
+        .instance_ids(&unheld)
+        .send()
+        .await
+        .unwrap();
+
+    let now = Utc::now();
+    let period_start = now.date_naive();
+    let period_end = period_start + Duration::days(20);
+    let job = json!({
+        "job": "budget-stop", "account": HUB_ACCOUNT, "region": REGION,
+        "budget": "dev-monthly",
+        "period_start": period_start.to_string(), "period_end": period_end.to_string(),
+        "time": now.to_rfc3339(),
+    });
+    let policy = format!("[targets]\nregions = [\"{REGION}\", \"eu-west-1\"]\n");
+
+    // A job for an account the scheduler does not govern is refused.
+    let mut foreign = job.clone();
+    foreign["account"] = json!(MEMBER_ACCOUNT);
+    let mut scheduler = stack.function("offhours-scheduler", &policy, &[]).await;
+    let out = scheduler
+        .invoke(&json!({"Records": [sqs_record("foreign", &foreign)]}))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(
+        out["batchItemFailures"],
+        json!([{"itemIdentifier": "foreign"}]),
+        "{out:#}"
+    );
+    assert!(
+        out["failures"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not a target"),
+        "{out:#}"
+    );
+    assert!(stack.inbox.drain().await.unwrap().is_empty());
+
+    // A job older than max_work_item_age_minutes (60) is reported and dropped.
+    let mut stale_job = job.clone();
+    stale_job["time"] = json!((now - Duration::minutes(90)).to_rfc3339());
+    let out = scheduler
+        .invoke(&json!({"Records": [sqs_record("stale", &stale_job)]}))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(out["batchItemFailures"], json!([]), "{out:#}");
+    assert_eq!(instance_state(&config, &dev).await, "running");
+    let received = stack.inbox.drain().await.unwrap();
+    assert_eq!(
+        digest(&received).chat["metadata"]["eventType"],
+        "steward.offhours.stale-work"
+    );
+    let records_before = stack.idempotency_records().await;
+
+    // Dry-run: the plan is reported, nothing is written.
+    let mut dry = stack
+        .function(
+            "offhours-scheduler",
+            &policy,
+            &[("STEWARD_DRY_RUN", "true")],
+        )
+        .await;
+    let out = dry
+        .invoke(&json!({"Records": [sqs_record("dry", &job)]}))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(out["batchItemFailures"], json!([]), "{out:#}");
+    assert_eq!(instance_state(&config, &dev).await, "running");
+    assert!(!instance_tags(&config, &dev)
+        .await
+        .contains_key("steward:budget-hold"));
+    let received = stack.inbox.drain().await.unwrap();
+    let m = digest(&received);
+    assert!(m.subject.contains("(DRY RUN)"), "{}", m.subject);
+    assert!(m.subject.contains("1 would be stopped"), "{}", m.subject);
+    assert_eq!(
+        stack.idempotency_records().await,
+        records_before,
+        "dry-run writes no record"
+    );
+
+    // Live: dev stopped and held, prod untouched, exempt skipped; one message.
+    let out = scheduler
+        .invoke(&json!({"Records": [sqs_record("first", &job)]}))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(out["batchItemFailures"], json!([]), "{out:#}");
+    assert_eq!(instance_state(&config, &dev).await, "stopped");
+    assert_eq!(
+        instance_tags(&config, &dev).await["steward:budget-hold"],
+        period_end.to_string()
+    );
+    assert_eq!(instance_state(&config, &prod).await, "running");
+    assert!(!instance_tags(&config, &prod)
+        .await
+        .contains_key("steward:budget-hold"));
+    assert_eq!(instance_state(&config, &exempt).await, "running");
+    assert_eq!(instance_state(&elsewhere, &unheld).await, "stopped");
+    let received = stack.inbox.drain().await.unwrap();
+    let m = digest(&received);
+    assert_eq!(m.attributes["category"], "budget");
+    assert_eq!(m.attributes["account"], HUB_ACCOUNT);
+    assert_eq!(m.attributes["region"], REGION);
+    assert_eq!(
+        m.chat["metadata"]["eventType"],
+        "steward.budget.dev-stop-result"
+    );
+    assert!(
+        m.subject.contains("1 stopped, 0 held, 1 skipped"),
+        "{}",
+        m.subject
+    );
+    let text = m.description();
+    assert!(
+        text.contains(&format!("stopped and held ec2-instance {dev}")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "skipped ec2-instance {exempt}: steward:exempt=true"
+        )),
+        "{text}"
+    );
+    assert!(!text.contains(&prod), "prod is never in the plan: {text}");
+    assert!(
+        m.chat["content"]["nextSteps"]
+            .to_string()
+            .contains("To undo: remove the tag steward:budget-hold"),
+        "{:#}",
+        m.chat
+    );
+
+    // Redelivered in another batch: nothing stopped or sent twice.
+    aws_sdk_ec2::Client::new(&config)
+        .start_instances()
+        .instance_ids(&dev)
+        .send()
+        .await
+        .unwrap();
+    let out = scheduler
+        .invoke(&json!({"Records": [sqs_record("redelivered", &job)]}))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(out["batchItemFailures"], json!([]), "{out:#}");
+    assert_eq!(
+        instance_state(&config, &dev).await,
+        "running",
+        "the job was carried out already; a redelivery stops nothing again"
+    );
+    assert!(stack.inbox.drain().await.unwrap().is_empty());
+    aws_sdk_ec2::Client::new(&config)
+        .stop_instances()
+        .instance_ids(&dev)
+        .send()
+        .await
+        .unwrap();
+
+    // The next weekday morning start inside the period: the held instance stays stopped.
+    let mut monday = now.date_naive() + Duration::days(1);
+    while monday.weekday() != chrono::Weekday::Mon {
+        monday += Duration::days(1);
+    }
+    assert!(monday < period_end);
+    let morning = format!("{monday}T07:05:00Z");
+    let out = scheduler
+        .invoke(&scheduled(&morning))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(instance_state(&config, &dev).await, "stopped", "{out:#}");
+    assert_eq!(
+        instance_state(&elsewhere, &unheld).await,
+        "running",
+        "the morning start ran"
+    );
+    let received = stack.inbox.drain().await.unwrap();
+    let text = digest(&received).description();
+    assert!(
+        text.contains(&format!("skipped ec2-instance {dev}"))
+            && text.contains("steward:budget-hold"),
+        "{text}"
+    );
+}
+
+/// The SDK configuration of the hub account in another region.
+fn in_region(config: &SdkConfig, region: &str) -> SdkConfig {
+    config
+        .to_builder()
+        .region(aws_config::Region::new(region.to_string()))
+        .build()
+}
+
+/// A fanned-out work item for `region` of the hub at `time`.
+fn work_item(message_id: &str, region: &str, time: &str) -> Value {
+    sqs_record(
+        message_id,
+        &json!({"account": HUB_ACCOUNT, "region": region, "time": time}),
+    )
+}
+
+fn of_type<'a>(received: &'a [Received], event_type: &str) -> Vec<&'a Received> {
+    received
+        .iter()
+        .filter(|m| m.chat["metadata"]["eventType"] == event_type)
+        .collect()
+}
+
+/// Issue 10 section 1: three targets of two dev instances each, delivered
+/// one per invocation, with a limit of 3: the run changes at most 3 (the
+/// first target's two; the others do not fit) and alerts HIGH once.
+#[tokio::test]
+async fn fanned_out_run_changes_at_most_the_limit_and_alerts_once() {
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    let regions = [REGION, "eu-west-1", "us-west-2"];
+    let mut fleet = Vec::new();
+    for region in regions {
+        let c = in_region(&config, region);
+        for _ in 0..2 {
+            let id = instance(&c, &[("env", "dev")], false).await;
+            fleet.push((c.clone(), id));
+        }
+    }
+    let policy = "[limits]\nmax_changes_per_run = 3\n[offhours]\n# The run is replayed at a fixed past date: allow its work items to be old.\nmax_work_item_age_minutes = 100000000\n";
+    let mut scheduler = stack.function("offhours-scheduler", policy, &[]).await;
+    for (i, region) in regions.iter().enumerate() {
+        let out = scheduler
+            .invoke(
+                &json!({"Records": [work_item(&format!("target-{i}"), region, FRIDAY_EVENING)]}),
+            )
+            .await
+            .unwrap()
+            .response();
+        assert_eq!(out["batchItemFailures"], json!([]), "{out:#}");
+    }
+    let mut stopped = 0;
+    for (c, id) in &fleet {
+        if instance_state(c, id).await == "stopped" {
+            stopped += 1;
+        }
+    }
+    assert_eq!(
+        stopped, 2,
+        "the first target's two fit in the limit of 3; the next two do not"
+    );
+    let received = stack.inbox.drain().await.unwrap();
+    let alerts = of_type(&received, "steward.offhours.blast-radius");
+    assert_eq!(alerts.len(), 1, "one alert per run, not per batch");
+    assert_eq!(alerts[0].attributes["severity"], "HIGH");
+    assert!(
+        alerts[0].description().contains("held back"),
+        "{}",
+        alerts[0].description()
+    );
+    let digests = of_type(&received, "steward.offhours.digest");
+    assert_eq!(digests.len(), 3, "one digest per batch's new targets");
+    assert!(digests.iter().any(|d| d
+        .description()
+        .contains("held back by the run's blast radius")));
+    // A held-back target's work item delivered again: still held back, no second alert.
+    scheduler
+        .invoke(&json!({"Records": [work_item("again", "us-west-2", FRIDAY_EVENING)]}))
+        .await
+        .unwrap()
+        .response();
+    let received = stack.inbox.drain().await.unwrap();
+    assert!(of_type(&received, "steward.offhours.blast-radius").is_empty());
+    let mut stopped_after = 0;
+    for (c, id) in &fleet {
+        if instance_state(c, id).await == "stopped" {
+            stopped_after += 1;
+        }
+    }
+    assert_eq!(stopped_after, 2);
+}
+
+/// Issue 10 section 2: a stop throttled at 19:00 is retried by the 19:15 run
+/// (while a resource started by hand since stays up), and one still failing
+/// is not retried after the catch-up limit (120 minutes).
+#[tokio::test]
+async fn a_throttled_stop_is_retried_by_the_next_run_until_the_catch_up_limit() {
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    let throttled = instance(&config, &[("env", "dev")], false).await;
+    let by_hand = instance(&config, &[("env", "dev")], false).await;
+    let stubborn = instance(&config, &[("env", "dev")], false).await;
+    let arm = |id: String| {
+        let moto = &stack.moto;
+        async move {
+            moto.post(
+                "/_steward/faults",
+                &json!({"action": "StopInstances", "count": 1000, "match": id}),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    arm(throttled.clone()).await;
+    arm(stubborn.clone()).await;
+    let mut scheduler = stack.function("offhours-scheduler", "", &[]).await;
+    let out = scheduler
+        .invoke(&scheduled("2026-11-20T19:00:00Z"))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(
+        instance_state(&config, &throttled).await,
+        "running",
+        "{out:#}"
+    );
+    assert_eq!(instance_state(&config, &stubborn).await, "running");
+    assert_eq!(instance_state(&config, &by_hand).await, "stopped");
+    let received = stack.inbox.drain().await.unwrap();
+    let m = digest(&received);
+    assert_eq!(m.attributes["severity"], "MEDIUM");
+    assert!(m.subject.contains("2 failed"), "{}", m.subject);
+    assert!(
+        m.description().contains("RequestLimitExceeded"),
+        "{}",
+        m.description()
+    );
+
+    // A developer starts one by hand; the throttling ends for one of the two.
+    aws_sdk_ec2::Client::new(&config)
+        .start_instances()
+        .instance_ids(&by_hand)
+        .send()
+        .await
+        .unwrap();
+    stack
+        .moto
+        .post("/_steward/faults", &json!({"clear": true}))
+        .await
+        .unwrap();
+    arm(stubborn.clone()).await;
+    let out = scheduler
+        .invoke(&scheduled("2026-11-20T19:15:00Z"))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(
+        instance_state(&config, &throttled).await,
+        "stopped",
+        "{out:#}"
+    );
+    assert_eq!(
+        instance_state(&config, &by_hand).await,
+        "running",
+        "started by hand: stays up"
+    );
+    assert_eq!(instance_state(&config, &stubborn).await, "running");
+    let received = stack.inbox.drain().await.unwrap();
+    let text = digest(&received).description();
+    assert!(text.contains("retried"), "{text}");
+
+    // After the catch-up limit nothing is retried, even with the throttling gone.
+    stack
+        .moto
+        .post("/_steward/faults", &json!({"clear": true}))
+        .await
+        .unwrap();
+    let out = scheduler
+        .invoke(&scheduled("2026-11-20T21:15:00Z"))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(
+        instance_state(&config, &stubborn).await,
+        "running",
+        "{out:#}"
+    );
+    assert_eq!(instance_state(&config, &by_hand).await, "running");
+    let received = stack.inbox.drain().await.unwrap();
+    let text = digest(&received).description();
+    assert!(text.contains("given up"), "{text}");
+}
+
+/// Issue 10 section 3: a work item redelivered in another batch sends no
+/// second digest (and changes nothing twice).
+#[tokio::test]
+async fn a_redelivered_work_item_in_another_batch_sends_no_second_digest() {
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    let here = instance(&config, &[("env", "dev")], false).await;
+    let there_config = in_region(&config, "eu-west-1");
+    let there = instance(&there_config, &[("env", "dev")], false).await;
+    let policy = "[offhours]\nmax_work_item_age_minutes = 100000000\n";
+    let mut scheduler = stack.function("offhours-scheduler", policy, &[]).await;
+    let out = scheduler
+        .invoke(&json!({"Records": [
+            work_item("a", REGION, FRIDAY_EVENING),
+            work_item("b", "eu-west-1", FRIDAY_EVENING),
+        ]}))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(out["batchItemFailures"], json!([]), "{out:#}");
+    assert_eq!(instance_state(&config, &here).await, "stopped");
+    assert_eq!(instance_state(&there_config, &there).await, "stopped");
+    let received = stack.inbox.drain().await.unwrap();
+    assert!(digest(&received).subject.contains("2 stopped"));
+    let out = scheduler
+        .invoke(&json!({"Records": [work_item("a-again", REGION, FRIDAY_EVENING)]}))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(out["batchItemFailures"], json!([]), "{out:#}");
+    assert!(
+        stack.inbox.drain().await.unwrap().is_empty(),
+        "the run's digest reported this target already"
+    );
+}
+
+/// Issue 10 section 3: an account in an OU nested under a targeted OU is scheduled.
+#[tokio::test]
+async fn a_nested_ous_accounts_are_scheduled() {
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    let org = aws_sdk_organizations::Client::new(&config);
+    org.create_organization()
+        .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
+        .send()
+        .await
+        .unwrap();
+    let roots = org.list_roots().send().await.unwrap();
+    let root = roots.roots()[0].id().unwrap().to_string();
+    let dev_ou = org
+        .create_organizational_unit()
+        .parent_id(&root)
+        .name("dev")
+        .send()
+        .await
+        .unwrap()
+        .organizational_unit()
+        .unwrap()
+        .id()
+        .unwrap()
+        .to_string();
+    let team_ou = org
+        .create_organizational_unit()
+        .parent_id(&dev_ou)
+        .name("team")
+        .send()
+        .await
+        .unwrap()
+        .organizational_unit()
+        .unwrap()
+        .id()
+        .unwrap()
+        .to_string();
+    let created = org
+        .create_account()
+        .email("team-dev@example.com")
+        .account_name("team-dev")
+        .send()
+        .await
+        .unwrap();
+    let account = created
+        .create_account_status()
+        .unwrap()
+        .account_id()
+        .unwrap()
+        .to_string();
+    org.move_account()
+        .account_id(&account)
+        .source_parent_id(&root)
+        .destination_parent_id(&team_ou)
+        .send()
+        .await
+        .unwrap();
+    let member = stack
+        .moto
+        .account_config(&account, MEMBER_ROLE)
+        .await
+        .unwrap();
+    let nested = instance(&member, &[("env", "dev")], false).await;
+    let policy = format!("[targets]\norganizational_units = [\"{dev_ou}\"]\n");
+    let mut scheduler = stack.function("offhours-scheduler", &policy, &[]).await;
+    let out = scheduler
+        .invoke(&scheduled(FRIDAY_EVENING))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(
+        out["targets"][0]["target"]["account"],
+        account.as_str(),
+        "{out:#}"
+    );
+    assert_eq!(instance_state(&member, &nested).await, "stopped");
+}
+
+/// Issue 10 section 2: a transition that fell in a window no run covered
+/// (the 19:00 run never happened) is caught up by the next run, within the
+/// catch-up limit; a first run never replays the past.
+#[tokio::test]
+async fn a_missed_run_is_caught_up_by_the_next_one() {
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    let dev = instance(&config, &[("env", "dev")], false).await;
+    let mut scheduler = stack.function("offhours-scheduler", "", &[]).await;
+    scheduler
+        .invoke(&scheduled("2026-11-20T18:45:00Z"))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(instance_state(&config, &dev).await, "running");
+    // The 19:00 run is lost; the 19:15 run covers (18:45, 19:15].
+    let out = scheduler
+        .invoke(&scheduled("2026-11-20T19:15:00Z"))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(instance_state(&config, &dev).await, "stopped", "{out:#}");
+    let received = stack.inbox.drain().await.unwrap();
+    let text = digest(&received).description();
+    assert!(text.contains("Runs were missed"), "{text}");
+}
+
+/// Issue 17: a budget-stop job that would change more than
+/// `max_changes_per_run` changes nothing, alerts HIGH, and is not recorded
+/// as done (the same job sent again after raising the limit acts).
+#[tokio::test]
+async fn budget_stop_over_the_blast_radius_changes_nothing_and_alerts_high() {
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    let a = instance(&config, &[("env", "dev")], false).await;
+    let b = instance(&config, &[("env", "dev")], false).await;
+    let now = chrono::Utc::now();
+    let job = json!({
+        "job": "budget-stop", "account": HUB_ACCOUNT, "region": REGION,
+        "budget": "dev-monthly",
+        "period_start": now.date_naive().to_string(),
+        "period_end": (now.date_naive() + chrono::Duration::days(20)).to_string(),
+        "time": now.to_rfc3339(),
+    });
+    let mut limited = stack
+        .function(
+            "offhours-scheduler",
+            "[limits]\nmax_changes_per_run = 1\n",
+            &[],
+        )
+        .await;
+    let out = limited
+        .invoke(&json!({"Records": [sqs_record("m1", &job)]}))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(out["batchItemFailures"], json!([]), "{out:#}");
+    assert_eq!(instance_state(&config, &a).await, "running");
+    assert_eq!(instance_state(&config, &b).await, "running");
+    let received = stack.inbox.drain().await.unwrap();
+    let m = digest(&received);
+    assert_eq!(m.attributes["severity"], "HIGH");
+    assert_eq!(
+        m.chat["metadata"]["eventType"],
+        "steward.budget.blast-radius"
+    );
+    // Raised limit, same job: carried out.
+    let mut raised = stack.function("offhours-scheduler", "", &[]).await;
+    raised
+        .invoke(&json!({"Records": [sqs_record("m2", &job)]}))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(instance_state(&config, &a).await, "stopped");
+    assert_eq!(instance_state(&config, &b).await, "stopped");
+}

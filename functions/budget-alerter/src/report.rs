@@ -160,15 +160,12 @@ pub fn budget_alert(
         StopDecision::Stop(requests) => {
             let regions: Vec<&str> = requests.iter().map(|r| r.region.as_str()).collect();
             n.details.push(format!(
-                "budgets.stop_dev_on_breach: a budget-stop job for the dev resources of account {} in {} (budget period {} to {}, held with steward:budget-hold) was sent to the off-hours scheduler's work queue. This version of the scheduler does not carry budget-stop jobs out yet: it refuses them and they reach the dead-letter queue, so nothing has been stopped.",
+                "budgets.stop_dev_on_breach: the off-hours scheduler was asked to stop the dev resources of account {} in {} and tag them steward:budget-hold with the budget period ({} to {}); the morning start leaves them stopped until {}.",
                 d.account,
                 regions.join(", "),
                 d.period.start,
+                d.period.end,
                 d.period.end
-            ));
-            n.next_steps.push(format!(
-                "Stop the dev resources of account {} by hand if the spend must end now.",
-                d.account
             ));
             n.next_steps.push(format!(
                 "To undo: remove the tag steward:budget-hold from the stopped resources of account {} and start them (or raise the budget first so the next alert does not stop them again).",

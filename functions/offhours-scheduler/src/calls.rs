@@ -44,6 +44,19 @@ impl Intercept for CallCounter {
     }
 }
 
+/// An SDK client of the service crate `$sdk` on `$config` (an `SdkConfig`)
+/// with the [`CallCounter`] attached: the one way the adapters build clients.
+macro_rules! counted_client {
+    ($sdk:ident, $config:expr) => {
+        $sdk::Client::from_conf(
+            $sdk::config::Builder::from($config)
+                .interceptor($crate::calls::CallCounter)
+                .build(),
+        )
+    };
+}
+pub(crate) use counted_client;
+
 /// Requests sent by the adapters since the process started.
 pub fn sent() -> u64 {
     SENT.load(Ordering::Relaxed)

@@ -7,16 +7,18 @@ use steward_shared::notify::{Category, Notification, Severity, MULTIPLE};
 use steward_shared::Policy;
 
 use crate::plan::{Window, ACCOUNT_FLOOR};
-use crate::run::TargetReport;
+use crate::run::{Outcome, TargetReport};
 
 /// Related resources listed in the chat JSON (the rest are counted).
 const MAX_RELATED: usize = 50;
 
 /// Whether a run has anything worth a message: a change, a skip, a failure,
 /// or malformed tags in a run where the default schedule has a transition.
-pub fn worth_sending(reports: &[TargetReport], default_transition: bool) -> bool {
+pub fn worth_sending(reports: &[&TargetReport], default_transition: bool) -> bool {
     reports.iter().any(|r| {
         r.error.is_some()
+            || r.held_back.is_some()
+            || !r.gave_up.is_empty()
             || !r.done.is_empty()
             || !r.env_changes.is_empty()
             || (default_transition && !r.malformed.is_empty())
@@ -25,21 +27,29 @@ pub fn worth_sending(reports: &[TargetReport], default_transition: bool) -> bool
 
 /// Builds the digest of a run.
 pub fn build(
-    reports: &[TargetReport],
+    reports: &[&TargetReport],
     window: Window,
     policy: &Policy,
     run_id: &str,
     dedupe_key: &str,
 ) -> Notification {
-    let count = |outcome: &str| reports.iter().map(|r| r.count(outcome)).sum::<usize>();
-    let stopped = count("stopped")
-        + count("hibernated")
-        + count("would be stopped")
-        + count("would be hibernated");
-    let started = count("started") + count("would be started");
-    let skipped = count("skipped");
-    let failed = count("failed");
-    let failed_targets: Vec<&TargetReport> = reports.iter().filter(|r| r.error.is_some()).collect();
+    let count = |which: fn(Outcome) -> bool| reports.iter().map(|r| r.count(which)).sum::<usize>();
+    let stopped = count(Outcome::is_stop);
+    let started = count(Outcome::is_start);
+    let skipped = count(|o| o == Outcome::Skipped);
+    let failed = count(|o| o == Outcome::Failed);
+    let failed_targets: Vec<&TargetReport> = reports
+        .iter()
+        .copied()
+        .filter(|r| r.error.is_some())
+        .collect();
+    let held_back: Vec<&TargetReport> = reports
+        .iter()
+        .copied()
+        .filter(|r| r.held_back.is_some())
+        .collect();
+    let retried: usize = reports.iter().map(|r| r.retried.len()).sum();
+    let gave_up: usize = reports.iter().map(|r| r.gave_up.len()).sum();
     let malformed: usize = reports.iter().map(|r| r.malformed.len()).sum();
     let floor = reports
         .iter()
@@ -51,11 +61,12 @@ pub fn build(
         })
         .count();
     let env_changes: usize = reports.iter().map(|r| r.env_changes.len()).sum();
-    let severity = if failed > 0 || !failed_targets.is_empty() {
-        Severity::Medium
-    } else {
-        Severity::Info
-    };
+    let severity =
+        if failed > 0 || !failed_targets.is_empty() || !held_back.is_empty() || gave_up > 0 {
+            Severity::Medium
+        } else {
+            Severity::Info
+        };
     let mut summary = format!("{stopped} stopped, {started} started");
     if skipped > 0 {
         summary.push_str(&format!(", {skipped} skipped"));
@@ -65,6 +76,9 @@ pub fn build(
     }
     if !failed_targets.is_empty() {
         summary.push_str(&format!(", {} target(s) failed", failed_targets.len()));
+    }
+    if !held_back.is_empty() {
+        summary.push_str(&format!(", {} target(s) held back", held_back.len()));
     }
     let mut n = Notification::new(
         severity,
@@ -93,6 +107,43 @@ pub fn build(
         n.details.push(format!(
             "{env_changes} resource(s) changed their env tag since the previous run."
         ));
+    }
+    for r in reports {
+        if let Some(from) = r.caught_up_from {
+            n.details.push(format!(
+                "Runs were missed for {}: this run acted on the transitions since {} (the end of its previous run, at most [offhours] catch_up_minutes = {} back).",
+                r.target,
+                from.to_rfc3339(),
+                policy.offhours.catch_up_minutes
+            ));
+        }
+    }
+    if retried > 0 {
+        n.details.push(format!(
+            "{retried} stop(s) or start(s) that failed in an earlier run were retried (within [offhours] catch_up_minutes = {}).",
+            policy.offhours.catch_up_minutes
+        ));
+    }
+    if gave_up > 0 {
+        n.details.push(format!(
+            "{gave_up} failed stop(s) or start(s) passed [offhours] catch_up_minutes = {} and are no longer retried.",
+            policy.offhours.catch_up_minutes
+        ));
+    }
+    for r in &held_back {
+        n.items.push(format!(
+            "target {} held back by the run's blast radius: {}",
+            r.target,
+            r.held_back.as_deref().unwrap_or_default()
+        ));
+    }
+    for r in reports {
+        for arn in &r.gave_up {
+            n.items.push(format!(
+                "given up (catch-up limit passed): {arn} in {}",
+                r.target
+            ));
+        }
     }
     for r in &failed_targets {
         n.items.push(format!(
@@ -124,7 +175,13 @@ pub fn build(
         }
     }
     if failed > 0 || !failed_targets.is_empty() {
-        n.next_steps.push("Check the failures above; the next run retries failed targets, and stop/start are safe to repeat.".into());
+        n.next_steps.push(format!("Check the failures above: failed stops and starts are retried by the following runs for [offhours] catch_up_minutes = {} after their transition while the resource stays as it was (a resource changed by hand is left alone), and a failed target's work item is delivered again; stop/start are safe to repeat.", policy.offhours.catch_up_minutes));
+    }
+    if gave_up > 0 {
+        n.next_steps.push("Resources given up on are still in the state they failed in: stop or start them by hand if it matters.".into());
+    }
+    if !held_back.is_empty() {
+        n.next_steps.push("Held-back targets changed nothing: see the run's blast-radius alert for how to finish the run.".into());
     }
     if skipped > 0 {
         n.next_steps.push("Skipped resources were left alone for the reason shown; tag them steward:offhours=off to silence them.".into());
@@ -157,7 +214,7 @@ pub fn build(
         .flat_map(|r| {
             r.done
                 .iter()
-                .filter(|d| d.outcome != "skipped")
+                .filter(|d| d.outcome != Outcome::Skipped)
                 .map(|d| d.arn.clone())
         })
         .filter(|a| !a.is_empty())
@@ -176,4 +233,7 @@ pub fn build(
         .fact("account_floor_skips", floor.to_string())
         .fact("env_changes", env_changes.to_string())
         .fact("targets", reports.len().to_string())
+        .fact("held_back_targets", held_back.len().to_string())
+        .fact("retried", retried.to_string())
+        .fact("gave_up", gave_up.to_string())
 }

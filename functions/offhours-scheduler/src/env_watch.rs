@@ -92,6 +92,40 @@ pub async fn save(
         .await
 }
 
+/// The resources of a target whose `env` changed since its previous run;
+/// records this run's tags (not in dry-run or under the kill switch). A
+/// failing table is logged: the run goes on without the comparison.
+pub async fn changes_since_last_run(
+    store: Option<&dyn IdempotencyStore>,
+    target: &Target,
+    seen: &std::collections::BTreeMap<String, String>,
+    change: bool,
+) -> Vec<EnvChange> {
+    let Some(store) = store else {
+        return Vec::new();
+    };
+    let previous = match load(store, target).await {
+        Ok(previous) => previous,
+        Err(e) => {
+            tracing::error!(target = %target, error = %format!("{e:#}"), "could not read the last seen env tags; changes are not reported this run");
+            return Vec::new();
+        }
+    };
+    let changes = previous
+        .as_ref()
+        .map(|before| compare(before, seen))
+        .unwrap_or_default();
+    for c in &changes {
+        tracing::warn!(target = %target, resource = %c.arn, change = %c, "env tag changed since the last run");
+    }
+    if change && previous.as_ref() != Some(seen) {
+        if let Err(e) = save(store, target, seen).await {
+            tracing::error!(target = %target, error = %format!("{e:#}"), "could not record the env tags seen; the next run compares with older ones");
+        }
+    }
+    changes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

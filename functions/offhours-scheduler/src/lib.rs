@@ -7,6 +7,7 @@
 //! per type behind one trait) -> `plan` (pure decisions) -> `run` (apply per
 //! target) -> `digest` (the notification). `handler` wires the flow.
 
+pub mod budget_stop;
 pub mod calls;
 pub mod digest;
 pub mod env_watch;
@@ -15,8 +16,12 @@ pub mod handler;
 pub mod model;
 pub mod plan;
 pub mod preview;
+pub mod report;
 pub mod resources;
+pub mod restart;
 pub mod run;
+pub mod run_state;
+pub mod runner;
 pub mod schedule;
 pub mod targets;
 

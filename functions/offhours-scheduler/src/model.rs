@@ -107,8 +107,9 @@ impl Resource {
 pub const RESTART_PENDING: &str = "steward:restart-pending";
 
 /// Set on a dev resource stopped because its account's budget was breached
-/// (`budget-stop` job): the last day (YYYY-MM-DD) of the budget period. The
-/// off-hours start leaves it stopped until that day has passed.
+/// (`budget-stop` job): the budget period's exclusive end (YYYY-MM-DD, the
+/// first day of the next period). The off-hours start leaves it stopped
+/// before that day.
 pub const BUDGET_HOLD: &str = "steward:budget-hold";
 
 /// Capacity saved in `steward:saved-capacity` (`min:max:desired`) for groups.

@@ -96,12 +96,124 @@ pub fn account_of_arn(arn: &str) -> Option<&str> {
     arn.split(':').nth(4).filter(|a| !a.is_empty())
 }
 
-/// The end of the budget period a resource is held for (`steward:budget-hold`),
-/// when the hold is still on at `at`: the off-hours start leaves it stopped.
+/// The longest hold a `steward:budget-hold` tag is honoured for: an annual
+/// budget period and a little. A tag further out (written by hand or by
+/// someone who wants a resource kept down) is ignored, not trusted.
+pub const MAX_HOLD_DAYS: i64 = 400;
+
+/// The end of the budget period a resource is held for (`steward:budget-hold`,
+/// the period's exclusive end: the first day of the next period), when the
+/// hold is still on at `at`: the off-hours start leaves it stopped.
 pub fn budget_hold(resource: &Resource, at: DateTime<Utc>) -> Option<NaiveDate> {
     let value = resource.tags.get(BUDGET_HOLD)?;
     let end = NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d").ok()?;
-    (at.date_naive() <= end).then_some(end)
+    let today = at.date_naive();
+    (today < end && (end - today).num_days() <= MAX_HOLD_DAYS).then_some(end)
+}
+
+/// What a `budget-stop` job does to one in-scope resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "decision", rename_all = "kebab-case")]
+pub enum HoldDecision {
+    /// Running: tag the hold first, then stop (or scale to zero).
+    StopAndHold { hibernate: bool },
+    /// Already stopped without this period's hold: tag it, so the morning
+    /// start leaves it stopped.
+    Hold,
+    /// Stopped and held for this period already (a redelivered job).
+    AlreadyHeld,
+    /// Must not or cannot be stopped.
+    Skip { reason: String },
+}
+
+/// One resource with its budget-stop decision.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HoldPlanned {
+    pub resource: Resource,
+    #[serde(flatten)]
+    pub decision: HoldDecision,
+}
+
+/// The plan of one `budget-stop` job (one account and region).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct HoldPlan {
+    pub items: Vec<HoldPlanned>,
+    pub evaluated: usize,
+}
+
+impl HoldPlan {
+    /// Resources this job would change (stop, or tag as held).
+    pub fn changes(&self) -> usize {
+        self.items
+            .iter()
+            .filter(|p| {
+                matches!(
+                    p.decision,
+                    HoldDecision::StopAndHold { .. } | HoldDecision::Hold
+                )
+            })
+            .count()
+    }
+}
+
+/// Plans a `budget-stop` job: every resource of `account` whose `env` is in
+/// `offhours.environments` is stopped and held until `hold_until` (the
+/// budget period's exclusive end), whatever its schedule says, with the
+/// scheduler's invariants: `steward:exempt`, the account floor, resources
+/// left to an owner and resources between states are skipped with the
+/// reason; nothing outside the allowed environments is ever in the plan. A
+/// period that has ended by `today` holds nothing.
+pub fn plan_budget_stop(
+    resources: Vec<Resource>,
+    policy: &Policy,
+    account: &str,
+    hold_until: NaiveDate,
+    today: NaiveDate,
+) -> HoldPlan {
+    let mut plan = HoldPlan {
+        evaluated: resources.len(),
+        ..HoldPlan::default()
+    };
+    let floor = account_floor(policy, account);
+    let hold = hold_until.format("%Y-%m-%d").to_string();
+    for resource in resources {
+        if !safety::env_allows_cost_action(&resource.tags, &policy.offhours.environments) {
+            continue;
+        }
+        let skip = |reason: String| HoldDecision::Skip { reason };
+        let decision = if hold_until <= today {
+            skip(format!(
+                "the budget period ended on {hold_until}; nothing to hold"
+            ))
+        } else if (hold_until - today).num_days() > MAX_HOLD_DAYS {
+            skip(format!(
+                "the budget period ends on {hold_until}, more than {MAX_HOLD_DAYS} days ahead"
+            ))
+        } else if safety::is_exempt(&resource.tags) {
+            skip("steward:exempt=true".into())
+        } else if let Some(reason) = &floor {
+            skip(reason.clone())
+        } else if let Some(reason) = &resource.owner_skip {
+            skip(reason.clone())
+        } else {
+            match &resource.power {
+                Power::Busy(state) => skip(format!("is {state}; left alone by this job")),
+                Power::Running => HoldDecision::StopAndHold {
+                    hibernate: resource.kind == Kind::Ec2Instance
+                        && policy.offhours.hibernate
+                        && resource.hibernation_configured,
+                },
+                Power::Stopped
+                    if resource.tags.get(BUDGET_HOLD).map(|v| v.trim()) == Some(hold.as_str()) =>
+                {
+                    HoldDecision::AlreadyHeld
+                }
+                Power::Stopped => HoldDecision::Hold,
+            }
+        };
+        plan.items.push(HoldPlanned { resource, decision });
+    }
+    plan
 }
 
 /// What the run does to one resource.
@@ -149,6 +261,16 @@ pub struct Plan {
     /// with the previous run's to report changed tags.
     #[serde(skip)]
     pub seen_env: std::collections::BTreeMap<String, String>,
+    /// ARNs whose failed transition from an earlier run this plan retries.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub retried: Vec<String>,
+    /// ARNs whose failed transition passed `[offhours] catch_up_minutes`: given up.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gave_up: Vec<String>,
+    /// The window this target was planned on, when set by the run (widened
+    /// back over missed runs by [`catch_up_window`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<Window>,
 }
 
 impl Plan {
@@ -166,6 +288,8 @@ impl Plan {
         self.evaluated += other.evaluated;
         self.already += other.already;
         self.seen_env.extend(other.seen_env);
+        self.retried.extend(other.retried);
+        self.gave_up.extend(other.gave_up);
     }
 }
 
@@ -183,6 +307,115 @@ pub fn plan_in(
     policy: &Policy,
     window: Window,
     account: Option<&str>,
+) -> Plan {
+    plan_with_retries(resources, policy, window, account, &Retries::new())
+}
+
+/// Which way a failed transition went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RetryAction {
+    Stop,
+    Start,
+}
+
+/// A stop or start steward attempted and that failed (throttling, a 5xx):
+/// later runs retry it until it succeeds or `[offhours] catch_up_minutes`
+/// after the transition, as long as the resource is still in the state it
+/// was in when the action failed (otherwise someone changed it by hand, and
+/// it is left alone).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct PendingRetry {
+    pub action: RetryAction,
+    /// The window end of the run whose transition failed first.
+    pub since: DateTime<Utc>,
+}
+
+/// The pending retries of one target, by ARN.
+pub type Retries = std::collections::BTreeMap<String, PendingRetry>;
+
+/// What a target carries from its earlier runs into this one.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Carried {
+    /// Failed stops and starts still to retry.
+    pub retries: Retries,
+    /// The window end of the target's previous run (`None`: never ran, or unknown).
+    pub covered_until: Option<DateTime<Utc>>,
+}
+
+/// The window a target's run acts on: the run's window, widened back to the
+/// end of the target's previous run when runs were missed in between (the
+/// scheduler was down, a schedule was skipped), but never further back than
+/// `[offhours] catch_up_minutes` before the window's end. With no previous
+/// run on record the run's own window is used: a first run never replays
+/// the past.
+pub fn catch_up_window(
+    window: Window,
+    covered_until: Option<DateTime<Utc>>,
+    policy: &Policy,
+) -> Window {
+    let Some(last) = covered_until else {
+        return window;
+    };
+    let earliest = window
+        .end
+        .checked_sub_signed(Duration::minutes(i64::from(
+            policy.offhours.catch_up_minutes,
+        )))
+        .unwrap_or(window.start);
+    let start = last.max(earliest);
+    if start < window.start {
+        Window {
+            start,
+            end: window.end,
+        }
+    } else {
+        window
+    }
+}
+
+/// Whether a pending retry is still within the catch-up limit at `at`.
+pub fn within_catch_up(retry: &PendingRetry, at: DateTime<Utc>, policy: &Policy) -> bool {
+    retry.since <= at
+        && at.signed_duration_since(retry.since)
+            <= Duration::minutes(i64::from(policy.offhours.catch_up_minutes))
+}
+
+/// The pending retries after a run: every stop or start of this plan that
+/// failed (`failed` holds their ARNs), keeping the time of the first failure.
+/// Retries that succeeded, gave up, or whose resource was changed by hand
+/// are dropped.
+pub fn next_retries(plan: &Plan, failed: &[&str], old: &Retries, window: Window) -> Retries {
+    plan.items
+        .iter()
+        .filter(|p| failed.contains(&p.resource.arn.as_str()))
+        .filter_map(|p| {
+            let action = match p.decision {
+                Decision::Stop { .. } => RetryAction::Stop,
+                Decision::Start => RetryAction::Start,
+                Decision::Skip { .. } => return None,
+            };
+            let since = old
+                .get(&p.resource.arn)
+                .filter(|r| r.action == action)
+                .map(|r| r.since)
+                .unwrap_or(window.end);
+            Some((p.resource.arn.clone(), PendingRetry { action, since }))
+        })
+        .collect()
+}
+
+/// [`plan_in`] with the target's pending retries: a resource with no
+/// transition in the window whose earlier stop or start failed gets it again
+/// while within the catch-up limit and still in the state it failed in
+/// (running for a stop, stopped for a start), with every invariant applied
+/// again (env, exempt, owners, account floor, budget hold).
+pub fn plan_with_retries(
+    resources: Vec<Resource>,
+    policy: &Policy,
+    window: Window,
+    account: Option<&str>,
+    retries: &Retries,
 ) -> Plan {
     let holidays = schedule::parse_holidays(&policy.offhours);
     let mut plan = Plan {
@@ -226,6 +459,23 @@ pub fn plan_in(
         {
             // RDS started it after seven days and it was not available in time to be stopped again.
             action = Action::Stop;
+        }
+        if action == Action::None {
+            if let Some(retry) = retries.get(&resource.arn) {
+                let still = matches!(
+                    (retry.action, &resource.power),
+                    (RetryAction::Stop, Power::Running) | (RetryAction::Start, Power::Stopped)
+                );
+                if !within_catch_up(retry, window.end, policy) {
+                    plan.gave_up.push(resource.arn.clone());
+                } else if still {
+                    plan.retried.push(resource.arn.clone());
+                    action = match retry.action {
+                        RetryAction::Stop => Action::Stop,
+                        RetryAction::Start => Action::Start,
+                    };
+                }
+            }
         }
         if let Some(mut decision) = decide(&resource, action, policy) {
             let account = account.or_else(|| account_of_arn(&resource.arn));
@@ -310,7 +560,7 @@ pub fn decide(resource: &Resource, action: Action, policy: &Policy) -> Option<De
 
 /// Whether an RDS instance or cluster that AWS started after seven days
 /// stopped should be stopped again at `at`: in scope, not exempt, not left to
-/// an owner, and in its off time.
+/// an owner, and in its off time or held for its budget period.
 pub fn restop_after_restart(
     resource: &Resource,
     policy: &Policy,
@@ -334,6 +584,10 @@ pub fn restop_after_restart(
     }
     if let Some(reason) = &resource.owner_skip {
         return Err(reason.clone());
+    }
+    if budget_hold(resource, at).is_some() {
+        // Held stopped for its budget period: stopped again whatever the hour.
+        return Ok(());
     }
     match schedule::resolve(&resource.tags, &policy.offhours) {
         Resolution::Scheduled(s) if s.is_off_at(at, holidays) => Ok(()),
@@ -624,6 +878,183 @@ mod tests {
     }
 
     #[test]
+    fn budget_stop_stops_and_holds_in_scope_resources_only() {
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let today = d("2026-12-01");
+        let until = d("2027-01-01");
+        let mut held = ec2("held", &[("env", "dev")], Power::Stopped);
+        held.tags.insert(BUDGET_HOLD.into(), "2027-01-01".into());
+        let mut in_asg = ec2("asg-member", &[("env", "dev")], Power::Running);
+        in_asg.owner_skip = Some("belongs to Auto Scaling group g".into());
+        let resources = vec![
+            ec2(
+                "dev",
+                &[("env", "dev"), ("steward:offhours", "off")],
+                Power::Running,
+            ),
+            ec2("stopped", &[("env", "dev")], Power::Stopped),
+            held,
+            ec2("prod", &[("env", "prod")], Power::Running),
+            ec2("untagged", &[], Power::Running),
+            ec2(
+                "exempt",
+                &[("env", "dev"), ("steward:exempt", "true")],
+                Power::Running,
+            ),
+            ec2("busy", &[("env", "dev")], Power::Busy("pending".into())),
+            in_asg,
+        ];
+        let policy = Policy::default();
+        let p = plan_budget_stop(resources.clone(), &policy, "123456789012", until, today);
+        let got: Vec<(String, HoldDecision)> = p
+            .items
+            .iter()
+            .map(|i| (i.resource.id.clone(), i.decision.clone()))
+            .collect();
+        assert_eq!(
+            got[0],
+            ("dev".into(), HoldDecision::StopAndHold { hibernate: false })
+        );
+        assert_eq!(got[1], ("stopped".into(), HoldDecision::Hold));
+        assert_eq!(got[2], ("held".into(), HoldDecision::AlreadyHeld));
+        assert_eq!(
+            got.len(),
+            6,
+            "prod and untagged are never in the plan: {got:?}"
+        );
+        assert!(
+            matches!(&got[3].1, HoldDecision::Skip { reason } if reason == "steward:exempt=true")
+        );
+        assert!(matches!(&got[4].1, HoldDecision::Skip { reason } if reason.contains("pending")));
+        assert!(
+            matches!(&got[5].1, HoldDecision::Skip { reason } if reason.contains("Auto Scaling"))
+        );
+        assert_eq!(p.changes(), 2);
+        // The account floor holds for budget stops too.
+        let mut floor = Policy::default();
+        floor
+            .tagging
+            .account_environments
+            .insert("123456789012".into(), "prod".into());
+        let p = plan_budget_stop(resources.clone(), &floor, "123456789012", until, today);
+        assert_eq!(p.changes(), 0);
+        // An ended or absurd period holds nothing.
+        assert_eq!(
+            plan_budget_stop(resources.clone(), &policy, "1", today, today).changes(),
+            0
+        );
+        assert_eq!(
+            plan_budget_stop(resources, &policy, "1", d("2099-01-01"), today).changes(),
+            0
+        );
+    }
+
+    #[test]
+    fn a_budget_hold_keeps_the_morning_start_away_until_the_period_ends() {
+        let monday = Window::ending_at(
+            Utc.with_ymd_and_hms(2026, 11, 23, 7, 10, 0).unwrap(),
+            &Policy::default(),
+        );
+        let mut db = ec2("held", &[("env", "dev")], Power::Stopped);
+        db.tags.insert(BUDGET_HOLD.into(), "2026-12-01".into());
+        let p = plan(vec![db.clone()], &Policy::default(), monday);
+        assert!(
+            matches!(&p.items[0].decision, Decision::Skip { reason } if reason.contains(BUDGET_HOLD))
+        );
+        // The end is exclusive: on the first day of the next period the start goes ahead.
+        db.tags.insert(BUDGET_HOLD.into(), "2026-11-23".into());
+        assert_eq!(
+            plan(vec![db.clone()], &Policy::default(), monday).changes(),
+            1
+        );
+        // A hold years ahead is not trusted.
+        db.tags.insert(BUDGET_HOLD.into(), "2099-01-01".into());
+        assert_eq!(plan(vec![db], &Policy::default(), monday).changes(), 1);
+    }
+
+    #[test]
+    fn a_failed_stop_is_retried_within_the_catch_up_limit_unless_changed_by_hand() {
+        let policy = Policy::default();
+        let seven = Window::ending_at(
+            Utc.with_ymd_and_hms(2026, 11, 20, 19, 0, 0).unwrap(),
+            &policy,
+        );
+        let a = ec2("a", &[("env", "dev")], Power::Running);
+        let first = plan(vec![a.clone()], &policy, seven);
+        let retries = next_retries(&first, &[a.arn.as_str()], &Retries::new(), seven);
+        assert_eq!(retries[&a.arn].action, RetryAction::Stop);
+        assert_eq!(retries[&a.arn].since, seven.end);
+        let at = |h: u32, m: u32| {
+            Window::ending_at(
+                Utc.with_ymd_and_hms(2026, 11, 20, h, m, 0).unwrap(),
+                &policy,
+            )
+        };
+        let retried = plan_with_retries(vec![a.clone()], &policy, at(19, 15), None, &retries);
+        assert_eq!(retried.changes(), 1);
+        assert_eq!(retried.retried, vec![a.arn.clone()]);
+        // The first failure's time is kept across failing retries.
+        let again = next_retries(&retried, &[a.arn.as_str()], &retries, at(19, 15));
+        assert_eq!(again[&a.arn].since, seven.end);
+        // Stopped by hand meanwhile: nothing to retry.
+        let stopped = ec2("a", &[("env", "dev")], Power::Stopped);
+        assert_eq!(
+            plan_with_retries(vec![stopped], &policy, at(19, 15), None, &retries).changes(),
+            0
+        );
+        // Past the catch-up limit (120 minutes): given up.
+        let late = plan_with_retries(vec![a.clone()], &policy, at(21, 15), None, &retries);
+        assert_eq!(late.changes(), 0);
+        assert_eq!(late.gave_up, vec![a.arn.clone()]);
+        // Exempt since: the invariants apply to retries too.
+        let exempt = ec2(
+            "a",
+            &[("env", "dev"), ("steward:exempt", "true")],
+            Power::Running,
+        );
+        assert_eq!(
+            plan_with_retries(vec![exempt], &policy, at(19, 15), None, &retries).changes(),
+            0
+        );
+    }
+
+    #[test]
+    fn a_missed_window_is_caught_up_within_the_limit_only() {
+        let policy = Policy::default();
+        let at = |h: u32, m: u32| Utc.with_ymd_and_hms(2026, 11, 20, h, m, 0).unwrap();
+        let w = Window::ending_at(at(19, 30), &policy);
+        // The 19:15 run was missed: the 19:30 run covers (19:00, 19:30].
+        let widened = catch_up_window(w, Some(at(19, 0)), &policy);
+        assert_eq!(widened.start, at(19, 0));
+        let dev = ec2("dev", &[("env", "dev")], Power::Running);
+        assert_eq!(plan(vec![dev.clone()], &policy, w).changes(), 0);
+        assert_eq!(
+            plan(vec![dev], &policy, Window::ending_at(at(19, 30), &policy)).changes(),
+            0
+        );
+        let back = catch_up_window(w, Some(at(18, 45)), &policy);
+        assert_eq!(back.start, at(18, 45));
+        assert_eq!(
+            plan(
+                vec![ec2("d", &[("env", "dev")], Power::Running)],
+                &policy,
+                back
+            )
+            .changes(),
+            1,
+            "the 19:00 transition of the missed run is caught up"
+        );
+        // Never more than catch_up_minutes (120) back, never for a first run,
+        // never narrower than the run's own window.
+        assert_eq!(
+            catch_up_window(w, Some(at(9, 0)), &policy).start,
+            at(17, 30)
+        );
+        assert_eq!(catch_up_window(w, None, &policy), w);
+        assert_eq!(catch_up_window(w, Some(at(19, 20)), &policy), w);
+    }
+
+    #[test]
     fn seven_day_restart_is_undone_only_in_off_time() {
         let policy = Policy::default();
         let db = Resource::new(
@@ -637,6 +1068,13 @@ mod tests {
         assert_eq!(restop_after_restart(&db, &policy, sunday, &[]), Ok(()));
         let tuesday_noon = Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap();
         assert!(restop_after_restart(&db, &policy, tuesday_noon, &[]).is_err());
+        // Held for its budget period: stopped again even in its on time.
+        let mut held = db.clone();
+        held.tags.insert(BUDGET_HOLD.into(), "2026-12-01".into());
+        assert_eq!(
+            restop_after_restart(&held, &policy, tuesday_noon, &[]),
+            Ok(())
+        );
         let prod = Resource::new(
             Kind::RdsInstance,
             "p",

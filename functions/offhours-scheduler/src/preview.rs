@@ -51,7 +51,15 @@ pub async fn preview(
     let targets = targets::resolve(policy, aws.own_account(), aws.own_region(), org_ref).await?;
     let fleet = AwsFleet { aws: aws.clone() };
     let session = format!("plan-{}", at.timestamp());
-    let plans = run::plan_targets(&fleet, &targets, policy, window, &session).await;
+    let plans = run::plan_targets(
+        &fleet,
+        &targets,
+        policy,
+        window,
+        &session,
+        &Default::default(),
+    )
+    .await;
     let mut out = Vec::new();
     let mut changes = 0;
     for p in plans {

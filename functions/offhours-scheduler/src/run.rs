@@ -57,7 +57,9 @@ pub async fn plan_targets(
     policy: &Policy,
     window: Window,
     session: &str,
+    carried: &BTreeMap<Target, plan::Carried>,
 ) -> Vec<TargetPlan> {
+    let empty = &plan::Carried::default();
     let bound = policy.offhours.concurrency.max(1) as usize;
     let mut plans: Vec<TargetPlan> = stream::iter(targets.iter().cloned())
         .map(|target| async move {
@@ -70,10 +72,17 @@ pub async fn plan_targets(
                         list.map_err(|e| anyhow::anyhow!("listing {}: {e:#}", adapter.kind()))?,
                     );
                 }
-                Ok((
-                    plan::plan_in(resources, policy, window, Some(&target.account)),
-                    adapters,
-                ))
+                let carried = carried.get(&target).unwrap_or(empty);
+                let window = plan::catch_up_window(window, carried.covered_until, policy);
+                let mut plan = plan::plan_with_retries(
+                    resources,
+                    policy,
+                    window,
+                    Some(&target.account),
+                    &carried.retries,
+                );
+                plan.window = Some(window);
+                Ok((plan, adapters))
             }
             .await;
             TargetPlan { target, result }
@@ -85,15 +94,88 @@ pub async fn plan_targets(
     plans
 }
 
+/// What a run did to one resource (serialized as the words the digest and
+/// the response use: `stopped`, `would be started`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    Stopped,
+    Hibernated,
+    Started,
+    /// The run changes nothing (dry-run, kill switch): what it would do.
+    WouldStop,
+    WouldHibernate,
+    WouldStart,
+    Skipped,
+    Failed,
+}
+
+impl Outcome {
+    /// The outcome of a successful stop (`hibernated`), start or neither.
+    fn of(verb: Verb, change: bool) -> Outcome {
+        match (verb, change) {
+            (Verb::Stop, true) => Outcome::Stopped,
+            (Verb::Hibernate, true) => Outcome::Hibernated,
+            (Verb::Start, true) => Outcome::Started,
+            (Verb::Stop, false) => Outcome::WouldStop,
+            (Verb::Hibernate, false) => Outcome::WouldHibernate,
+            (Verb::Start, false) => Outcome::WouldStart,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Stopped => "stopped",
+            Outcome::Hibernated => "hibernated",
+            Outcome::Started => "started",
+            Outcome::WouldStop => "would be stopped",
+            Outcome::WouldHibernate => "would be hibernated",
+            Outcome::WouldStart => "would be started",
+            Outcome::Skipped => "skipped",
+            Outcome::Failed => "failed",
+        }
+    }
+
+    /// A stop or hibernation, done or planned.
+    pub fn is_stop(self) -> bool {
+        matches!(
+            self,
+            Outcome::Stopped | Outcome::Hibernated | Outcome::WouldStop | Outcome::WouldHibernate
+        )
+    }
+
+    /// A start, done or planned.
+    pub fn is_start(self) -> bool {
+        matches!(self, Outcome::Started | Outcome::WouldStart)
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Outcome {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// The action behind a successful outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verb {
+    Stop,
+    Hibernate,
+    Start,
+}
+
 /// What happened to one resource.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Done {
     pub kind: Kind,
     pub id: String,
     pub arn: String,
-    /// `stopped`, `hibernated`, `started`, `skipped`, `failed`, or with
-    /// `would ` in front when the run changes nothing.
-    pub outcome: String,
+    pub outcome: Outcome,
     /// The skip reason or the error.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -110,11 +192,46 @@ pub struct TargetReport {
     /// Resources whose `env` tag changed since the previous run of this target.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub env_changes: Vec<crate::env_watch::EnvChange>,
+    /// Why the run's blast-radius budget held this target back (nothing changed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_back: Option<String>,
+    /// Set when runs were missed: this target's window started here, at
+    /// the end of its previous run (within `[offhours] catch_up_minutes`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caught_up_from: Option<chrono::DateTime<chrono::Utc>>,
+    /// ARNs whose failed transition from an earlier run was retried.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub retried: Vec<String>,
+    /// ARNs whose failed transition passed the catch-up limit (given up).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gave_up: Vec<String>,
 }
 
 impl TargetReport {
-    pub fn count(&self, outcome: &str) -> usize {
-        self.done.iter().filter(|d| d.outcome == outcome).count()
+    /// The report of a target that could not be planned.
+    pub fn failed(target: Target, error: String) -> TargetReport {
+        TargetReport {
+            target,
+            error: Some(error),
+            done: vec![],
+            malformed: vec![],
+            evaluated: 0,
+            env_changes: vec![],
+            held_back: None,
+            caught_up_from: None,
+            retried: vec![],
+            gave_up: vec![],
+        }
+    }
+
+    /// Whether anything in this target failed (the target or one resource).
+    pub fn has_failures(&self) -> bool {
+        self.error.is_some() || self.done.iter().any(|d| d.outcome == Outcome::Failed)
+    }
+
+    /// The resources whose outcome passes `which`.
+    pub fn count(&self, which: impl Fn(Outcome) -> bool) -> usize {
+        self.done.iter().filter(|d| which(d.outcome)).count()
     }
 }
 
@@ -135,7 +252,7 @@ pub async fn apply(
                 kind: r.kind,
                 id: r.id.clone(),
                 arn: r.arn.clone(),
-                outcome: "skipped".into(),
+                outcome: Outcome::Skipped,
                 reason: Some(reason.clone()),
             }),
             Decision::Stop { hibernate } => by_kind.entry(r.kind).or_default().0.push(StopItem {
@@ -171,9 +288,9 @@ pub async fn apply(
         };
         for r in stop_results {
             let verb = if hibernating.contains(r.id.as_str()) {
-                "hibernated"
+                Verb::Hibernate
             } else {
-                "stopped"
+                Verb::Stop
             };
             done.push(outcome(kind, &r, arn_of(&r.id), verb, change));
         }
@@ -186,7 +303,7 @@ pub async fn apply(
                 .collect()
         };
         for r in start_results {
-            done.push(outcome(kind, &r, arn_of(&r.id), "started", change));
+            done.push(outcome(kind, &r, arn_of(&r.id), Verb::Start, change));
         }
     }
     done
@@ -196,7 +313,7 @@ fn outcome(
     kind: Kind,
     r: &crate::model::ItemResult,
     arn: String,
-    verb: &str,
+    verb: Verb,
     change: bool,
 ) -> Done {
     match &r.result {
@@ -204,18 +321,14 @@ fn outcome(
             kind,
             id: r.id.clone(),
             arn,
-            outcome: if change {
-                verb.to_string()
-            } else {
-                format!("would be {verb}")
-            },
+            outcome: Outcome::of(verb, change),
             reason: None,
         },
         Err(e) => Done {
             kind,
             id: r.id.clone(),
             arn,
-            outcome: "failed".into(),
+            outcome: Outcome::Failed,
             reason: Some(e.clone()),
         },
     }

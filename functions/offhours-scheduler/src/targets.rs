@@ -1,10 +1,18 @@
 //! Where a run acts: the policy's accounts (plus the accounts of its
-//! organizational units, from Organizations) times its regions, defaulting
+//! organizational units and of every OU nested under them, from
+//! Organizations) times its regions, defaulting
 //! to the function's own account and region; and the fan-out of a run's
 //! targets to the work queue, one message per target.
 
 /// The IAM actions this file calls.
-pub const PERMISSIONS: &[&str] = &["organizations:ListAccountsForParent", "sqs:SendMessage"];
+pub const PERMISSIONS: &[&str] = &[
+    "organizations:ListAccountsForParent",
+    "organizations:ListOrganizationalUnitsForParent",
+    "sqs:SendMessage",
+];
+
+/// How deep OUs nest under a root (AWS allows five levels).
+pub const MAX_OU_DEPTH: usize = 5;
 
 use std::collections::BTreeSet;
 
@@ -19,10 +27,12 @@ use crate::resources::Target;
 /// Messages per SendMessageBatch call (the API's maximum).
 pub const SEND_BATCH: usize = 10;
 
-/// The active accounts directly under an organizational unit (or root).
+/// The active accounts and the OUs directly under an organizational unit (or root).
 #[async_trait::async_trait]
 pub trait Organization: Send + Sync {
     async fn accounts_of(&self, parent: &str) -> anyhow::Result<Vec<String>>;
+    /// The OUs directly under `parent` (ids).
+    async fn children_of(&self, parent: &str) -> anyhow::Result<Vec<String>>;
 }
 
 #[async_trait::async_trait]
@@ -49,6 +59,52 @@ impl Organization for aws_sdk_organizations::Client {
         }
         Ok(out)
     }
+
+    async fn children_of(&self, parent: &str) -> anyhow::Result<Vec<String>> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .list_organizational_units_for_parent()
+            .parent_id(parent)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                anyhow::anyhow!(crate::model::aws_error(
+                    &format!("Organizations ListOrganizationalUnitsForParent {parent}"),
+                    &e
+                ))
+            })?;
+            out.extend(
+                page.organizational_units()
+                    .iter()
+                    .filter_map(|ou| ou.id().map(str::to_string)),
+            );
+        }
+        Ok(out)
+    }
+}
+
+/// The accounts of `ou` and of every OU nested under it (at most
+/// [`MAX_OU_DEPTH`] levels; each OU is read once).
+pub async fn accounts_under(org: &dyn Organization, ou: &str) -> anyhow::Result<Vec<String>> {
+    let mut accounts = Vec::new();
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    let mut level = vec![ou.to_string()];
+    for _ in 0..=MAX_OU_DEPTH {
+        let mut next = Vec::new();
+        for parent in level {
+            if !seen.insert(parent.clone()) {
+                continue;
+            }
+            accounts.extend(org.accounts_of(&parent).await?);
+            next.extend(org.children_of(&parent).await?);
+        }
+        if next.is_empty() {
+            break;
+        }
+        level = next;
+    }
+    Ok(accounts)
 }
 
 /// The run's targets, sorted and without duplicates.
@@ -64,7 +120,7 @@ pub async fn resolve(
             anyhow::anyhow!("[targets] organizational_units needs Organizations access")
         })?;
         for ou in &policy.targets.organizational_units {
-            accounts.extend(org.accounts_of(ou).await?);
+            accounts.extend(accounts_under(org, ou).await?);
         }
     }
     if accounts.is_empty() {
@@ -143,10 +199,17 @@ mod tests {
     #[async_trait::async_trait]
     impl Organization for FakeOrg {
         async fn accounts_of(&self, parent: &str) -> anyhow::Result<Vec<String>> {
-            Ok(if parent == "ou-dev" {
-                vec!["222222222222".into(), "111111111111".into()]
-            } else {
-                vec![]
+            Ok(match parent {
+                "ou-dev" => vec!["222222222222".into(), "111111111111".into()],
+                "ou-dev-team" => vec!["333333333333".into()],
+                _ => vec![],
+            })
+        }
+
+        async fn children_of(&self, parent: &str) -> anyhow::Result<Vec<String>> {
+            Ok(match parent {
+                "ou-dev" => vec!["ou-dev-team".into()],
+                _ => vec![],
             })
         }
     }
@@ -174,7 +237,8 @@ mod tests {
         let t = resolve(&p, "123456789012", "us-east-1", Some(&FakeOrg))
             .await
             .unwrap();
-        assert_eq!(t.len(), 4, "{t:?}");
+        assert_eq!(t.len(), 6, "the nested OU's account too: {t:?}");
+        assert!(t.iter().any(|t| t.account == "333333333333"));
         assert_eq!(t[0].to_string(), "111111111111/us-east-1");
         assert!(resolve(&p, "1", "r", None).await.is_err());
     }

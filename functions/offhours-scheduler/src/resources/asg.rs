@@ -81,11 +81,7 @@ impl AutoScalingGroups {
 
     pub fn new(config: &SdkConfig) -> AutoScalingGroups {
         AutoScalingGroups {
-            client: aws_sdk_autoscaling::Client::from_conf(
-                aws_sdk_autoscaling::config::Builder::from(config)
-                    .interceptor(crate::calls::CallCounter)
-                    .build(),
-            ),
+            client: crate::calls::counted_client!(aws_sdk_autoscaling, config),
         }
     }
 
@@ -181,5 +177,21 @@ impl ScheduledResource for AutoScalingGroups {
             .map(|r| Box::pin(self.start_one(r)) as Operation<'_>)
             .collect();
         bounded(operations).await
+    }
+    async fn tag(&self, resource: &Resource, key: &str, value: &str) -> Result<(), String> {
+        let tag = Tag::builder()
+            .resource_id(&resource.id)
+            .resource_type("auto-scaling-group")
+            .key(key)
+            .value(value)
+            .propagate_at_launch(false)
+            .build();
+        self.client
+            .create_or_update_tags()
+            .tags(tag)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| crate::model::aws_error("CreateOrUpdateTags", &e))
     }
 }

@@ -7,6 +7,7 @@ pub const PERMISSIONS: &[&str] = &[
     "rds:DescribeDBClusters",
     "rds:StopDBCluster",
     "rds:StartDBCluster",
+    "rds:AddTagsToResource",
 ];
 
 use aws_config::SdkConfig;
@@ -49,11 +50,7 @@ impl AuroraClusters {
 
     pub fn new(config: &SdkConfig) -> AuroraClusters {
         AuroraClusters {
-            client: aws_sdk_rds::Client::from_conf(
-                aws_sdk_rds::config::Builder::from(config)
-                    .interceptor(crate::calls::CallCounter)
-                    .build(),
-            ),
+            client: crate::calls::counted_client!(aws_sdk_rds, config),
         }
     }
 
@@ -131,5 +128,8 @@ impl ScheduledResource for AuroraClusters {
             .map(|r| Box::pin(self.start_one(r)) as Operation<'_>)
             .collect();
         bounded(operations).await
+    }
+    async fn tag(&self, resource: &Resource, key: &str, value: &str) -> Result<(), String> {
+        super::rds::add_tag(&self.client, resource, key, value).await
     }
 }

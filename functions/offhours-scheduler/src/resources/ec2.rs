@@ -11,6 +11,7 @@ pub const PERMISSIONS: &[&str] = &[
     // Starting an instance whose EBS volumes use a customer managed key:
     // EC2 creates a KMS grant with the caller's rights.
     "kms:CreateGrant",
+    "ec2:CreateTags",
 ];
 
 use aws_config::SdkConfig;
@@ -34,11 +35,7 @@ pub struct Ec2Instances {
 impl Ec2Instances {
     pub fn new(config: &SdkConfig, target: &Target) -> Ec2Instances {
         Ec2Instances {
-            client: aws_sdk_ec2::Client::from_conf(
-                aws_sdk_ec2::config::Builder::from(config)
-                    .interceptor(crate::calls::CallCounter)
-                    .build(),
-            ),
+            client: crate::calls::counted_client!(aws_sdk_ec2, config),
             arn_prefix: format!(
                 "arn:{}:ec2:{}:{}:instance/",
                 partition_of(&target.region),
@@ -186,6 +183,22 @@ impl ScheduledResource for Ec2Instances {
                 .map_err(|e| crate::model::aws_error("StartInstances", &e))
         })
         .await
+    }
+
+    async fn tag(&self, resource: &Resource, key: &str, value: &str) -> Result<(), String> {
+        self.client
+            .create_tags()
+            .resources(&resource.id)
+            .tags(
+                aws_sdk_ec2::types::Tag::builder()
+                    .key(key)
+                    .value(value)
+                    .build(),
+            )
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| crate::model::aws_error("CreateTags", &e))
     }
 }
 

@@ -65,11 +65,7 @@ impl EcsServices {
 
     pub fn new(config: &SdkConfig) -> EcsServices {
         EcsServices {
-            client: aws_sdk_ecs::Client::from_conf(
-                aws_sdk_ecs::config::Builder::from(config)
-                    .interceptor(crate::calls::CallCounter)
-                    .build(),
-            ),
+            client: crate::calls::counted_client!(aws_sdk_ecs, config),
         }
     }
 
@@ -188,5 +184,15 @@ impl ScheduledResource for EcsServices {
             .map(|r| Box::pin(self.start_one(r)) as Operation<'_>)
             .collect();
         bounded(operations).await
+    }
+    async fn tag(&self, resource: &Resource, key: &str, value: &str) -> Result<(), String> {
+        self.client
+            .tag_resource()
+            .resource_arn(&resource.arn)
+            .tags(Tag::builder().key(key).value(value).build())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| crate::model::aws_error("TagResource", &e))
     }
 }

@@ -71,11 +71,7 @@ impl EksNodegroups {
 
     pub fn new(config: &SdkConfig) -> EksNodegroups {
         EksNodegroups {
-            client: aws_sdk_eks::Client::from_conf(
-                aws_sdk_eks::config::Builder::from(config)
-                    .interceptor(crate::calls::CallCounter)
-                    .build(),
-            ),
+            client: crate::calls::counted_client!(aws_sdk_eks, config),
         }
     }
 
@@ -188,5 +184,15 @@ impl ScheduledResource for EksNodegroups {
             .map(|r| Box::pin(self.start_one(r)) as Operation<'_>)
             .collect();
         bounded(operations).await
+    }
+    async fn tag(&self, resource: &Resource, key: &str, value: &str) -> Result<(), String> {
+        self.client
+            .tag_resource()
+            .resource_arn(&resource.arn)
+            .tags(key, value)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| crate::model::aws_error("TagResource", &e))
     }
 }

@@ -37,6 +37,9 @@ pub trait ScheduledResource: Send + Sync {
 
     /// Starts (or restores) the batch; one result per resource.
     async fn start(&self, batch: &[&Resource]) -> Vec<ItemResult>;
+
+    /// Sets one tag on one resource (the budget hold); the error names the call.
+    async fn tag(&self, resource: &Resource, key: &str, value: &str) -> Result<(), String>;
 }
 
 /// Where the adapters act.

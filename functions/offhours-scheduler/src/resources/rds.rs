@@ -51,11 +51,7 @@ impl RdsInstances {
 
     pub fn new(config: &SdkConfig) -> RdsInstances {
         RdsInstances {
-            client: aws_sdk_rds::Client::from_conf(
-                aws_sdk_rds::config::Builder::from(config)
-                    .interceptor(crate::calls::CallCounter)
-                    .build(),
-            ),
+            client: crate::calls::counted_client!(aws_sdk_rds, config),
         }
     }
 
@@ -79,6 +75,28 @@ impl RdsInstances {
             .map(|d| rds_power(d.db_instance_status()))
             .unwrap_or(Power::Busy("gone".into())))
     }
+}
+
+/// Sets one tag on an RDS instance or Aurora cluster (by ARN).
+pub async fn add_tag(
+    client: &aws_sdk_rds::Client,
+    r: &Resource,
+    key: &str,
+    value: &str,
+) -> Result<(), String> {
+    client
+        .add_tags_to_resource()
+        .resource_name(&r.arn)
+        .tags(
+            aws_sdk_rds::types::Tag::builder()
+                .key(key)
+                .value(value)
+                .build(),
+        )
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| crate::model::aws_error("AddTagsToResource", &e))
 }
 
 /// Removes the seven-day restart marker after a successful stop (if set).
@@ -207,5 +225,8 @@ impl ScheduledResource for RdsInstances {
             .map(|r| Box::pin(self.start_one(r)) as Operation<'_>)
             .collect();
         bounded(operations).await
+    }
+    async fn tag(&self, resource: &Resource, key: &str, value: &str) -> Result<(), String> {
+        add_tag(&self.client, resource, key, value).await
     }
 }
