@@ -14,7 +14,78 @@ pub struct Received {
     pub raw: serde_json::Value,
 }
 
+/// What SPEC's notification contract says every message carries, for
+/// [`Received::assert_envelope`].
+pub struct Envelope<'a> {
+    pub severity: &'a str,
+    pub category: &'a str,
+    /// `steward.<category>.<what>`.
+    pub event_type: &'a str,
+    pub account: &'a str,
+}
+
 impl Received {
+    /// `metadata.eventType` of the chat JSON.
+    pub fn event_type(&self) -> String {
+        self.chat["metadata"]["eventType"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// The chat title and description: what a chat reader sees.
+    pub fn full_text(&self) -> String {
+        format!(
+            "{}\n{}",
+            self.chat["content"]["title"].as_str().unwrap_or_default(),
+            self.description()
+        )
+    }
+
+    /// Asserts the envelope of SPEC's notification contract: the subject's
+    /// form and length, the filterable message attributes, and the chat
+    /// JSON's schema, event type and thread.
+    pub fn assert_envelope(&self, expected: Envelope<'_>) {
+        let prefix = format!("[steward] {} {}: ", expected.severity, expected.category);
+        assert!(
+            self.subject.starts_with(&prefix) && self.subject.len() <= 99,
+            "subject `{}` is not `{prefix}…` within 99 characters",
+            self.subject
+        );
+        for (attribute, value) in [
+            ("severity", expected.severity),
+            ("category", expected.category),
+            ("account", expected.account),
+        ] {
+            assert_eq!(
+                self.attributes.get(attribute).map(String::as_str),
+                Some(value),
+                "message attribute {attribute}: {:?}",
+                self.attributes
+            );
+        }
+        assert!(
+            self.attributes.contains_key("region"),
+            "no region attribute: {:?}",
+            self.attributes
+        );
+        assert_eq!(self.chat["version"], "1.0", "{}", self.chat);
+        assert_eq!(self.chat["source"], "custom", "{}", self.chat);
+        assert_eq!(
+            self.chat["content"]["textType"], "client-markdown",
+            "{}",
+            self.chat
+        );
+        assert_eq!(self.event_type(), expected.event_type, "{}", self.chat);
+        assert!(
+            self.chat["metadata"]["threadId"]
+                .as_str()
+                .is_some_and(|t| !t.is_empty()),
+            "no threadId: {}",
+            self.chat
+        );
+    }
+
     /// The chat JSON's markdown description (what Slack or Teams show).
     pub fn description(&self) -> String {
         self.chat["content"]["description"]

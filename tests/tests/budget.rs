@@ -5,7 +5,7 @@
 //! inbox subscribed and the scheduler's work queue read back.
 
 use serde_json::{json, Value};
-use steward_tests::inbox::Received;
+use steward_tests::inbox::{Envelope, Received};
 use steward_tests::moto::{HUB_ACCOUNT, REGION};
 use steward_tests::stack::{Stack, MEMBER_ACCOUNT};
 use steward_tests::{event, unique};
@@ -100,20 +100,12 @@ fn budget_alert(account: &str, budget: &str) -> Value {
     e
 }
 
-/// What a chat reader sees: the title (the summary) and the description.
 fn full_text(r: &Received) -> String {
-    format!(
-        "{}\n{}",
-        r.chat["content"]["title"].as_str().unwrap_or_default(),
-        r.description()
-    )
+    r.full_text()
 }
 
 fn event_type(r: &Received) -> String {
-    r.chat["metadata"]["eventType"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
+    r.event_type()
 }
 
 async fn work_queue(stack: &Stack) -> (aws_sdk_sqs::Client, String) {
@@ -182,11 +174,13 @@ async fn budgets_alert_gives_one_enriched_message_even_when_delivered_twice() {
     let inbox = stack.inbox.drain().await.unwrap();
     assert_eq!(inbox.len(), 1, "{inbox:?}");
     let m = &inbox[0];
-    assert_eq!(event_type(m), "steward.budget.breached");
     // 112.50 is 40% over the 80.00 threshold: the HIGH band (25% and up).
-    assert_eq!(m.attributes["severity"], "HIGH");
-    assert_eq!(m.attributes["category"], "budget");
-    assert_eq!(m.attributes["account"], HUB_ACCOUNT);
+    m.assert_envelope(Envelope {
+        severity: "HIGH",
+        category: "budget",
+        event_type: "steward.budget.breached",
+        account: HUB_ACCOUNT,
+    });
     assert!(m.subject.contains("dev-monthly"), "{}", m.subject);
     let text = full_text(m);
     for expected in [

@@ -152,10 +152,7 @@ fn tag<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
 }
 
 fn event_type(m: &Received) -> String {
-    m.chat["metadata"]["eventType"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
+    m.event_type()
 }
 
 #[tokio::test]
