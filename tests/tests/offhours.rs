@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use aws_config::SdkConfig;
 use serde_json::{json, Value};
+use steward_tests::fixtures::{self, Launch};
 use steward_tests::inbox::Received;
 use steward_tests::moto::{HUB_ACCOUNT, REGION};
 use steward_tests::stack::{Stack, MEMBER_ACCOUNT, MEMBER_ROLE};
@@ -26,98 +27,27 @@ fn scheduled(time: &str) -> Value {
     e
 }
 
-fn tag_spec(tags: &[(&str, &str)]) -> aws_sdk_ec2::types::TagSpecification {
-    let mut spec = aws_sdk_ec2::types::TagSpecification::builder()
-        .resource_type(aws_sdk_ec2::types::ResourceType::Instance);
-    for (k, v) in tags {
-        spec = spec.tags(aws_sdk_ec2::types::Tag::builder().key(*k).value(*v).build());
-    }
-    spec.build()
-}
-
 async fn instance(config: &SdkConfig, tags: &[(&str, &str)], hibernation: bool) -> String {
-    let ec2 = aws_sdk_ec2::Client::new(config);
-    let mut request = ec2
-        .run_instances()
-        .image_id("ami-12c6146b")
-        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
-        .min_count(1)
-        .max_count(1);
-    if !tags.is_empty() {
-        request = request.tag_specifications(tag_spec(tags));
-    }
-    if hibernation {
-        request = request.hibernation_options(
-            aws_sdk_ec2::types::HibernationOptionsRequest::builder()
-                .configured(true)
-                .build(),
-        );
-    }
-    request.send().await.unwrap().instances()[0]
-        .instance_id()
-        .unwrap()
-        .to_string()
+    let launch = Launch {
+        count: 1,
+        tags,
+        hibernation,
+    };
+    fixtures::launch(config, launch).await.unwrap().remove(0)
 }
 
 async fn instance_state(config: &SdkConfig, id: &str) -> String {
-    let out = aws_sdk_ec2::Client::new(config)
-        .describe_instances()
-        .instance_ids(id)
-        .send()
-        .await
-        .unwrap();
-    out.reservations()[0].instances()[0]
-        .state()
-        .unwrap()
-        .name()
-        .unwrap()
-        .as_str()
-        .to_string()
+    fixtures::instance_state(config, id).await.unwrap()
 }
 
-async fn asg(
-    config: &SdkConfig,
-    name: &str,
-    tags: &[(&str, &str)],
-    (min, max, desired): (i32, i32, i32),
-) {
-    let ec2 = aws_sdk_ec2::Client::new(config);
-    let template = format!("{name}-template");
-    ec2.create_launch_template()
-        .launch_template_name(&template)
-        .launch_template_data(
-            aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
-                .image_id("ami-12c6146b")
-                .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
-                .build(),
-        )
-        .send()
+async fn instance_tags(config: &SdkConfig, id: &str) -> HashMap<String, String> {
+    fixtures::instance_tags(config, id).await.unwrap()
+}
+
+async fn asg(config: &SdkConfig, name: &str, tags: &[(&str, &str)], sizes: (i32, i32, i32)) {
+    fixtures::auto_scaling_group(config, name, tags, sizes)
         .await
-        .unwrap();
-    let mut request = aws_sdk_autoscaling::Client::new(config)
-        .create_auto_scaling_group()
-        .auto_scaling_group_name(name)
-        .launch_template(
-            aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
-                .launch_template_name(&template)
-                .build(),
-        )
-        .min_size(min)
-        .max_size(max)
-        .desired_capacity(desired)
-        .availability_zones(format!("{REGION}a"));
-    for (k, v) in tags {
-        request = request.tags(
-            aws_sdk_autoscaling::types::Tag::builder()
-                .resource_id(name)
-                .resource_type("auto-scaling-group")
-                .key(*k)
-                .value(*v)
-                .propagate_at_launch(true)
-                .build(),
-        );
-    }
-    request.send().await.unwrap();
+        .unwrap()
 }
 
 async fn asg_capacity(
@@ -1062,25 +992,6 @@ async fn stale_work_items_are_reported_and_dropped_extreme_times_do_not_crash() 
         .unwrap()
         .response();
     assert!(out.get("window").is_some(), "{out:#}");
-}
-
-async fn instance_tags(config: &SdkConfig, id: &str) -> HashMap<String, String> {
-    let out = aws_sdk_ec2::Client::new(config)
-        .describe_instances()
-        .instance_ids(id)
-        .send()
-        .await
-        .unwrap();
-    out.reservations()[0].instances()[0]
-        .tags()
-        .iter()
-        .map(|t| {
-            (
-                t.key().unwrap_or_default().to_string(),
-                t.value().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
 }
 
 /// One work-queue record as Lambda's SQS poller delivers it.

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use serde_json::{json, Value};
+use steward_tests::fixtures::{self, Launch};
 use steward_tests::inbox::Envelope;
 use steward_tests::moto::{HUB_ACCOUNT, REGION};
 use steward_tests::stack::{Stack, MEMBER_ACCOUNT, MEMBER_ROLE};
@@ -20,42 +21,16 @@ async fn run_instances(
     count: i32,
     tags: &[(&str, &str)],
 ) -> Vec<String> {
-    let ec2 = aws_sdk_ec2::Client::new(config);
-    let mut spec = aws_sdk_ec2::types::TagSpecification::builder()
-        .resource_type(aws_sdk_ec2::types::ResourceType::Instance);
-    for (k, v) in tags {
-        spec = spec.tags(aws_sdk_ec2::types::Tag::builder().key(*k).value(*v).build());
-    }
-    let mut request = ec2
-        .run_instances()
-        .image_id("ami-12c6146b")
-        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
-        .min_count(count)
-        .max_count(count);
-    if !tags.is_empty() {
-        request = request.tag_specifications(spec.build());
-    }
-    let out = request.send().await.unwrap();
-    out.instances()
-        .iter()
-        .map(|i| i.instance_id().unwrap().to_string())
-        .collect()
+    let launch = Launch {
+        count,
+        tags,
+        hibernation: false,
+    };
+    fixtures::launch(config, launch).await.unwrap()
 }
 
 async fn instance_tags(config: &aws_config::SdkConfig, id: &str) -> HashMap<String, String> {
-    let ec2 = aws_sdk_ec2::Client::new(config);
-    let out = ec2
-        .describe_instances()
-        .instance_ids(id)
-        .send()
-        .await
-        .unwrap();
-    let instance = &out.reservations()[0].instances()[0];
-    instance
-        .tags()
-        .iter()
-        .map(|t| (t.key().unwrap().to_string(), t.value().unwrap().to_string()))
-        .collect()
+    fixtures::instance_tags(config, id).await.unwrap()
 }
 
 /// The RunInstances fixture, pointed at real instance ids and a fresh event id.

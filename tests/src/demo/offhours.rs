@@ -4,42 +4,7 @@
 use serde_json::json;
 
 use super::{heading, show_email, step, DemoStack};
-use crate::event;
-
-async fn instance(ec2: &aws_sdk_ec2::Client, tags: &[(&str, &str)]) -> anyhow::Result<String> {
-    let mut spec = aws_sdk_ec2::types::TagSpecification::builder()
-        .resource_type(aws_sdk_ec2::types::ResourceType::Instance);
-    for (k, v) in tags {
-        spec = spec.tags(aws_sdk_ec2::types::Tag::builder().key(*k).value(*v).build());
-    }
-    let out = ec2
-        .run_instances()
-        .image_id("ami-12c6146b")
-        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
-        .min_count(1)
-        .max_count(1)
-        .tag_specifications(spec.build())
-        .send()
-        .await?;
-    Ok(out
-        .instances()
-        .first()
-        .and_then(|i| i.instance_id())
-        .unwrap_or_default()
-        .to_string())
-}
-
-async fn state(ec2: &aws_sdk_ec2::Client, id: &str) -> anyhow::Result<String> {
-    let out = ec2.describe_instances().instance_ids(id).send().await?;
-    Ok(out
-        .reservations()
-        .first()
-        .and_then(|r| r.instances().first())
-        .and_then(|i| i.state())
-        .and_then(|s| s.name())
-        .map(|n| n.as_str().to_string())
-        .unwrap_or_default())
-}
+use crate::{event, fixtures};
 
 async fn asg_capacity(asg: &aws_sdk_autoscaling::Client, name: &str) -> anyhow::Result<String> {
     let out = asg
@@ -96,8 +61,8 @@ pub async fn run(stack: &DemoStack) -> anyhow::Result<()> {
     let asg = aws_sdk_autoscaling::Client::new(&config);
     let rds = aws_sdk_rds::Client::new(&config);
 
-    let web = instance(
-        &ec2,
+    let web = fixtures::launch_one(
+        &config,
         &[
             ("env", "dev"),
             ("project", "shop"),
@@ -105,8 +70,8 @@ pub async fn run(stack: &DemoStack) -> anyhow::Result<()> {
         ],
     )
     .await?;
-    let late = instance(
-        &ec2,
+    let late = fixtures::launch_one(
+        &config,
         &[
             ("env", "dev"),
             ("project", "ml"),
@@ -114,10 +79,11 @@ pub async fn run(stack: &DemoStack) -> anyhow::Result<()> {
         ],
     )
     .await?;
-    let prod = instance(&ec2, &[("env", "prod"), ("project", "shop")]).await?;
-    let pinned = instance(&ec2, &[("env", "dev"), ("steward:exempt", "true")]).await?;
-    let typo = instance(
-        &ec2,
+    let prod = fixtures::launch_one(&config, &[("env", "prod"), ("project", "shop")]).await?;
+    let pinned =
+        fixtures::launch_one(&config, &[("env", "dev"), ("steward:exempt", "true")]).await?;
+    let typo = fixtures::launch_one(
+        &config,
         &[
             ("env", "dev"),
             ("steward:offhours", "off=(M-F,19);on=(M-F,7"),
@@ -187,11 +153,11 @@ pub async fn run(stack: &DemoStack) -> anyhow::Result<()> {
     let out = scheduler.invoke(&friday).await?.response();
     step(&format!(
         "web {} | ML box {} | prod {} | exempt {} | typo {}",
-        state(&ec2, &web).await?,
-        state(&ec2, &late).await?,
-        state(&ec2, &prod).await?,
-        state(&ec2, &pinned).await?,
-        state(&ec2, &typo).await?
+        fixtures::instance_state(&config, &web).await?,
+        fixtures::instance_state(&config, &late).await?,
+        fixtures::instance_state(&config, &prod).await?,
+        fixtures::instance_state(&config, &pinned).await?,
+        fixtures::instance_state(&config, &typo).await?
     ));
     step(&format!(
         "dev-workers: {}",
@@ -217,8 +183,8 @@ pub async fn run(stack: &DemoStack) -> anyhow::Result<()> {
     scheduler.invoke(&monday).await?.response();
     step(&format!(
         "web {} | ML box {} (its own on time is 09:00 Eastern)",
-        state(&ec2, &web).await?,
-        state(&ec2, &late).await?
+        fixtures::instance_state(&config, &web).await?,
+        fixtures::instance_state(&config, &late).await?
     ));
     step(&format!(
         "dev-workers: {}",
