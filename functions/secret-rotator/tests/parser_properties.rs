@@ -85,10 +85,9 @@ proptest! {
     #[test]
     fn a_secret_arn_names_its_account_and_region(
         region in "[a-z]{2}-[a-z]{4,9}-[1-9]",
-        account in prop_oneof!["[0-9]{12}", "\\PC{0,14}"],
+        account in prop_oneof!["[0-9]{12}", "[^:]{0,14}"],
         name in "[\\w/+=.@-]{1,64}",
     ) {
-        prop_assume!(!account.contains(':'));
         let arn = format!("arn:aws:secretsmanager:{region}:{account}:secret:{name}-AbCdEf");
         let parts = account_region_of(&arn);
         if is_account(&account) {
