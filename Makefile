@@ -8,7 +8,7 @@
 #   make release release bootstrap.zip of every function (cargo lambda, x86_64)
 #   make coldstart  cold start of the release tag-enforcer
 #   make bench   the scheduler benchmark against Cloud Custodian (release build; not part of make test)
-#   make fuzz    the property tests of the policy and trigger parsers with many more cases
+#   make fuzz    the property tests of the policy, trigger and event parsers with many more cases
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -105,6 +105,10 @@ clean-venv:
 ## shared scheduled-trigger and SQS-batch parsers, the schedule tags): the
 ## tests `make test` runs with 256 cases each, here with PROPTEST_CASES
 ## (default 20000). Every crash found becomes a regression test.
+## Then every function's own event parsers (`tests/parser_properties.rs` of
+## each function crate; 64 cases each in `make test`), with PROPTEST_CASES
+## (default 5000) cases each; built as `make test` builds, so nothing compiles again.
 .PHONY: fuzz
 fuzz:
 	PROPTEST_CASES=$${PROPTEST_CASES:-20000} cargo test -p steward-shared --lib fuzz
+	PROPTEST_CASES=$${PROPTEST_CASES:-5000} cargo test --workspace --test parser_properties

@@ -173,7 +173,20 @@ fn time(value: &str, field: &str) -> anyhow::Result<DateTime<Utc>> {
 fn str_field<'a>(v: &'a Value, key: &str) -> anyhow::Result<&'a str> {
     v.get(key)
         .and_then(Value::as_str)
+        .filter(|s| !s.trim().is_empty())
         .ok_or_else(|| bad(format!("missing string field `{key}`")))
+}
+
+/// `value` when it is a 12-digit account id.
+fn account_id(value: &str) -> anyhow::Result<String> {
+    if value.len() == 12 && value.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(value.to_string())
+    } else {
+        let shown: String = value.chars().take(40).collect();
+        Err(bad(format!(
+            "account {shown:?} is not a 12-digit account id"
+        )))
+    }
 }
 
 /// The scheduler's scheduled jobs (SPEC section 4). `budget-stop` only
@@ -235,7 +248,7 @@ pub fn parse(payload: &Value) -> anyhow::Result<Trigger> {
             }
             Ok(Trigger::RdsRestart(RdsRestart {
                 event_id: id,
-                account: str_field(payload, "account")?.to_string(),
+                account: account_id(str_field(payload, "account")?)?,
                 region: str_field(payload, "region")?.to_string(),
                 time: time(str_field(payload, "time")?, "time")?,
                 cluster,

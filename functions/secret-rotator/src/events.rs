@@ -53,14 +53,16 @@ pub struct RotationEvent {
     pub rotation_token: Option<String>,
 }
 
-/// The account and region of a Secrets Manager ARN (`None` for a plain name).
+/// The account and region of a Secrets Manager ARN (`None` for a plain name,
+/// or when the ARN's account is not 12 digits or its region is empty).
 pub fn account_region_of(secret_id: &str) -> Option<(String, String)> {
     let parts: Vec<&str> = secret_id.splitn(7, ':').collect();
-    if parts.len() >= 6 && parts[0] == "arn" && parts[2] == "secretsmanager" {
-        Some((parts[4].to_string(), parts[3].to_string()))
-    } else {
-        None
-    }
+    let [arn, _partition, service, region, account, _resource, ..] = parts.as_slice() else {
+        return None;
+    };
+    let is_account = account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());
+    (*arn == "arn" && *service == "secretsmanager" && !region.is_empty() && is_account)
+        .then(|| (account.to_string(), region.to_string()))
 }
 
 /// Parses an invocation payload; errors start with `bad event:`.

@@ -15,7 +15,8 @@
 
 mod apis;
 mod database;
-mod events;
+/// The rotation event parser (public for its property tests).
+pub mod events;
 mod handler;
 mod model;
 mod plan;

@@ -73,6 +73,18 @@ fn text<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
         .filter(|s| !s.is_empty())
 }
 
+/// `value` when it is a 12-digit account id; else a `BadEvent` naming `what`.
+fn account_id(value: &str, what: &str) -> Result<String, BadEvent> {
+    if value.len() == 12 && value.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(value.to_string())
+    } else {
+        let shown: String = value.chars().take(40).collect();
+        Err(bad(format!(
+            "{what} {shown:?} is not a 12-digit account id"
+        )))
+    }
+}
+
 /// A JSON pointer as people read it: `/responseElements/volumeId` -> `responseElements.volumeId`.
 fn dotted(pointer: &str) -> String {
     pointer.trim_start_matches('/').replace('/', ".")
@@ -82,9 +94,9 @@ fn parse_cloudtrail(payload: &Value, types: &[&'static ResourceType]) -> Result<
     let event_id = text(payload, "/id")
         .ok_or_else(|| bad("CloudTrail event: missing `id`"))?
         .to_string();
-    let account = text(payload, "/account")
-        .ok_or_else(|| bad("CloudTrail event: missing `account`"))?
-        .to_string();
+    let account =
+        text(payload, "/account").ok_or_else(|| bad("CloudTrail event: missing `account`"))?;
+    let account = account_id(account, "CloudTrail event: `account`")?;
     let detail = payload
         .get("detail")
         .filter(|d| d.is_object())
@@ -439,6 +451,7 @@ fn parse_config_event(payload: &Value) -> Result<ConfigRuleEvent, BadEvent> {
         .or(arn_account)
         .or(item_account)
         .ok_or_else(|| bad("AWS Config event: missing `accountId`"))?;
+    let account = account_id(&account, "AWS Config event: `accountId`")?;
     let region = arn_region.or(item_region).ok_or_else(|| {
         bad("AWS Config event: no region in `configRuleArn` or the configuration item")
     })?;

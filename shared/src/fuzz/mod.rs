@@ -390,3 +390,220 @@ pub fn tomlish_text() -> BoxedStrategy<String> {
 
 #[cfg(test)]
 mod tests;
+
+/// The number of cases of a function crate's parser properties: small by
+/// default so `make test` stays fast, `PROPTEST_CASES` when set (`make fuzz`).
+pub const PARSER_CASES: u32 = 64;
+
+/// The proptest configuration of the function crates' parser properties:
+/// [`PARSER_CASES`] cases, or `PROPTEST_CASES` when the variable is set.
+pub fn parser_config() -> ProptestConfig {
+    let mut config = ProptestConfig::default();
+    if std::env::var_os("PROPTEST_CASES").is_none() {
+        config.cases = PARSER_CASES;
+    }
+    config
+}
+
+/// The fixtures of `events/` whose file name starts with one of `prefixes`,
+/// with their file names, sorted by name. Panics (a test setup error) when
+/// none matches.
+pub fn named_fixtures(prefixes: &[&str]) -> Vec<(String, Value)> {
+    let dir = events_dir();
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("fixtures in {}: {e}", dir.display()))
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".json") && prefixes.iter().any(|p| n.starts_with(p)))
+        .collect();
+    names.sort();
+    assert!(
+        !names.is_empty(),
+        "no fixture in events/ starts with {prefixes:?}"
+    );
+    names
+        .into_iter()
+        .map(|name| {
+            let path = dir.join(&name);
+            let text = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()));
+            let value = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("fixture {name} is not JSON: {e}"));
+            (name, value)
+        })
+        .collect()
+}
+
+/// Values at the edges: huge and empty strings, control characters and odd
+/// Unicode, numbers at the limits of every width, times before the epoch and
+/// past chrono's range, empty and deeply nested containers.
+pub fn extreme_values() -> Vec<Value> {
+    let deep = (0..100).fold(Value::Null, |inner, _| Value::Array(vec![inner]));
+    let mut values = vec![
+        Value::Null,
+        Value::Bool(false),
+        Value::from(0),
+        Value::from(-1),
+        Value::from(u64::MAX),
+        Value::from(i64::MIN),
+        Value::from(f64::MAX),
+        Value::from(f64::MIN_POSITIVE),
+        Value::from(-0.0),
+        Value::from(1e-300),
+        Value::String(String::new()),
+        Value::String(" \t\n ".into()),
+        Value::String("x".repeat(100_000)),
+        Value::String("é😀".repeat(20_000)),
+        Value::String("\u{0}\u{1b}[31m\r\n\u{7f}".into()),
+        Value::String("\u{202e}\u{200b}\u{feff}ǅ\u{301}".into()),
+        Value::String("1970-01-01T00:00:00Z".into()),
+        Value::String("1969-12-31T23:59:59Z".into()),
+        Value::String("2038-01-19T03:14:08Z".into()),
+        Value::String("+262143-12-31T23:59:59Z".into()),
+        Value::String("-262144-01-01T00:00:00Z".into()),
+        Value::String("9999-12-31T23:59:59.999999999+23:59".into()),
+        Value::String("2026-11-20T10:00:00.123456789123Z".into()),
+        Value::String("2026-11-20".into()),
+        Value::Array(Vec::new()),
+        Value::Object(Map::new()),
+        deep,
+    ];
+    values.extend(tricky_strings().into_iter().map(Value::String));
+    values
+}
+
+/// A fixture with one to four changes: a member removed, or a value replaced
+/// by arbitrary JSON (another type most of the time), by one of
+/// [`extreme_values`], or by JSON serialized into a string.
+pub fn mutated_named_fixture(fixtures: Vec<Value>) -> BoxedStrategy<Value> {
+    let (keys, strings) = vocabulary(&fixtures);
+    let value = prop_oneof![
+        2 => arbitrary_json(keys, strings),
+        1 => prop::sample::select(extreme_values()),
+    ]
+    .boxed();
+    let mutation = prop_oneof![
+        3 => (any::<Index>(), value.clone()).prop_map(|(i, v)| Mutation::Replace(i, v)),
+        2 => any::<Index>().prop_map(Mutation::Remove),
+        1 => (any::<Index>(), value).prop_map(|(i, v)| Mutation::Reencode(i, v)),
+    ];
+    (
+        prop::sample::select(fixtures),
+        prop::collection::vec(mutation, 1..5),
+    )
+        .prop_map(|(mut fixture, mutations)| {
+            for m in mutations {
+                apply(&mut fixture, m);
+            }
+            fixture
+        })
+        .boxed()
+}
+
+/// Every single-step edit of `fixture`, each with a description naming the
+/// path: each member or element removed, and each value replaced by a value
+/// of every other JSON type (and by the empty string and a huge one). Small
+/// enough to run in full for every fixture on every `make test`.
+pub fn single_edits(fixture: &Value) -> Vec<(String, Value)> {
+    let replacements = [
+        Value::Null,
+        Value::Bool(true),
+        Value::from(-1),
+        Value::from(u64::MAX),
+        Value::from(1.5),
+        Value::String(String::new()),
+        Value::String("é".repeat(5_000)),
+        Value::Array(Vec::new()),
+        Value::Object(Map::new()),
+    ];
+    let mut all = Vec::new();
+    paths(fixture, &mut Vec::new(), &mut all);
+    let mut out = Vec::new();
+    for path in &all {
+        let shown: Vec<String> = path
+            .iter()
+            .map(|s| match s {
+                Step::Key(k) => k.clone(),
+                Step::At(i) => i.to_string(),
+            })
+            .collect();
+        let shown = shown.join(".");
+        let mut removed = fixture.clone();
+        edit_at(&mut removed, path, None);
+        out.push((format!("{shown} removed"), removed));
+        for r in &replacements {
+            let mut replaced = fixture.clone();
+            edit_at(&mut replaced, path, Some(r.clone()));
+            let r: String = r.to_string().chars().take(24).collect();
+            out.push((format!("{shown} = {r}"), replaced));
+        }
+    }
+    out
+}
+
+/// Removes the member or element at `path` (`None`) or replaces its value.
+fn edit_at(root: &mut Value, path: &[Step], replacement: Option<Value>) {
+    let Some((last, parent_path)) = path.split_last() else {
+        return;
+    };
+    let mut parent = root;
+    for step in parent_path {
+        match child_mut(parent, step) {
+            Some(child) => parent = child,
+            None => return,
+        }
+    }
+    match (replacement, last, parent) {
+        (None, Step::Key(k), Value::Object(map)) => {
+            map.remove(k);
+        }
+        (None, Step::At(i), Value::Array(items)) if *i < items.len() => {
+            items.remove(*i);
+        }
+        (Some(v), step, parent) => {
+            if let Some(slot) = child_mut(parent, step) {
+                *slot = v;
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The JSON document serialized in the string at `pointer` of `fixture`
+/// (an SQS body, a Config `invokingEvent`, an SNS `Message`).
+pub fn embedded(fixture: &Value, pointer: &str) -> Option<Value> {
+    serde_json::from_str(fixture.pointer(pointer)?.as_str()?).ok()
+}
+
+/// [`single_edits`] of the document serialized at `pointer`, each put back
+/// (serialized) into a copy of `fixture`.
+pub fn single_edits_within(fixture: &Value, pointer: &str) -> Vec<(String, Value)> {
+    let Some(inner) = embedded(fixture, pointer) else {
+        return Vec::new();
+    };
+    single_edits(&inner)
+        .into_iter()
+        .filter_map(|(what, edited)| {
+            let mut outer = fixture.clone();
+            *outer.pointer_mut(pointer)? = Value::String(edited.to_string());
+            Some((format!("{pointer}: {what}"), outer))
+        })
+        .collect()
+}
+
+/// Fixtures whose document serialized at `pointer` is mutated as by
+/// [`mutated_named_fixture`] and put back. `fixtures` must all hold JSON there.
+pub fn mutated_within(fixtures: Vec<Value>, pointer: &'static str) -> BoxedStrategy<Value> {
+    let inner: Vec<Value> = fixtures
+        .iter()
+        .filter_map(|f| embedded(f, pointer))
+        .collect();
+    assert!(!inner.is_empty(), "no fixture holds JSON at {pointer}");
+    (prop::sample::select(fixtures), mutated_named_fixture(inner))
+        .prop_map(move |(mut outer, edited)| {
+            if let Some(slot) = outer.pointer_mut(pointer) {
+                *slot = Value::String(edited.to_string());
+            }
+            outer
+        })
+        .boxed()
+}
