@@ -7,9 +7,11 @@
 //! and undoes an instance quarantine on request.
 //!
 //! Rooms: `events` (the finding model), `plan` (triage, trust and containment
-//! decisions, pure), the adapters `guardduty`, `ec2`, `iam`, `report` (the
-//! message), `handler` and `containment` (orchestration), `clients` (the
-//! per-account adapter factory), `release` (the operator's undo).
+//! decisions, pure), the adapters `guardduty`, `ec2`, `iam`, `autoscaling`,
+//! `elbv2`, `organizations`, `report` (the message), `handler`, `trust`
+//! (verification and the governed-account check), `containment` and
+//! `execute` (orchestration), `sweep` (the scheduled findings sweep), `clients` (the per-account adapter factory),
+//! `release` (the operator's undo).
 //!
 //! Public facade (what `main.rs` and the CLI use): `handler::Responder`,
 //! `clients::AwsApis`, `ec2::AwsEc2`, `release`, `permissions()`. The
@@ -17,21 +19,46 @@
 //! public because the ports' signatures name the plan's fact types; the
 //! model, the report and the containment orchestration are crate-private.
 
+pub mod autoscaling;
 pub mod clients;
 pub(crate) mod containment;
 pub mod ec2;
+pub mod elbv2;
 pub mod events;
+pub(crate) mod execute;
 pub mod guardduty;
 pub mod handler;
 pub mod iam;
+pub mod organizations;
 pub mod plan;
 pub mod release;
 pub(crate) mod report;
+pub(crate) mod sweep;
+pub(crate) mod trust;
 
 /// The function's name: binary name, log field and metric dimension.
 pub const FUNCTION_NAME: &str = "guardduty-responder";
 
 /// Every IAM action the function's adapters call.
 pub fn permissions() -> Vec<&'static str> {
-    [ec2::PERMISSIONS, iam::PERMISSIONS, guardduty::PERMISSIONS].concat()
+    [
+        ec2::PERMISSIONS,
+        iam::PERMISSIONS,
+        guardduty::PERMISSIONS,
+        autoscaling::PERMISSIONS,
+        elbv2::PERMISSIONS,
+        organizations::PERMISSIONS,
+    ]
+    .concat()
+}
+
+/// The actions only the operator's `steward quarantine release` adds (never
+/// granted to the function or the member role).
+pub fn release_permissions() -> Vec<&'static str> {
+    [
+        ec2::RELEASE_PERMISSIONS,
+        autoscaling::RELEASE_PERMISSIONS,
+        elbv2::RELEASE_PERMISSIONS,
+    ]
+    .concat()
 }
