@@ -472,7 +472,37 @@ mod tests {
         }
     }
 
-    struct FakeApis(Arc<FakeEc2>, Arc<FakeGuardDuty>);
+    /// An instance InService in group `web`, whose Standby fails.
+    struct StandbyFails;
+
+    #[async_trait::async_trait]
+    impl AutoScalingApi for StandbyFails {
+        async fn membership(&self, _i: &str) -> anyhow::Result<Option<GroupMembership>> {
+            Ok(Some(GroupMembership {
+                group: "web".into(),
+                lifecycle_state: "InService".into(),
+                protected: false,
+                min_size: 1,
+                desired: 2,
+            }))
+        }
+        async fn set_scale_in_protection(
+            &self,
+            _g: &str,
+            _i: &str,
+            _p: bool,
+        ) -> anyhow::Result<()> {
+            Ok(())
+        }
+        async fn enter_standby(&self, _g: &str, _i: &str, _d: bool) -> anyhow::Result<()> {
+            anyhow::bail!("EnterStandby failed: ValidationError")
+        }
+        async fn exit_standby(&self, _g: &str, _i: &str) -> anyhow::Result<()> {
+            unreachable!("containment never exits Standby")
+        }
+    }
+
+    struct FakeApis(Arc<FakeEc2>, Arc<FakeGuardDuty>, Arc<dyn AutoScalingApi>);
 
     #[async_trait::async_trait]
     impl Apis for FakeApis {
@@ -496,7 +526,7 @@ mod tests {
             _r: &str,
             _e: &str,
         ) -> anyhow::Result<Arc<dyn AutoScalingApi>> {
-            Ok(Arc::new(NoEvidence))
+            Ok(self.2.clone())
         }
         async fn target_groups(
             &self,
@@ -552,11 +582,16 @@ mod tests {
     }
 
     fn rig(policy: Policy) -> Rig {
+        rig_with(policy, Arc::new(NoEvidence))
+    }
+
+    fn rig_with(policy: Policy, autoscaling: Arc<dyn AutoScalingApi>) -> Rig {
         let kit = testing::steward(FUNCTION_NAME, policy, RunMode::Live);
         let ec2 = Arc::new(FakeEc2::default());
         ec2.state.lock().unwrap().instance = Some(instance());
         let guardduty = Arc::new(FakeGuardDuty::default());
-        let responder = Responder::new(kit.steward, FakeApis(ec2.clone(), guardduty.clone()));
+        let apis = FakeApis(ec2.clone(), guardduty.clone(), autoscaling);
+        let responder = Responder::new(kit.steward, apis);
         Rig {
             responder,
             ec2,
@@ -564,6 +599,47 @@ mod tests {
             inbox: kit.publisher,
             store: kit.store,
         }
+    }
+
+    #[tokio::test]
+    async fn a_failed_standby_is_reported_and_retried_but_the_instance_is_still_isolated() {
+        let rig = rig_with(Policy::default(), Arc::new(StandbyFails));
+        known(&rig, &finding());
+        let err = rig
+            .responder
+            .invoke(finding(), "r-1")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("ValidationError") && err.contains("the retry will try again"),
+            "{err}"
+        );
+        let calls = rig.ec2.state.lock().unwrap().calls.clone();
+        assert!(
+            calls.contains(&"set-groups eni-1 sg-q".to_string()),
+            "isolated anyway: {calls:?}"
+        );
+        let published = rig.inbox.sent.lock().unwrap();
+        let text = &published[0].text;
+        assert!(
+            text.contains(
+                "- done: set scale-in protection on i-0a1b2c3d4e5f67890 in Auto Scaling group web"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("- FAILED: put i-0a1b2c3d4e5f67890 in Standby in Auto Scaling group web"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("- done: put"),
+            "never claims the Standby: {text}"
+        );
+        assert!(
+            !rig.store.keys().iter().any(|k| k.starts_with("action#")),
+            "the retry does the rest"
+        );
     }
 
     #[tokio::test]
