@@ -1,11 +1,18 @@
 //! `steward quarantine release INSTANCE`: undoes a GuardDuty containment from
 //! the tags steward recorded (each interface's `steward:previous-groups`,
-//! the instance's `steward:quarantined`), in the hub's own account or, with
-//! `--account`, through the member role, and says what it left in place.
+//! the instance's `steward:quarantined`, `steward:target-groups` and
+//! `steward:standby`), in the hub's own account or, with `--account`, through
+//! the member role, and says what it left in place (always the allow-all
+//! group of the two-step swap, loudly when it is still attached) and what
+//! failed. Exit 1 when an undo step failed.
 
 use std::process::ExitCode;
 
+use std::path::PathBuf;
+
+use guardduty_responder::autoscaling::AwsAutoScaling;
 use guardduty_responder::ec2::AwsEc2;
+use guardduty_responder::elbv2::AwsTargetGroups;
 use guardduty_responder::release;
 use steward_shared::aws::AwsContext;
 
@@ -22,6 +29,10 @@ pub struct ReleaseArgs {
     /// Role assumed in a member account (default: $STEWARD_MEMBER_ROLE).
     #[arg(long)]
     pub role: Option<String>,
+    /// Policy file (default: $STEWARD_POLICY, else the built-in defaults);
+    /// its quarantine group name finds the allow-all group of the swap.
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
     /// Say what would be restored; change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -58,8 +69,22 @@ async fn run(args: ReleaseArgs) -> anyhow::Result<ExitCode> {
     let config = aws
         .config_for(&account, &region, &format!("release-{}", args.instance))
         .await?;
+    let policy = crate::context::load_policy(args.policy.as_deref(), Some(aws.base())).await?;
     let ec2 = AwsEc2::new(&config);
-    let report = release::release(&ec2, &args.instance, args.dry_run).await?;
+    let autoscaling = AwsAutoScaling::new(&config);
+    let targets = AwsTargetGroups::new(&config);
+    let adapters = release::Adapters {
+        ec2: &ec2,
+        autoscaling: &autoscaling,
+        targets: &targets,
+    };
+    let report = release::release(
+        &adapters,
+        &args.instance,
+        &policy.containment.quarantine_group_name,
+        args.dry_run,
+    )
+    .await?;
     if args.json {
         let value = serde_json::json!({
             "instance": report.instance_id,
@@ -69,6 +94,15 @@ async fn run(args: ReleaseArgs) -> anyhow::Result<ExitCode> {
             "quarantined": report.quarantined,
             "restored": report.restored.iter().map(|(eni, groups)| serde_json::json!({"interface": eni, "groups": groups})).collect::<Vec<_>>(),
             "unrecorded_interfaces": report.unrecorded,
+            "reregistered": report.reregistered,
+            "standby_exited": report.standby_exited,
+            "protection_removed": report.protection_removed,
+            "open_group": report.open_group.as_ref().map(|g| serde_json::json!({
+                "id": g.id, "vpc": g.vpc_id, "still_attached_to": g.attached_to,
+            })),
+            "left": report.left,
+            "failed": report.failed,
+            "lines": report.lines(),
             "snapshots_left": report.snapshots_left,
             "termination_protection_left": report.termination_protection_left,
         });
@@ -87,5 +121,13 @@ async fn run(args: ReleaseArgs) -> anyhow::Result<ExitCode> {
             println!("  - {line}");
         }
     }
-    Ok(ExitCode::SUCCESS)
+    if report.failed.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "release incomplete: {} step(s) failed; finish them by hand (see FAILED above)",
+            report.failed.len()
+        );
+        Ok(ExitCode::FAILURE)
+    }
 }

@@ -208,9 +208,9 @@ pub struct Containment {
     /// Contain resources without a readable `env` tag.
     pub include_untagged: bool,
     /// Lowest severity band that is notified.
-    pub notify_min_band: String,
+    pub notify_min_band: SeverityBand,
     /// Lowest severity band that is contained.
-    pub contain_min_band: String,
+    pub contain_min_band: SeverityBand,
     /// Per finding-type prefix overrides of the two bands.
     pub overrides: Vec<ContainmentOverride>,
     pub quarantine_group_name: String,
@@ -228,6 +228,13 @@ pub struct Containment {
     pub max_per_hour: u32,
     /// How far back the findings sweep looks (`updatedAt`), in minutes.
     pub sweep_lookback_minutes: u32,
+    /// Before the network swap, put an instance that belongs to an Auto
+    /// Scaling group in Standby with scale-in protection, so the group does
+    /// not terminate it (and its evidence) when isolation fails its health checks.
+    pub asg_standby: bool,
+    /// Before the network swap, deregister the instance from every
+    /// load-balancer target group it is registered in.
+    pub deregister_targets: bool,
 }
 
 impl Default for Containment {
@@ -236,8 +243,8 @@ impl Default for Containment {
             enabled: true,
             environments: vec!["*".into()],
             include_untagged: true,
-            notify_min_band: "LOW".into(),
-            contain_min_band: "HIGH".into(),
+            notify_min_band: SeverityBand::Low,
+            contain_min_band: SeverityBand::High,
             overrides: Vec::new(),
             quarantine_group_name: "steward-quarantine".into(),
             break_glass_users: Vec::new(),
@@ -246,7 +253,90 @@ impl Default for Containment {
             snapshot_volumes: true,
             max_per_hour: 10,
             sweep_lookback_minutes: 90,
+            asg_standby: true,
+            deregister_targets: true,
         }
+    }
+}
+
+/// A GuardDuty severity band (LOW < 4.0 <= MEDIUM < 7.0 <= HIGH < 9.0 <=
+/// CRITICAL), typed at load: a policy naming another band is refused with
+/// the key and the line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum SeverityBand {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl SeverityBand {
+    pub const ALL: [SeverityBand; 4] = [
+        SeverityBand::Low,
+        SeverityBand::Medium,
+        SeverityBand::High,
+        SeverityBand::Critical,
+    ];
+
+    /// The band of a GuardDuty severity number.
+    pub fn of(severity: f64) -> SeverityBand {
+        if severity >= 9.0 {
+            SeverityBand::Critical
+        } else if severity >= 7.0 {
+            SeverityBand::High
+        } else if severity >= 4.0 {
+            SeverityBand::Medium
+        } else {
+            SeverityBand::Low
+        }
+    }
+
+    /// Parses a band name (any case, surrounding blanks ignored).
+    pub fn parse(s: &str) -> Option<SeverityBand> {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "LOW" => Some(SeverityBand::Low),
+            "MEDIUM" => Some(SeverityBand::Medium),
+            "HIGH" => Some(SeverityBand::High),
+            "CRITICAL" => Some(SeverityBand::Critical),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SeverityBand::Low => "LOW",
+            SeverityBand::Medium => "MEDIUM",
+            SeverityBand::High => "HIGH",
+            SeverityBand::Critical => "CRITICAL",
+        }
+    }
+
+    /// The lowest severity number in this band.
+    pub fn lower_bound(self) -> f64 {
+        match self {
+            SeverityBand::Low => 0.0,
+            SeverityBand::Medium => 4.0,
+            SeverityBand::High => 7.0,
+            SeverityBand::Critical => 9.0,
+        }
+    }
+
+    /// The notification severity of a finding in this band.
+    pub fn severity(self) -> crate::notify::Severity {
+        use crate::notify::Severity;
+        match self {
+            SeverityBand::Low => Severity::Low,
+            SeverityBand::Medium => Severity::Medium,
+            SeverityBand::High => Severity::High,
+            SeverityBand::Critical => Severity::Critical,
+        }
+    }
+}
+
+impl fmt::Display for SeverityBand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -255,8 +345,8 @@ impl Default for Containment {
 #[serde(deny_unknown_fields)]
 pub struct ContainmentOverride {
     pub prefix: String,
-    pub notify_min_band: Option<String>,
-    pub contain_min_band: Option<String>,
+    pub notify_min_band: Option<SeverityBand>,
+    pub contain_min_band: Option<SeverityBand>,
 }
 
 /// Copies of database snapshots in a DR region.
@@ -487,8 +577,6 @@ impl fmt::Display for PolicyErrors {
 
 impl std::error::Error for PolicyErrors {}
 
-const SEVERITY_BANDS: [&str; 4] = ["LOW", "MEDIUM", "HIGH", "CRITICAL"];
-
 impl Policy {
     /// Parses and validates a policy document.
     pub fn from_toml(text: &str) -> Result<Policy, PolicyErrors> {
@@ -626,36 +714,6 @@ impl Policy {
                 "rotation.connect_timeout_seconds".into(),
                 "must be at least 1".into(),
             ));
-        }
-        for (key, value) in [
-            (
-                "containment.notify_min_band",
-                &self.containment.notify_min_band,
-            ),
-            (
-                "containment.contain_min_band",
-                &self.containment.contain_min_band,
-            ),
-        ] {
-            if !SEVERITY_BANDS.contains(&value.as_str()) {
-                problems.push((
-                    key.into(),
-                    format!("`{value}` is not one of {}", SEVERITY_BANDS.join(", ")),
-                ));
-            }
-        }
-        for (i, o) in self.containment.overrides.iter().enumerate() {
-            for value in [&o.notify_min_band, &o.contain_min_band]
-                .into_iter()
-                .flatten()
-            {
-                if !SEVERITY_BANDS.contains(&value.as_str()) {
-                    problems.push((
-                        format!("containment.overrides[{i}]"),
-                        format!("`{value}` is not one of {}", SEVERITY_BANDS.join(", ")),
-                    ));
-                }
-            }
         }
         for (i, rule) in self.compliance.rule_severities.iter().enumerate() {
             if rule.pattern.trim().is_empty() {
@@ -937,6 +995,42 @@ mod tests {
         assert_eq!(err.0[0].line, Some(2), "{err}");
         let err = Policy::from_toml("[compliance]\nflap_changes = 0\n").unwrap_err();
         assert_eq!(err.0[0].key, "compliance.flap_changes");
+    }
+
+    #[test]
+    fn containment_bands_are_typed_at_load() {
+        let p = Policy::from_toml(
+            "[containment]\ncontain_min_band = \"CRITICAL\"\n[[containment.overrides]]\nprefix = \"Recon:\"\nnotify_min_band = \"MEDIUM\"\n",
+        )
+        .unwrap();
+        assert_eq!(p.containment.contain_min_band, SeverityBand::Critical);
+        assert_eq!(p.containment.notify_min_band, SeverityBand::Low);
+        assert_eq!(
+            p.containment.overrides[0].notify_min_band,
+            Some(SeverityBand::Medium)
+        );
+        assert_eq!(p.containment.overrides[0].contain_min_band, None);
+        let err =
+            Policy::from_toml("[containment]\n\ncontain_min_band = \"SEVERE\"\n").unwrap_err();
+        assert_eq!(err.0[0].line, Some(3), "{err}");
+        assert!(err.0[0].message.contains("SEVERE"), "{err}");
+        let err = Policy::from_toml(
+            "[[containment.overrides]]\nprefix = \"Recon:\"\ncontain_min_band = \"high\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.0[0].line, Some(3), "{err}");
+        assert!(SeverityBand::High > SeverityBand::Medium);
+        assert_eq!(SeverityBand::of(7.0), SeverityBand::High);
+        assert_eq!(SeverityBand::of(8.9), SeverityBand::High);
+    }
+
+    #[test]
+    fn containment_keeps_evidence_by_default() {
+        let p = Policy::default();
+        assert!(p.containment.asg_standby && p.containment.deregister_targets);
+        let p = Policy::from_toml("[containment]\nasg_standby = false\n").unwrap();
+        assert!(!p.containment.asg_standby && p.containment.deregister_targets);
+        assert!(Policy::from_toml("[containment]\nderegister_targets = \"yes\"\n").is_err());
     }
 
     #[test]

@@ -1373,3 +1373,381 @@ async fn the_hourly_cap_stops_containment_with_one_critical_alert() {
     assert_eq!(critical[0].attributes["severity"], "CRITICAL");
     assert_eq!(received.len(), 4, "every finding is still notified");
 }
+
+/// An Auto Scaling group holding `instance` (attached to it), with room to spare.
+async fn group_with(config: &SdkConfig, instance: &str) -> String {
+    let ec2 = aws_sdk_ec2::Client::new(config);
+    let template = unique("web-template");
+    ec2.create_launch_template()
+        .launch_template_name(&template)
+        .launch_template_data(
+            aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+                .image_id("ami-12c6146b")
+                .instance_type(InstanceType::T3Micro)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let name = unique("web-asg");
+    let asg = aws_sdk_autoscaling::Client::new(config);
+    asg.create_auto_scaling_group()
+        .auto_scaling_group_name(&name)
+        .launch_template(
+            aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
+                .launch_template_name(&template)
+                .build(),
+        )
+        .min_size(1)
+        .max_size(4)
+        .desired_capacity(1)
+        .availability_zones(format!("{REGION}a"))
+        .send()
+        .await
+        .unwrap();
+    asg.attach_instances()
+        .auto_scaling_group_name(&name)
+        .instance_ids(instance)
+        .send()
+        .await
+        .unwrap();
+    name
+}
+
+/// (lifecycle state, scale-in protection) of an instance in its group.
+async fn asg_state(config: &SdkConfig, instance: &str) -> (String, bool) {
+    let out = aws_sdk_autoscaling::Client::new(config)
+        .describe_auto_scaling_instances()
+        .instance_ids(instance)
+        .send()
+        .await
+        .unwrap();
+    let i = &out.auto_scaling_instances()[0];
+    (
+        i.lifecycle_state().unwrap().to_string(),
+        i.protected_from_scale_in().unwrap_or(false),
+    )
+}
+
+async fn desired_capacity(config: &SdkConfig, group: &str) -> i32 {
+    let out = aws_sdk_autoscaling::Client::new(config)
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(group)
+        .send()
+        .await
+        .unwrap();
+    out.auto_scaling_groups()[0].desired_capacity().unwrap()
+}
+
+/// A target group of instances in `vpc`; returns its ARN.
+async fn target_group(config: &SdkConfig, vpc: &str) -> String {
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(config);
+    let out = elb
+        .create_target_group()
+        .name(
+            unique("web")
+                .replace('_', "-")
+                .chars()
+                .take(30)
+                .collect::<String>(),
+        )
+        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
+        .port(80)
+        .vpc_id(vpc)
+        .target_type(aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum::Instance)
+        .send()
+        .await
+        .unwrap();
+    out.target_groups()[0]
+        .target_group_arn()
+        .unwrap()
+        .to_string()
+}
+
+/// The instances registered in a target group (draining ones excluded).
+async fn registered(config: &SdkConfig, target_group: &str) -> Vec<String> {
+    let out = aws_sdk_elasticloadbalancingv2::Client::new(config)
+        .describe_target_health()
+        .target_group_arn(target_group)
+        .send()
+        .await
+        .unwrap();
+    out.target_health_descriptions()
+        .iter()
+        .filter(|d| {
+            d.target_health().and_then(|h| h.state())
+                != Some(&aws_sdk_elasticloadbalancingv2::types::TargetHealthStateEnum::Draining)
+        })
+        .filter_map(|d| d.target().and_then(|t| t.id()).map(str::to_string))
+        .collect()
+}
+
+/// The actions of the emulator's call log, in order (see tools/moto_ext_call_log.py).
+async fn call_log(stack: &Stack) -> Vec<String> {
+    let log: Vec<Value> =
+        serde_json::from_str(&stack.moto.get("/_steward/calls").await.unwrap()).unwrap();
+    log.iter()
+        .map(|c| c["action"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn evidence_is_kept_before_the_swap_and_release_undoes_it_and_reports_the_open_group() {
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let victim = launch_victim(&config, &[("env", "prod")]).await;
+    let group = group_with(&config, &victim.instance).await;
+    assert_eq!(
+        asg_state(&config, &victim.instance).await,
+        ("InService".to_string(), false)
+    );
+    let desired = desired_capacity(&config, &group).await;
+    let web = target_group(&config, &victim.vpc).await;
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&config);
+    elb.register_targets()
+        .target_group_arn(&web)
+        .targets(
+            aws_sdk_elasticloadbalancingv2::types::TargetDescription::builder()
+                .id(&victim.instance)
+                .port(8080)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let unrelated = target_group(&config, &victim.vpc).await;
+    assert_eq!(
+        registered(&config, &web).await,
+        vec![victim.instance.clone()]
+    );
+
+    let mut f = stack.function("guardduty-responder", "", &[]).await;
+    let e = ec2_finding(&victim.instance, HUB_ACCOUNT);
+    report(&stack, &e).await;
+    stack
+        .moto
+        .post("/_steward/calls/clear", &json!({}))
+        .await
+        .unwrap();
+    let out = f.invoke(&e).await.unwrap().response();
+    assert_eq!(out["containment"], "contained", "{out}");
+
+    // Standby with scale-in protection; the desired capacity lowered by one
+    // (it stays at or above the minimum); deregistered from its target group.
+    assert_eq!(
+        asg_state(&config, &victim.instance).await,
+        ("Standby".to_string(), true)
+    );
+    assert_eq!(desired_capacity(&config, &group).await, desired - 1);
+    assert!(registered(&config, &web).await.is_empty());
+    assert!(registered(&config, &unrelated).await.is_empty());
+    let tags = instance_tags(&ec2, &victim.instance).await;
+    assert_eq!(
+        tags["steward:standby"],
+        format!("protected=false;decremented=true;group={group}")
+    );
+    let tg_tail = web.split_once(":targetgroup/").unwrap().1;
+    assert_eq!(tags["steward:target-groups"], format!("{tg_tail}:8080"));
+
+    // In that order, all before the first step of the swap.
+    let calls = call_log(&stack).await;
+    let at = |action: &str| {
+        calls
+            .iter()
+            .position(|c| c == action)
+            .unwrap_or_else(|| panic!("no {action} in {calls:?}"))
+    };
+    assert!(
+        at("SetInstanceProtection") < at("EnterStandby"),
+        "{calls:?}"
+    );
+    assert!(at("EnterStandby") < at("DeregisterTargets"), "{calls:?}");
+    assert!(
+        at("DeregisterTargets") < at("ModifyNetworkInterfaceAttribute"),
+        "{calls:?}"
+    );
+
+    // The message says what was done for the evidence.
+    let received = stack.inbox.drain().await.unwrap();
+    assert_eq!(received.len(), 1);
+    let text = received[0].description();
+    for expected in [
+        format!(
+            "- done: set scale-in protection on {} in Auto Scaling group {group}",
+            victim.instance
+        ),
+        format!(
+            "- done: put {} in Standby in Auto Scaling group {group}",
+            victim.instance
+        ),
+        format!(
+            "- done: deregistered {} (port 8080) from load-balancer target group {web}",
+            victim.instance
+        ),
+    ] {
+        assert!(text.contains(&expected), "missing {expected:?} in {text}");
+    }
+    assert!(!text.contains("FAILED"), "{text}");
+
+    // A repeated delivery changes nothing.
+    let again = f.invoke(&e).await.unwrap().response();
+    assert_eq!(again["containment"], "already-contained", "{again}");
+
+    // Someone leaves the second interface on the allow-all group without a
+    // record: the release restores what it can and says the group is attached.
+    let open = ec2
+        .describe_security_groups()
+        .filters(
+            Filter::builder()
+                .name("group-name")
+                .values("steward-quarantine-open")
+                .build(),
+        )
+        .filters(Filter::builder().name("vpc-id").values(&victim.vpc).build())
+        .send()
+        .await
+        .unwrap()
+        .security_groups()[0]
+        .group_id()
+        .unwrap()
+        .to_string();
+    ec2.modify_network_interface_attribute()
+        .network_interface_id(&victim.interfaces[1])
+        .groups(&open)
+        .send()
+        .await
+        .unwrap();
+    ec2.delete_tags()
+        .resources(&victim.interfaces[1])
+        .tags(Tag::builder().key("steward:previous-groups").build())
+        .send()
+        .await
+        .unwrap();
+
+    let output = std::process::Command::new(function_binary("steward"))
+        .args(["quarantine", "release", &victim.instance, "--json"])
+        .env_clear()
+        .envs(stack.moto.env())
+        .output()
+        .expect("the steward CLI is built (cargo build -p steward-cli)");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["standby_exited"], group.as_str(), "{report}");
+    assert_eq!(report["protection_removed"], group.as_str(), "{report}");
+    assert_eq!(
+        report["reregistered"],
+        json!([format!("{web} (port 8080)")]),
+        "{report}"
+    );
+    assert_eq!(report["restored"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(report["open_group"]["id"], open.as_str(), "{report}");
+    assert_eq!(
+        report["open_group"]["still_attached_to"],
+        json!([victim.interfaces[1]]),
+        "{report}"
+    );
+    let lines = report["lines"].to_string();
+    assert!(lines.contains("STILL ATTACHED"), "{lines}");
+    assert_eq!(
+        asg_state(&config, &victim.instance).await,
+        ("InService".to_string(), false)
+    );
+    assert_eq!(
+        registered(&config, &web).await,
+        vec![victim.instance.clone()]
+    );
+    let tags = instance_tags(&ec2, &victim.instance).await;
+    assert!(
+        !tags.contains_key("steward:standby")
+            && !tags.contains_key("steward:target-groups")
+            && !tags.contains_key("steward:quarantined"),
+        "{tags:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_account_under_a_targeted_unit_is_governed_and_one_outside_is_not() {
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    let org = aws_sdk_organizations::Client::new(&config);
+    org.create_organization()
+        .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
+        .send()
+        .await
+        .unwrap();
+    let root = org.list_roots().send().await.unwrap().roots()[0]
+        .id()
+        .unwrap()
+        .to_string();
+    let unit = |parent: String, name: &'static str| {
+        let org = org.clone();
+        async move {
+            org.create_organizational_unit()
+                .parent_id(parent)
+                .name(name)
+                .send()
+                .await
+                .unwrap()
+                .organizational_unit()
+                .unwrap()
+                .id()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let prod = unit(root.clone(), "prod").await;
+    let team = unit(prod.clone(), "team").await;
+    let account = |name: &'static str| {
+        let org = org.clone();
+        async move {
+            org.create_account()
+                .email(format!("{name}@example.com"))
+                .account_name(name)
+                .send()
+                .await
+                .unwrap()
+                .create_account_status()
+                .unwrap()
+                .account_id()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let nested = account("nested").await;
+    let outside = account("sandbox").await;
+    org.move_account()
+        .account_id(&nested)
+        .source_parent_id(&root)
+        .destination_parent_id(&team)
+        .send()
+        .await
+        .unwrap();
+
+    let policy =
+        format!("[targets]\naccounts = [\"{HUB_ACCOUNT}\"]\norganizational_units = [\"{prod}\"]\n");
+    let mut f = stack.function("guardduty-responder", &policy, &[]).await;
+    // Inside the nested unit: governed (the instance is gone, so the hold is that).
+    let inside = ec2_finding("i-0feedface0000000a", &nested);
+    report(&stack, &inside).await;
+    let out = f.invoke(&inside).await.unwrap().response();
+    let held = out["held"].as_str().unwrap();
+    assert!(held.contains("no longer exists"), "{out}");
+    // Outside: notified, nothing contained, and the message says why.
+    let e = ec2_finding("i-0feedface0000000b", &outside);
+    report(&stack, &e).await;
+    let out = f.invoke(&e).await.unwrap().response();
+    assert_eq!(out["containment"], "not-contained", "{out}");
+    let held = out["held"].as_str().unwrap();
+    assert!(
+        held.contains(&format!("account {outside} is not governed")) && held.contains(&root),
+        "{out}"
+    );
+    let received = stack.inbox.drain().await.unwrap();
+    assert_eq!(received.len(), 2, "both findings are notified");
+    assert!(received[1].description().contains("is not governed"));
+}

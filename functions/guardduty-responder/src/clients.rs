@@ -4,9 +4,12 @@
 
 use std::sync::Arc;
 
+use crate::autoscaling::{AutoScalingApi, AwsAutoScaling};
 use crate::ec2::{AwsEc2, Ec2Api};
+use crate::elbv2::{AwsTargetGroups, TargetGroupsApi};
 use crate::guardduty::{AwsGuardDuty, FindingsApi};
 use crate::iam::{AwsIam, IamApi};
+use crate::organizations::{AwsOrganizations, OrganizationApi};
 
 /// The per-account adapters the handler needs.
 #[async_trait::async_trait]
@@ -30,6 +33,20 @@ pub trait Apis: Send + Sync {
         region: &str,
         event_id: &str,
     ) -> anyhow::Result<Arc<dyn FindingsApi>>;
+    async fn autoscaling(
+        &self,
+        account: &str,
+        region: &str,
+        event_id: &str,
+    ) -> anyhow::Result<Arc<dyn AutoScalingApi>>;
+    async fn target_groups(
+        &self,
+        account: &str,
+        region: &str,
+        event_id: &str,
+    ) -> anyhow::Result<Arc<dyn TargetGroupsApi>>;
+    /// Organizations, from the hub's own account.
+    async fn organization(&self) -> anyhow::Result<Arc<dyn OrganizationApi>>;
 }
 
 /// The SDK adapters, reached through the shared AWS context.
@@ -73,5 +90,29 @@ impl Apis for AwsApis {
     ) -> anyhow::Result<Arc<dyn FindingsApi>> {
         let config = self.aws.config_for(account, region, event_id).await?;
         Ok(Arc::new(AwsGuardDuty::new(&config)))
+    }
+
+    async fn autoscaling(
+        &self,
+        account: &str,
+        region: &str,
+        event_id: &str,
+    ) -> anyhow::Result<Arc<dyn AutoScalingApi>> {
+        let config = self.aws.config_for(account, region, event_id).await?;
+        Ok(Arc::new(AwsAutoScaling::new(&config)))
+    }
+
+    async fn target_groups(
+        &self,
+        account: &str,
+        region: &str,
+        event_id: &str,
+    ) -> anyhow::Result<Arc<dyn TargetGroupsApi>> {
+        let config = self.aws.config_for(account, region, event_id).await?;
+        Ok(Arc::new(AwsTargetGroups::new(&config)))
+    }
+
+    async fn organization(&self) -> anyhow::Result<Arc<dyn OrganizationApi>> {
+        Ok(Arc::new(AwsOrganizations::new(self.aws.base())))
     }
 }

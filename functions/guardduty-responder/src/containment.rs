@@ -1,8 +1,9 @@
 //! Containment of one trusted finding's resource, orchestration only: read
-//! the resource in the finding's account, gate and plan (pure, `plan`),
-//! check the blast radius and the hourly cap, then execute through the
-//! adapters once per finding and resource (`Steward::once`). Dry-run and the
-//! kill switch stop after the plan.
+//! the resource in the finding's account (for an instance also its Auto
+//! Scaling group and target groups, the evidence to keep), gate and plan
+//! (pure, `plan`), check the blast radius and the hourly cap, then execute
+//! through the adapters once per finding and resource (`Steward::once`).
+//! Dry-run and the kill switch stop after the plan.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -16,11 +17,12 @@ use steward_shared::tags::TagMap;
 use steward_shared::{safety, Policy, Steward};
 
 use crate::clients::Apis;
-use crate::ec2::{self, snapshotted_for, Ec2Api, Execution};
+use crate::ec2::{snapshotted_for, Ec2Api};
 use crate::events::{Finding, Target};
+use crate::execute::{self, Execution, Ports, SwapGroups};
 use crate::iam::IamApi;
 use crate::plan::{
-    self, open_group_name, Band, CredentialAction, Hold, InstanceAction, Thresholds,
+    self, open_group_name, Band, CredentialAction, EvidenceFacts, Hold, InstanceAction, Thresholds,
 };
 use crate::report::Outcome;
 
@@ -71,13 +73,42 @@ impl<'a, A: Apis> Containment<'a, A> {
         let c = &policy.containment;
         match f.target() {
             Target::Instance { instance_id } => {
-                let ec2 = self.apis.ec2(&f.account_id, &f.region, event_id).await?;
+                let (account, region) = (&f.account_id, &f.region);
+                let ec2 = self.apis.ec2(account, region, event_id).await?;
+                // The evidence adapters: a failure to build one is reported
+                // with the evidence it keeps, not as a failed containment.
+                let asg = match c.asg_standby {
+                    true => Some(self.apis.autoscaling(account, region, event_id).await),
+                    false => None,
+                };
+                let targets = match c.deregister_targets {
+                    true => Some(self.apis.target_groups(account, region, event_id).await),
+                    false => None,
+                };
+                let ports = Ports {
+                    ec2: ec2.as_ref(),
+                    autoscaling: asg
+                        .as_ref()
+                        .and_then(|a| a.as_ref().ok())
+                        .map(|a| a.as_ref()),
+                    targets: targets
+                        .as_ref()
+                        .and_then(|t| t.as_ref().ok())
+                        .map(|t| t.as_ref()),
+                };
+                let mut evidence = EvidenceFacts::default();
+                if let Some(Err(e)) = &asg {
+                    evidence.group = Err(format!("{e:#}"));
+                }
+                if let Some(Err(e)) = &targets {
+                    evidence.targets = Err(format!("{e:#}"));
+                }
                 self.contain_instance(
-                    ec2.as_ref(),
+                    &ports,
+                    evidence,
                     f,
                     &instance_id,
-                    band,
-                    thresholds,
+                    (band, thresholds),
                     policy,
                     metrics,
                 )
@@ -195,17 +226,41 @@ impl<'a, A: Apis> Containment<'a, A> {
         ))
     }
 
+    /// Reads the evidence facts the policy asks for (a failed read is kept
+    /// as the reason, reported and retried).
+    async fn read_evidence(
+        &self,
+        ports: &Ports<'_>,
+        instance_id: &str,
+        mut evidence: EvidenceFacts,
+    ) -> EvidenceFacts {
+        if let (Some(asg), Ok(_)) = (ports.autoscaling, &evidence.group) {
+            evidence.group = asg
+                .membership(instance_id)
+                .await
+                .map_err(|e| format!("{e:#}"));
+        }
+        if let (Some(tg), Ok(_)) = (ports.targets, &evidence.targets) {
+            evidence.targets = tg
+                .registrations(instance_id)
+                .await
+                .map_err(|e| format!("{e:#}"));
+        }
+        evidence
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn contain_instance(
         &self,
-        ec2: &dyn Ec2Api,
+        ports: &Ports<'_>,
+        evidence: EvidenceFacts,
         f: &Finding,
         instance_id: &str,
-        band: Band,
-        thresholds: Thresholds,
+        (band, thresholds): (Band, Thresholds),
         policy: &Policy,
         metrics: &mut Metrics,
     ) -> anyhow::Result<Contained> {
+        let ec2: &dyn Ec2Api = ports.ec2;
         let Some(facts) = ec2.instance(instance_id).await? else {
             let what = format!(
                 "instance {instance_id} no longer exists (or is terminated); nothing to contain"
@@ -236,10 +291,22 @@ impl<'a, A: Apis> Containment<'a, A> {
             &f.id,
             Utc::now(),
         );
-        let actions = match planned {
+        let network = match planned {
             Ok(actions) => actions,
             Err(hold) => return held(hold, facts.tags),
         };
+        let evidence = self.read_evidence(ports, instance_id, evidence).await;
+        let (mut actions, problems) =
+            plan::plan_evidence(&policy.containment, instance_id, &facts.tags, &evidence);
+        actions.extend(network);
+        if actions.is_empty() && !problems.is_empty() {
+            // Isolated already; only the evidence could not be read: report, retry.
+            return Ok(Contained::Outcome(Outcome {
+                failures: problems,
+                tags: facts.tags,
+                ..Outcome::default()
+            }));
+        }
         if actions.is_empty() {
             let tag = facts
                 .tags
@@ -270,6 +337,7 @@ impl<'a, A: Apis> Containment<'a, A> {
                     .iter()
                     .map(|a| a.describe(instance_id, false))
                     .collect(),
+                failures: problems,
                 tags: facts.tags,
                 ..Outcome::default()
             }));
@@ -283,11 +351,14 @@ impl<'a, A: Apis> Containment<'a, A> {
             &format!("contain#{}#{instance_id}", f.id),
         );
         let keep = Duration::from_secs(u64::from(policy.notifications.dedupe_days) * 86_400);
-        let group_id = group.as_ref().map(|g| g.id.clone());
+        let groups = SwapGroups {
+            quarantine: group.as_ref().map(|g| g.id.clone()),
+            open,
+        };
         let once = self
             .steward
             .once(&key, keep, || {
-                ec2::execute(ec2, instance_id, &f.id, group_id, open, &actions, &log)
+                execute::execute(ports, instance_id, &f.id, groups, &actions, &problems, &log)
             })
             .await;
         let execution = log.into_inner().unwrap_or_else(|e| e.into_inner());

@@ -5,8 +5,6 @@
 
 use std::collections::BTreeSet;
 
-use std::sync::Mutex;
-
 use aws_sdk_ec2::types::{
     AttributeBooleanValue, Filter, InstanceAttributeName, IpPermission, IpRange, Ipv6Range,
     ResourceType, Tag, TagSpecification,
@@ -14,7 +12,7 @@ use aws_sdk_ec2::types::{
 use steward_shared::sdk::sdk_error as failed;
 use steward_shared::tags::{self, TagMap};
 
-use crate::plan::{GroupFacts, InstanceAction, InstanceFacts, InterfaceFacts};
+use crate::plan::{GroupFacts, InstanceFacts, InterfaceFacts};
 
 /// The action only `steward quarantine release` adds (run by an operator through
 /// the member role, never by the function).
@@ -94,118 +92,6 @@ pub fn snapshotted_for(snapshots: &[ForensicSnapshot], finding_id: &str) -> BTre
         .filter(|s| s.finding_id == finding_id)
         .map(|s| s.volume_id.clone())
         .collect()
-}
-
-/// What an execution did: the steps done, the failures, the snapshots taken.
-#[derive(Debug, Default)]
-pub struct Execution {
-    pub steps: Vec<String>,
-    pub failures: Vec<String>,
-    pub snapshots: Vec<String>,
-}
-
-/// Runs the containment steps in order; the first failure stops the rest (the
-/// retry plans again from what is in place). `log` keeps what was done even
-/// when a step fails. Returns the result recorded with the idempotency claim.
-pub async fn execute(
-    ec2: &dyn Ec2Api,
-    instance_id: &str,
-    finding_id: &str,
-    mut group_id: Option<String>,
-    mut open_id: Option<String>,
-    actions: &[InstanceAction],
-    log: &Mutex<Execution>,
-) -> anyhow::Result<String> {
-    let record = |f: &dyn Fn(&mut Execution)| {
-        let mut guard = log.lock().unwrap_or_else(|e| e.into_inner());
-        f(&mut guard);
-    };
-    for action in actions {
-        let result: anyhow::Result<String> = async {
-            match action {
-                InstanceAction::CreateQuarantineGroup { vpc_id, name } => {
-                    let id = ec2.create_quarantine_group(vpc_id, name).await?;
-                    group_id = Some(id.clone());
-                    Ok(format!("{} ({id})", action.describe(instance_id, true)))
-                }
-                InstanceAction::CreateOpenGroup { vpc_id, name } => {
-                    let id = ec2.create_open_group(vpc_id, name).await?;
-                    open_id = Some(id.clone());
-                    Ok(format!("{} ({id})", action.describe(instance_id, true)))
-                }
-                InstanceAction::RemoveQuarantineGroupRules => {
-                    let id = group_id
-                        .clone()
-                        .ok_or_else(|| anyhow::anyhow!("no quarantine group"))?;
-                    ec2.remove_all_rules(&id).await?;
-                    Ok(format!("{} ({id})", action.describe(instance_id, true)))
-                }
-                InstanceAction::IsolateInterface {
-                    interface_id,
-                    previous,
-                    keep_record,
-                } => {
-                    let id = group_id
-                        .clone()
-                        .ok_or_else(|| anyhow::anyhow!("no quarantine group"))?;
-                    let open = open_id
-                        .clone()
-                        .ok_or_else(|| anyhow::anyhow!("no allow-all group"))?;
-                    if !keep_record {
-                        ec2.tag(interface_id, tags::PREVIOUS_GROUPS, &previous.join(","))
-                            .await?;
-                    }
-                    // The two steps of AWS's EC2 containment runbook: allow
-                    // all (tracked flows become untracked), then no rules.
-                    ec2.set_interface_groups(interface_id, std::slice::from_ref(&open))
-                        .await?;
-                    ec2.set_interface_groups(interface_id, std::slice::from_ref(&id))
-                        .await?;
-                    Ok(action.describe(instance_id, true))
-                }
-                InstanceAction::EnableTerminationProtection => {
-                    ec2.enable_termination_protection(instance_id).await?;
-                    Ok(action.describe(instance_id, true))
-                }
-                InstanceAction::Snapshot { volume_id } => {
-                    let snapshot = ec2.snapshot(volume_id, instance_id, finding_id).await?;
-                    record(&|e: &mut Execution| e.snapshots.push(snapshot.clone()));
-                    Ok(format!(
-                        "{} as {snapshot}",
-                        action.describe(instance_id, true)
-                    ))
-                }
-                InstanceAction::TagInstance { value } => {
-                    ec2.tag(instance_id, tags::QUARANTINED, value).await?;
-                    Ok(action.describe(instance_id, true))
-                }
-            }
-        }
-        .await;
-        match result {
-            Ok(line) => {
-                tracing::info!(instance = instance_id, step = %line, "containment step done");
-                record(&|e: &mut Execution| e.steps.push(line.clone()));
-            }
-            Err(e) => {
-                let line = format!(
-                    "{}: {e:#}",
-                    action
-                        .describe(instance_id, false)
-                        .replacen("would ", "", 1)
-                );
-                tracing::error!(instance = instance_id, error = %line, "containment step failed");
-                record(&|ex: &mut Execution| ex.failures.push(line.clone()));
-                anyhow::bail!("{line}");
-            }
-        }
-    }
-    let guard = log.lock().unwrap_or_else(|e| e.into_inner());
-    Ok(format!(
-        "{} steps at {}",
-        guard.steps.len(),
-        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-    ))
 }
 
 /// The SDK implementation.

@@ -3,25 +3,25 @@
 //! decide whether it may be contained at all (verified, not a sample, a
 //! governed account), contain through `containment`, and notify the
 //! security team once per finding, band and renotify window. The scheduled
-//! `findings-sweep`: list recent findings in every target region and handle
-//! each exactly as if its event had arrived.
+//! `findings-sweep` (in `sweep`) lists recent findings in every target
+//! region and hands each to the same `respond` as if its event had arrived.
 
 use std::sync::Arc;
 
-use chrono::{Duration as Minutes, Utc};
+use chrono::Utc;
 use serde_json::{json, Value};
 use steward_shared::entry::{Handler, Invocation};
 use steward_shared::notify::Severity;
 use steward_shared::observability::Metrics;
-use steward_shared::trigger::{self, Jobs, ScheduledRun};
+use steward_shared::trigger::{self, Jobs};
 use steward_shared::{Policy, Steward};
 
 use crate::clients::Apis;
 use crate::containment::{Contained, Containment};
 use crate::events::{self, Finding};
-use crate::guardduty::SweepQuery;
 use crate::plan::{self, Band, Hold, Verification};
 use crate::report::{self, Outcome};
+use crate::trust::Trust;
 use crate::FUNCTION_NAME;
 
 /// The scheduled jobs (SPEC section 4).
@@ -32,8 +32,8 @@ pub const JOBS: Jobs = Jobs {
 
 /// The GuardDuty responder, built once per process.
 pub struct Responder<A: Apis> {
-    steward: Arc<Steward>,
-    apis: A,
+    pub(crate) steward: Arc<Steward>,
+    pub(crate) apis: A,
 }
 
 impl<A: Apis> Responder<A> {
@@ -52,58 +52,15 @@ impl<A: Apis> Responder<A> {
     async fn on_event(&self, payload: &Value, metrics: &mut Metrics) -> anyhow::Result<Value> {
         let event = events::parse(payload)?;
         tracing::Span::current().record("event_id", event.event_id.as_str());
-        let (verification, finding) = self.verify(&event.event_id, &event.finding).await;
+        let trust = Trust::new(&self.steward, &self.apis);
+        let (verification, finding) = trust.verify(&event.event_id, &event.finding).await;
         let finding = finding.unwrap_or(event.finding);
         self.respond(&event.event_id, &finding, &verification, metrics)
             .await
     }
 
-    /// Asks GuardDuty for the finding: the hub's detector in the finding's
-    /// region first, else the member's detector through the member role.
-    async fn verify(&self, event_id: &str, f: &Finding) -> (Verification, Option<Finding>) {
-        let own = self.steward.aws.own_account().to_string();
-        let mut accounts = vec![own.clone()];
-        if f.account_id != own {
-            accounts.push(f.account_id.clone());
-        }
-        let mut errors = Vec::new();
-        for account in accounts {
-            match self.lookup(&account, &f.region, event_id, &f.id).await {
-                Ok(Some(found)) => return (Verification::Verified, Some(found)),
-                Ok(None) => {}
-                Err(e) => errors.push(format!("account {account}: {e:#}")),
-            }
-        }
-        if errors.is_empty() {
-            (Verification::Unknown, None)
-        } else {
-            tracing::warn!(finding_id = %f.id, errors = %errors.join("; "), "GuardDuty could not verify the finding");
-            (Verification::Unreachable(errors.join("; ")), None)
-        }
-    }
-
-    async fn lookup(
-        &self,
-        account: &str,
-        region: &str,
-        event_id: &str,
-        id: &str,
-    ) -> anyhow::Result<Option<Finding>> {
-        let gd = self.apis.guardduty(account, region, event_id).await?;
-        let Some(detector) = gd.detector().await? else {
-            return Ok(None);
-        };
-        let found = gd.get_findings(&detector, &[id.to_string()]).await?;
-        let Some(detail) = found.iter().find(|d| d["id"] == id) else {
-            return Ok(None);
-        };
-        let finding = events::parse_detail(detail)
-            .map_err(|e| anyhow::anyhow!("GuardDuty's own finding could not be read: {e}"))?;
-        Ok(Some(finding))
-    }
-
     /// Triage, trust, containment and the notification for one finding.
-    async fn respond(
+    pub(crate) async fn respond(
         &self,
         event_id: &str,
         f: &Finding,
@@ -133,12 +90,9 @@ impl<A: Apis> Responder<A> {
             let why = format!("{band} is below the notify threshold {}", thresholds.notify);
             return Ok(merge(base, json!({ "skipped": why })));
         }
-        let governed = plan::governed(
-            &policy.targets.accounts,
-            self.steward.aws.own_account(),
-            &f.account_id,
-        );
-        let trusted = plan::trust(verification, &f.id, f.is_sample(), &f.account_id, governed);
+        let trusted = Trust::new(&self.steward, &self.apis)
+            .check(&policy, verification, f)
+            .await;
         let containment = Containment::new(&self.steward, &self.apis);
         let contained = match trusted {
             Err(hold) => Ok(Contained::Outcome(Outcome::held(hold, f.resource_tags()))),
@@ -287,67 +241,9 @@ impl<A: Apis> Responder<A> {
         }
         Ok(false)
     }
-
-    /// The findings sweep: every target region's recent findings at or above
-    /// the containment band, each handled as if its event had arrived.
-    async fn sweep(&self, run: &ScheduledRun, metrics: &mut Metrics) -> anyhow::Result<Value> {
-        let policy = self.steward.policy.current().await;
-        let own = self.steward.aws.own_account().to_string();
-        let mut regions = policy.targets.regions.clone();
-        if regions.is_empty() {
-            regions.push(self.steward.aws.own_region().to_string());
-        }
-        let lowest = plan::thresholds(&policy.containment, "").contain;
-        let since =
-            run.time - Minutes::minutes(i64::from(policy.containment.sweep_lookback_minutes));
-        let query = SweepQuery {
-            min_severity: lowest.lower_bound(),
-            updated_since_ms: since.timestamp_millis(),
-        };
-        let (mut handled, mut failures) = (Vec::new(), Vec::new());
-        for region in &regions {
-            let gd = self.apis.guardduty(&own, region, &run.id).await?;
-            let Some(detector) = gd.detector().await? else {
-                tracing::warn!(region = %region, "no GuardDuty detector in this region; nothing to sweep");
-                continue;
-            };
-            let ids = gd.list_findings(&detector, &query).await?;
-            for detail in gd.get_findings(&detector, &ids).await? {
-                let id = detail["id"].as_str().unwrap_or_default().to_string();
-                let result = match events::parse_detail(&detail) {
-                    Ok(f) => {
-                        self.respond(
-                            &format!("sweep-{}", run.id),
-                            &f,
-                            &Verification::Verified,
-                            metrics,
-                        )
-                        .await
-                    }
-                    Err(e) => Err(anyhow::anyhow!(
-                        "GuardDuty's finding could not be read: {e}"
-                    )),
-                };
-                match result {
-                    Ok(out) => handled.push(out),
-                    Err(e) => failures.push(format!("{id}: {e:#}")),
-                }
-            }
-        }
-        let summary =
-            json!({"job": run.job, "regions": regions, "findings": handled, "failures": failures});
-        if !failures.is_empty() {
-            anyhow::bail!(
-                "findings sweep: {} finding(s) failed ({}); the retry will try again",
-                failures.len(),
-                failures.join("; ")
-            );
-        }
-        Ok(summary)
-    }
 }
 
-fn merge(mut base: Value, extra: Value) -> Value {
+pub(crate) fn merge(mut base: Value, extra: Value) -> Value {
     if let (Some(b), Value::Object(e)) = (base.as_object_mut(), extra) {
         b.extend(e);
     }
@@ -376,10 +272,15 @@ mod tests {
     use steward_shared::RunMode;
 
     use super::*;
+    use crate::autoscaling::AutoScalingApi;
     use crate::ec2::{Ec2Api, ForensicSnapshot};
+    use crate::elbv2::TargetGroupsApi;
     use crate::guardduty::FindingsApi;
     use crate::iam::IamApi;
-    use crate::plan::{GroupFacts, InstanceFacts, InterfaceFacts};
+    use crate::organizations::OrganizationApi;
+    use crate::plan::{
+        GroupFacts, GroupMembership, InstanceFacts, InterfaceFacts, TargetRegistration,
+    };
 
     #[derive(Default)]
     struct Ec2State {
@@ -531,7 +432,77 @@ mod tests {
         }
     }
 
-    struct FakeApis(Arc<FakeEc2>, Arc<FakeGuardDuty>);
+    /// An instance in no Auto Scaling group and no target group.
+    struct NoEvidence;
+
+    #[async_trait::async_trait]
+    impl AutoScalingApi for NoEvidence {
+        async fn membership(&self, _i: &str) -> anyhow::Result<Option<GroupMembership>> {
+            Ok(None)
+        }
+        async fn set_scale_in_protection(
+            &self,
+            _g: &str,
+            _i: &str,
+            _p: bool,
+        ) -> anyhow::Result<()> {
+            unreachable!("no group")
+        }
+        async fn enter_standby(&self, _g: &str, _i: &str, _d: bool) -> anyhow::Result<()> {
+            unreachable!("no group")
+        }
+        async fn exit_standby(&self, _g: &str, _i: &str) -> anyhow::Result<()> {
+            unreachable!("no group")
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl TargetGroupsApi for NoEvidence {
+        async fn registrations(&self, _i: &str) -> anyhow::Result<Vec<TargetRegistration>> {
+            Ok(Vec::new())
+        }
+        async fn target_group_arns(&self) -> anyhow::Result<Vec<String>> {
+            Ok(Vec::new())
+        }
+        async fn deregister(&self, _t: &str, _i: &str, _p: Option<i32>) -> anyhow::Result<()> {
+            unreachable!("not registered")
+        }
+        async fn register(&self, _t: &str, _i: &str, _p: Option<i32>) -> anyhow::Result<()> {
+            unreachable!("not registered")
+        }
+    }
+
+    /// An instance InService in group `web`, whose Standby fails.
+    struct StandbyFails;
+
+    #[async_trait::async_trait]
+    impl AutoScalingApi for StandbyFails {
+        async fn membership(&self, _i: &str) -> anyhow::Result<Option<GroupMembership>> {
+            Ok(Some(GroupMembership {
+                group: "web".into(),
+                lifecycle_state: "InService".into(),
+                protected: false,
+                min_size: 1,
+                desired: 2,
+            }))
+        }
+        async fn set_scale_in_protection(
+            &self,
+            _g: &str,
+            _i: &str,
+            _p: bool,
+        ) -> anyhow::Result<()> {
+            Ok(())
+        }
+        async fn enter_standby(&self, _g: &str, _i: &str, _d: bool) -> anyhow::Result<()> {
+            anyhow::bail!("EnterStandby failed: ValidationError")
+        }
+        async fn exit_standby(&self, _g: &str, _i: &str) -> anyhow::Result<()> {
+            unreachable!("containment never exits Standby")
+        }
+    }
+
+    struct FakeApis(Arc<FakeEc2>, Arc<FakeGuardDuty>, Arc<dyn AutoScalingApi>);
 
     #[async_trait::async_trait]
     impl Apis for FakeApis {
@@ -548,6 +519,25 @@ mod tests {
             _e: &str,
         ) -> anyhow::Result<Arc<dyn FindingsApi>> {
             Ok(self.1.clone())
+        }
+        async fn autoscaling(
+            &self,
+            _a: &str,
+            _r: &str,
+            _e: &str,
+        ) -> anyhow::Result<Arc<dyn AutoScalingApi>> {
+            Ok(self.2.clone())
+        }
+        async fn target_groups(
+            &self,
+            _a: &str,
+            _r: &str,
+            _e: &str,
+        ) -> anyhow::Result<Arc<dyn TargetGroupsApi>> {
+            Ok(Arc::new(NoEvidence))
+        }
+        async fn organization(&self) -> anyhow::Result<Arc<dyn OrganizationApi>> {
+            anyhow::bail!("no Organizations in this test")
         }
     }
 
@@ -592,11 +582,16 @@ mod tests {
     }
 
     fn rig(policy: Policy) -> Rig {
+        rig_with(policy, Arc::new(NoEvidence))
+    }
+
+    fn rig_with(policy: Policy, autoscaling: Arc<dyn AutoScalingApi>) -> Rig {
         let kit = testing::steward(FUNCTION_NAME, policy, RunMode::Live);
         let ec2 = Arc::new(FakeEc2::default());
         ec2.state.lock().unwrap().instance = Some(instance());
         let guardduty = Arc::new(FakeGuardDuty::default());
-        let responder = Responder::new(kit.steward, FakeApis(ec2.clone(), guardduty.clone()));
+        let apis = FakeApis(ec2.clone(), guardduty.clone(), autoscaling);
+        let responder = Responder::new(kit.steward, apis);
         Rig {
             responder,
             ec2,
@@ -604,6 +599,47 @@ mod tests {
             inbox: kit.publisher,
             store: kit.store,
         }
+    }
+
+    #[tokio::test]
+    async fn a_failed_standby_is_reported_and_retried_but_the_instance_is_still_isolated() {
+        let rig = rig_with(Policy::default(), Arc::new(StandbyFails));
+        known(&rig, &finding());
+        let err = rig
+            .responder
+            .invoke(finding(), "r-1")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("ValidationError") && err.contains("the retry will try again"),
+            "{err}"
+        );
+        let calls = rig.ec2.state.lock().unwrap().calls.clone();
+        assert!(
+            calls.contains(&"set-groups eni-1 sg-q".to_string()),
+            "isolated anyway: {calls:?}"
+        );
+        let published = rig.inbox.sent.lock().unwrap();
+        let text = &published[0].text;
+        assert!(
+            text.contains(
+                "- done: set scale-in protection on i-0a1b2c3d4e5f67890 in Auto Scaling group web"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("- FAILED: put i-0a1b2c3d4e5f67890 in Standby in Auto Scaling group web"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("- done: put"),
+            "never claims the Standby: {text}"
+        );
+        assert!(
+            !rig.store.keys().iter().any(|k| k.starts_with("action#")),
+            "the retry does the rest"
+        );
     }
 
     #[tokio::test]

@@ -1,37 +1,68 @@
 //! The GuardDuty responder: verifies every GuardDuty finding with GuardDuty
 //! itself, triages it by severity band, tells the security team at once,
-//! contains EC2 instances (two-step security-group swap into a no-rule
-//! quarantine group, forensic snapshots, termination protection) and leaked
+//! contains EC2 instances (first keeping the evidence: Standby with scale-in
+//! protection in its Auto Scaling group, deregistration from its target
+//! groups; then a two-step security-group swap into a no-rule quarantine
+//! group, forensic snapshots, termination protection) and leaked
 //! credentials (user keys set inactive; role sessions revoked when the policy
 //! allows), sweeps recent findings on a schedule in case an event was lost,
 //! and undoes an instance quarantine on request.
 //!
-//! Rooms: `events` (the finding model), `plan` (triage, trust and containment
-//! decisions, pure), the adapters `guardduty`, `ec2`, `iam`, `report` (the
-//! message), `handler` and `containment` (orchestration), `clients` (the
-//! per-account adapter factory), `release` (the operator's undo).
+//! Rooms: `events` (the finding model), `plan` (triage, trust and
+//! containment decisions, pure), the adapters `guardduty`, `ec2`, `iam`,
+//! `autoscaling`, `elbv2`, `organizations`, `report` (the message),
+//! `handler`, `trust` (verification and the governed-account check),
+//! `containment` and `execute` (orchestration), `sweep` (the scheduled
+//! findings sweep), `clients` (the per-account adapter factory), `release`
+//! (the operator's undo).
 //!
 //! Public facade (what `main.rs` and the CLI use): `handler::Responder`,
-//! `clients::AwsApis`, `ec2::AwsEc2`, `release`, `permissions()`. The
-//! adapter ports (`ec2`, `iam`, `guardduty`, `clients`), `events` and `plan` stay
-//! public because the ports' signatures name the plan's fact types; the
-//! model, the report and the containment orchestration are crate-private.
+//! `clients::AwsApis`, `ec2::AwsEc2`, `autoscaling::AwsAutoScaling`,
+//! `elbv2::AwsTargetGroups`, `release`, `permissions()` and
+//! `release_permissions()`. The adapter ports, `events` and `plan` stay public
+//! because the ports' signatures name the plan's fact types; the report, the
+//! trust check, the sweep and the containment orchestration are crate-private.
 
+pub mod autoscaling;
 pub mod clients;
 pub(crate) mod containment;
 pub mod ec2;
+pub mod elbv2;
 pub mod events;
+pub(crate) mod execute;
 pub mod guardduty;
 pub mod handler;
 pub mod iam;
+pub mod organizations;
 pub mod plan;
 pub mod release;
 pub(crate) mod report;
+pub(crate) mod sweep;
+pub(crate) mod trust;
 
 /// The function's name: binary name, log field and metric dimension.
 pub const FUNCTION_NAME: &str = "guardduty-responder";
 
 /// Every IAM action the function's adapters call.
 pub fn permissions() -> Vec<&'static str> {
-    [ec2::PERMISSIONS, iam::PERMISSIONS, guardduty::PERMISSIONS].concat()
+    [
+        ec2::PERMISSIONS,
+        iam::PERMISSIONS,
+        guardduty::PERMISSIONS,
+        autoscaling::PERMISSIONS,
+        elbv2::PERMISSIONS,
+        organizations::PERMISSIONS,
+    ]
+    .concat()
+}
+
+/// The actions only the operator's `steward quarantine release` adds (never
+/// granted to the function or the member role).
+pub fn release_permissions() -> Vec<&'static str> {
+    [
+        ec2::RELEASE_PERMISSIONS,
+        autoscaling::RELEASE_PERMISSIONS,
+        elbv2::RELEASE_PERMISSIONS,
+    ]
+    .concat()
 }

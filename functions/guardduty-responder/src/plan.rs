@@ -12,10 +12,8 @@
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use std::fmt;
 
-use steward_shared::notify::Severity;
-use steward_shared::policy::Containment;
+use steward_shared::policy::{Containment, Targets};
 use steward_shared::safety;
 use steward_shared::tags::{self, TagMap};
 
@@ -50,6 +48,8 @@ pub enum Hold {
     /// The finding's account is not one steward governs.
     NotGoverned {
         account: String,
+        /// Why (not listed, not under a targeted unit, or the unit lookup failed).
+        why: String,
     },
     /// `containment.max_per_hour` containments in the last hour.
     CapReached {
@@ -84,7 +84,7 @@ impl Hold {
             Hold::Unsupported { what } => what.clone(),
             Hold::Unverified { why } => format!("UNVERIFIED: {why}; nothing is contained until GuardDuty confirms the finding"),
             Hold::Sample => "a GuardDuty sample finding; sample findings are never contained".into(),
-            Hold::NotGoverned { account } => format!("account {account} is not governed by steward ([targets] accounts); notified only"),
+            Hold::NotGoverned { account, why } => format!("account {account} is not governed by steward: {why}; notified only"),
             Hold::CapReached { max } => format!("{max} containments in the last hour ([containment] max_per_hour); containment paused, notified only"),
             Hold::NotCredentialFinding { finding_type } => format!("{finding_type} is not a credential finding; role sessions are revoked only for leaked credentials"),
         }
@@ -139,7 +139,7 @@ pub fn trust(
     finding_id: &str,
     sample: bool,
     account: &str,
-    governed: bool,
+    governed: Result<(), String>,
 ) -> Result<(), Hold> {
     match verification {
         Verification::Verified => {}
@@ -157,21 +157,66 @@ pub fn trust(
     if sample {
         return Err(Hold::Sample);
     }
-    if !governed {
+    if let Err(why) = governed {
         return Err(Hold::NotGoverned {
             account: account.to_string(),
+            why,
         });
     }
     Ok(())
 }
 
-/// An account is governed when `[targets] accounts` lists it, or it is the
-/// function's own account and `[targets] accounts` is empty (the default).
-pub fn governed(targets: &[String], own_account: &str, account: &str) -> bool {
-    if targets.is_empty() {
-        account == own_account
+/// Whether an account is one steward governs, as far as the policy alone says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Governance {
+    Governed,
+    /// Not governed, and why.
+    NotGoverned(String),
+    /// Only its place in the organization can tell: ask for its ancestors
+    /// and decide with [`governed_by_units`].
+    AskOrganizations,
+}
+
+/// An account is governed when `[targets] accounts` lists it, or it lies
+/// (at any depth) under one of `[targets] organizational_units`; with both
+/// lists empty (the default), only the function's own account is.
+pub fn governance(targets: &Targets, own_account: &str, account: &str) -> Governance {
+    if targets.accounts.iter().any(|a| a == account) {
+        return Governance::Governed;
+    }
+    if !targets.organizational_units.is_empty() {
+        return Governance::AskOrganizations;
+    }
+    if targets.accounts.is_empty() {
+        if account == own_account {
+            Governance::Governed
+        } else {
+            Governance::NotGoverned(format!(
+                "[targets] is empty, so only the function's own account {own_account} is governed"
+            ))
+        }
     } else {
-        targets.iter().any(|a| a == account)
+        Governance::NotGoverned("it is not in [targets] accounts".into())
+    }
+}
+
+/// The decision once the account's ancestors (nearest first, up to the root)
+/// are known, or their lookup failed (then nothing is contained).
+pub fn governed_by_units(
+    targets: &Targets,
+    ancestors: Result<&[String], &str>,
+) -> Result<(), String> {
+    match ancestors {
+        Err(e) => Err(format!(
+            "its organizational unit could not be read from Organizations ({e}), so it cannot be shown to be under [targets] organizational_units"
+        )),
+        Ok(chain) if chain
+            .iter()
+            .any(|a| targets.organizational_units.iter().any(|ou| ou == a)) => Ok(()),
+        Ok(chain) => Err(format!(
+            "it is not in [targets] accounts and none of its parents ({}) is in [targets] organizational_units",
+            if chain.is_empty() { "none found".to_string() } else { chain.join(" < ") }
+        )),
     }
 }
 
@@ -220,9 +265,229 @@ pub struct GroupFacts {
     pub has_rules: bool,
 }
 
+/// Tag on a contained instance that steward put in Standby (or protected
+/// from scale-in): `protected=<bool>;decremented=<bool>;group=<name>`, the
+/// protection it had before and whether Standby lowered the desired capacity.
+pub const STANDBY_TAG: &str = "steward:standby";
+
+/// Tag on a contained instance that steward deregistered from load-balancer
+/// target groups: the groups, space-separated, each `name/id` (the end of the
+/// target group's ARN) with `:port` when the registration had one.
+pub const TARGET_GROUPS_TAG: &str = "steward:target-groups";
+
+/// AWS's limit on a tag value.
+pub const TAG_VALUE_MAX: usize = 256;
+
+/// The Auto Scaling group an instance belongs to, as steward reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMembership {
+    pub group: String,
+    /// `InService`, `Standby`, `Pending`, `Terminating`, ...
+    pub lifecycle_state: String,
+    pub protected: bool,
+    pub min_size: i32,
+    pub desired: i32,
+}
+
+/// One registration of the instance in a load-balancer target group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetRegistration {
+    pub target_group_arn: String,
+    pub port: Option<i32>,
+}
+
+/// What keeping the evidence needs to know, each read on its own (a failed
+/// read is reported and retried; it does not stop the network isolation).
+/// Not read when the policy key is off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvidenceFacts {
+    pub group: Result<Option<GroupMembership>, String>,
+    pub targets: Result<Vec<TargetRegistration>, String>,
+}
+
+impl Default for EvidenceFacts {
+    fn default() -> Self {
+        EvidenceFacts {
+            group: Ok(None),
+            targets: Ok(Vec::new()),
+        }
+    }
+}
+
+/// The `steward:standby` value.
+pub fn standby_record(protected_before: bool, decremented: bool, group: &str) -> String {
+    format!("protected={protected_before};decremented={decremented};group={group}")
+}
+
+/// Reads a `steward:standby` value: (protected before, decremented).
+pub fn parse_standby_record(value: &str) -> Option<(bool, bool)> {
+    let mut parts = value.splitn(3, ';');
+    let protected = parts.next()?.strip_prefix("protected=")?.parse().ok()?;
+    let decremented = parts.next()?.strip_prefix("decremented=")?.parse().ok()?;
+    Some((protected, decremented))
+}
+
+/// The record entry of a registration: `name/id[:port]`.
+pub fn target_entry(r: &TargetRegistration) -> String {
+    let tail = r
+        .target_group_arn
+        .split_once(":targetgroup/")
+        .map(|(_, t)| t)
+        .unwrap_or(&r.target_group_arn);
+    match r.port {
+        Some(p) => format!("{tail}:{p}"),
+        None => tail.to_string(),
+    }
+}
+
+/// Reads a `steward:target-groups` value: (`name/id`, port) per entry.
+pub fn parse_target_record(value: &str) -> Vec<(String, Option<i32>)> {
+    value
+        .split_whitespace()
+        .map(|entry| match entry.rsplit_once(':') {
+            Some((tg, port)) => match port.parse::<i32>() {
+                Ok(p) => (tg.to_string(), Some(p)),
+                Err(_) => (entry.to_string(), None),
+            },
+            None => (entry.to_string(), None),
+        })
+        .collect()
+}
+
+/// Packs entries into one tag value (at most [`TAG_VALUE_MAX`] characters);
+/// returns the value and the entries that did not fit.
+pub fn pack_target_record(entries: &[String]) -> (String, Vec<String>) {
+    let mut value = String::new();
+    let mut left_out = Vec::new();
+    for e in entries {
+        let extra = if value.is_empty() {
+            e.len()
+        } else {
+            e.len() + 1
+        };
+        if value.len() + extra <= TAG_VALUE_MAX {
+            if !value.is_empty() {
+                value.push(' ');
+            }
+            value.push_str(e);
+        } else {
+            left_out.push(e.clone());
+        }
+    }
+    (value, left_out)
+}
+
+/// The evidence steps still missing before the network swap, and the
+/// problems that keep some of them from being planned (reported as
+/// failures, so the event is retried).
+///
+/// Auto Scaling (`asg_standby`): record the state in [`STANDBY_TAG`] (unless
+/// recorded), protect from scale-in, then Standby from InService; the
+/// desired capacity is lowered by one when it stays at or above the group's
+/// minimum (the release's ExitStandby raises it again), else kept (the group
+/// launches a replacement). Target groups (`deregister_targets`): record every
+/// registration (with those recorded before, so a retry after a partial
+/// deregistration keeps them) in [`TARGET_GROUPS_TAG`], then deregister each.
+pub fn plan_evidence(
+    policy: &Containment,
+    instance_id: &str,
+    instance_tags: &TagMap,
+    facts: &EvidenceFacts,
+) -> (Vec<InstanceAction>, Vec<String>) {
+    let mut actions = Vec::new();
+    let mut problems = Vec::new();
+    if policy.asg_standby {
+        match &facts.group {
+            Err(e) => problems.push(format!(
+                "could not read the Auto Scaling group of {instance_id}, so it was not put in Standby: {e}"
+            )),
+            Ok(None) => {}
+            Ok(Some(m)) => {
+                let state = m.lifecycle_state.as_str();
+                let standby = state == "InService";
+                if !standby && state != "Standby" && state != "EnteringStandby" {
+                    problems.push(format!(
+                        "{instance_id} is {state} in Auto Scaling group {}: only an InService instance can be put in Standby, so the group may still replace it",
+                        m.group
+                    ));
+                }
+                let decrement = m.desired > m.min_size;
+                if (standby || !m.protected) && !instance_tags.contains_key(STANDBY_TAG) {
+                    actions.push(InstanceAction::RecordStandby {
+                        value: standby_record(m.protected, standby && decrement, &m.group),
+                    });
+                }
+                if !m.protected {
+                    actions.push(InstanceAction::ProtectFromScaleIn {
+                        group: m.group.clone(),
+                    });
+                }
+                if standby {
+                    actions.push(InstanceAction::EnterStandby {
+                        group: m.group.clone(),
+                        decrement,
+                    });
+                }
+            }
+        }
+    }
+    if policy.deregister_targets {
+        match &facts.targets {
+            Err(e) => problems.push(format!(
+                "could not read the load-balancer target groups of {instance_id}, so it was not deregistered: {e}"
+            )),
+            Ok(registrations) if !registrations.is_empty() => {
+                let recorded = instance_tags.get(TARGET_GROUPS_TAG);
+                let mut entries: Vec<String> = recorded
+                    .map(|v| v.split_whitespace().map(str::to_string).collect())
+                    .unwrap_or_default();
+                for r in registrations {
+                    let e = target_entry(r);
+                    if !entries.contains(&e) {
+                        entries.push(e);
+                    }
+                }
+                let (value, left_out) = pack_target_record(&entries);
+                if recorded != Some(&value) {
+                    actions.push(InstanceAction::RecordTargets { value, left_out });
+                }
+                for r in registrations {
+                    actions.push(InstanceAction::DeregisterTarget {
+                        target_group_arn: r.target_group_arn.clone(),
+                        port: r.port,
+                    });
+                }
+            }
+            Ok(_) => {}
+        }
+    }
+    (actions, problems)
+}
+
 /// One containment step on an instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InstanceAction {
+    /// Keep the evidence: tag the instance's Auto Scaling state ([`STANDBY_TAG`]).
+    RecordStandby {
+        value: String,
+    },
+    ProtectFromScaleIn {
+        group: String,
+    },
+    EnterStandby {
+        group: String,
+        decrement: bool,
+    },
+    /// Keep the evidence: tag the target groups ([`TARGET_GROUPS_TAG`]);
+    /// `left_out` did not fit in the tag.
+    RecordTargets {
+        value: String,
+        left_out: Vec<String>,
+    },
+    DeregisterTarget {
+        target_group_arn: String,
+        port: Option<i32>,
+    },
     CreateQuarantineGroup {
         vpc_id: String,
         name: String,
@@ -252,6 +517,79 @@ pub enum InstanceAction {
 }
 
 impl InstanceAction {
+    /// A step that keeps the evidence: its failure is reported but does not
+    /// stop the network isolation that follows.
+    pub fn is_evidence(&self) -> bool {
+        matches!(
+            self,
+            InstanceAction::RecordStandby { .. }
+                | InstanceAction::ProtectFromScaleIn { .. }
+                | InstanceAction::EnterStandby { .. }
+                | InstanceAction::RecordTargets { .. }
+                | InstanceAction::DeregisterTarget { .. }
+        )
+    }
+
+    /// [`InstanceAction::describe`] for the evidence steps.
+    fn describe_evidence(&self, instance_id: &str, done: bool) -> String {
+        let verb = |past: &str, base: &str| {
+            if done {
+                past.to_string()
+            } else {
+                format!("would {base}")
+            }
+        };
+        match self {
+            InstanceAction::RecordStandby { value } => {
+                format!(
+                    "{} the Auto Scaling state of {instance_id} in {STANDBY_TAG}={value}",
+                    verb("recorded", "record")
+                )
+            }
+            InstanceAction::ProtectFromScaleIn { group } => {
+                format!(
+                    "{} scale-in protection on {instance_id} in Auto Scaling group {group}",
+                    verb("set", "set")
+                )
+            }
+            InstanceAction::EnterStandby { group, decrement } => {
+                format!(
+                    "{} {instance_id} in Standby in Auto Scaling group {group}, so failing health checks do not get it replaced and terminated ({})",
+                    verb("put", "put"),
+                    if *decrement {
+                        "desired capacity lowered by one"
+                    } else {
+                        "desired capacity kept at the minimum: the group launches a replacement"
+                    }
+                )
+            }
+            InstanceAction::RecordTargets { value, left_out } => {
+                let mut line = format!(
+                    "{} the target groups of {instance_id} in {TARGET_GROUPS_TAG}={value}",
+                    verb("recorded", "record")
+                );
+                if !left_out.is_empty() {
+                    line.push_str(&format!(
+                        " (not recorded, the tag is full: {}; register those again by hand after the release)",
+                        left_out.join(", ")
+                    ));
+                }
+                line
+            }
+            InstanceAction::DeregisterTarget {
+                target_group_arn,
+                port,
+            } => {
+                format!(
+                    "{} {instance_id}{} from load-balancer target group {target_group_arn}",
+                    verb("deregistered", "deregister"),
+                    port.map(|p| format!(" (port {p})")).unwrap_or_default()
+                )
+            }
+            _ => String::new(),
+        }
+    }
+
     /// What the step does, in words (`done` true for past tense).
     pub fn describe(&self, instance_id: &str, done: bool) -> String {
         let (verb_create, verb_remove, verb_replace, verb_enable, verb_snap, verb_tag) = if done {
@@ -291,6 +629,7 @@ impl InstanceAction {
                 format!("{verb_snap} {volume_id} for forensics (tagged {})", tags::FINDING)
             }
             InstanceAction::TagInstance { value } => format!("{verb_tag} {instance_id} {}={value}", tags::QUARANTINED),
+            evidence => evidence.describe_evidence(instance_id, done),
         }
     }
 }
@@ -552,76 +891,8 @@ fn percent_decode(s: &str) -> String {
 
 // ---- Triage ----
 
-/// GuardDuty severity bands (LOW < 4.0 <= MEDIUM < 7.0 <= HIGH < 9.0 <= CRITICAL).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Band {
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-impl Band {
-    pub const ALL: [Band; 4] = [Band::Low, Band::Medium, Band::High, Band::Critical];
-
-    /// The band of a severity number.
-    pub fn of(severity: f64) -> Band {
-        if severity >= 9.0 {
-            Band::Critical
-        } else if severity >= 7.0 {
-            Band::High
-        } else if severity >= 4.0 {
-            Band::Medium
-        } else {
-            Band::Low
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Band> {
-        match s.trim().to_ascii_uppercase().as_str() {
-            "LOW" => Some(Band::Low),
-            "MEDIUM" => Some(Band::Medium),
-            "HIGH" => Some(Band::High),
-            "CRITICAL" => Some(Band::Critical),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Band::Low => "LOW",
-            Band::Medium => "MEDIUM",
-            Band::High => "HIGH",
-            Band::Critical => "CRITICAL",
-        }
-    }
-
-    /// The lowest severity number in this band.
-    pub fn lower_bound(self) -> f64 {
-        match self {
-            Band::Low => 0.0,
-            Band::Medium => 4.0,
-            Band::High => 7.0,
-            Band::Critical => 9.0,
-        }
-    }
-
-    /// The notification severity of a finding in this band.
-    pub fn severity(self) -> Severity {
-        match self {
-            Band::Low => Severity::Low,
-            Band::Medium => Severity::Medium,
-            Band::High => Severity::High,
-            Band::Critical => Severity::Critical,
-        }
-    }
-}
-
-impl fmt::Display for Band {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// GuardDuty severity bands, typed at load in the policy.
+pub use steward_shared::policy::SeverityBand as Band;
 
 /// The lowest bands that are notified and contained for one finding type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -631,12 +902,11 @@ pub struct Thresholds {
 }
 
 /// The thresholds for a finding type: the policy's bands, replaced by those of
-/// the longest matching `[[containment.overrides]]` prefix. (The policy is
-/// validated at load, so unknown band names cannot occur; they fall back to the defaults.)
+/// the longest matching `[[containment.overrides]]` prefix.
 pub fn thresholds(policy: &Containment, finding_type: &str) -> Thresholds {
     let mut t = Thresholds {
-        notify: Band::parse(&policy.notify_min_band).unwrap_or(Band::Low),
-        contain: Band::parse(&policy.contain_min_band).unwrap_or(Band::High),
+        notify: policy.notify_min_band,
+        contain: policy.contain_min_band,
     };
     let best = policy
         .overrides
@@ -644,10 +914,10 @@ pub fn thresholds(policy: &Containment, finding_type: &str) -> Thresholds {
         .filter(|o| finding_type.starts_with(&o.prefix))
         .max_by_key(|o| o.prefix.len());
     if let Some(o) = best {
-        if let Some(b) = o.notify_min_band.as_deref().and_then(Band::parse) {
+        if let Some(b) = o.notify_min_band {
             t.notify = b;
         }
-        if let Some(b) = o.contain_min_band.as_deref().and_then(Band::parse) {
+        if let Some(b) = o.contain_min_band {
             t.contain = b;
         }
     }
@@ -739,13 +1009,13 @@ mod triage_tests {
         policy.overrides = vec![
             ContainmentOverride {
                 prefix: "Recon:".into(),
-                notify_min_band: Some("MEDIUM".into()),
+                notify_min_band: Some(Band::Medium),
                 contain_min_band: None,
             },
             ContainmentOverride {
                 prefix: "Recon:EC2/".into(),
                 notify_min_band: None,
-                contain_min_band: Some("CRITICAL".into()),
+                contain_min_band: Some(Band::Critical),
             },
         ];
         assert_eq!(
@@ -881,6 +1151,165 @@ mod tests {
             gate(&only_dev, t, Band::High, &tags(&[("env", "dev")])),
             Err(Hold::Disabled)
         );
+    }
+
+    fn membership(state: &str, protected: bool, min: i32, desired: i32) -> GroupMembership {
+        GroupMembership {
+            group: "web".into(),
+            lifecycle_state: state.into(),
+            protected,
+            min_size: min,
+            desired,
+        }
+    }
+
+    fn registration(name: &str, port: Option<i32>) -> TargetRegistration {
+        TargetRegistration {
+            target_group_arn: format!(
+                "arn:aws:elasticloadbalancing:eu-west-1:111122223333:targetgroup/{name}/0123456789abcdef"
+            ),
+            port,
+        }
+    }
+
+    #[test]
+    fn evidence_is_kept_in_order_from_the_real_state() {
+        let policy = Containment::default();
+        let facts = EvidenceFacts {
+            group: Ok(Some(membership("InService", false, 1, 2))),
+            targets: Ok(vec![
+                registration("web", Some(8080)),
+                registration("api", None),
+            ]),
+        };
+        let (actions, problems) = plan_evidence(&policy, "i-1", &TagMap::new(), &facts);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(
+            actions,
+            vec![
+                InstanceAction::RecordStandby {
+                    value: "protected=false;decremented=true;group=web".into()
+                },
+                InstanceAction::ProtectFromScaleIn {
+                    group: "web".into()
+                },
+                InstanceAction::EnterStandby {
+                    group: "web".into(),
+                    decrement: true
+                },
+                InstanceAction::RecordTargets {
+                    value: "web/0123456789abcdef:8080 api/0123456789abcdef".into(),
+                    left_out: vec![]
+                },
+                InstanceAction::DeregisterTarget {
+                    target_group_arn: registration("web", None).target_group_arn,
+                    port: Some(8080)
+                },
+                InstanceAction::DeregisterTarget {
+                    target_group_arn: registration("api", None).target_group_arn,
+                    port: None
+                },
+            ]
+        );
+        assert!(actions.iter().all(InstanceAction::is_evidence));
+        assert_eq!(
+            parse_target_record("web/0123456789abcdef:8080 api/0123456789abcdef"),
+            vec![
+                ("web/0123456789abcdef".to_string(), Some(8080)),
+                ("api/0123456789abcdef".to_string(), None)
+            ]
+        );
+        assert_eq!(
+            parse_standby_record("protected=false;decremented=true;group=a;b"),
+            Some((false, true))
+        );
+    }
+
+    #[test]
+    fn evidence_at_the_minimum_keeps_capacity_and_done_steps_are_not_repeated() {
+        let policy = Containment::default();
+        // At the group's minimum: Standby keeps the desired capacity.
+        let at_min = EvidenceFacts {
+            group: Ok(Some(membership("InService", true, 2, 2))),
+            targets: Ok(vec![]),
+        };
+        let (actions, _) = plan_evidence(&policy, "i-1", &TagMap::new(), &at_min);
+        assert_eq!(
+            actions,
+            vec![
+                InstanceAction::RecordStandby {
+                    value: "protected=true;decremented=false;group=web".into()
+                },
+                InstanceAction::EnterStandby {
+                    group: "web".into(),
+                    decrement: false
+                },
+            ]
+        );
+        // Already in Standby and protected, not registered anywhere: nothing.
+        let done = EvidenceFacts {
+            group: Ok(Some(membership("Standby", true, 1, 1))),
+            targets: Ok(vec![]),
+        };
+        let (actions, problems) = plan_evidence(&policy, "i-1", &TagMap::new(), &done);
+        assert!(actions.is_empty() && problems.is_empty());
+        // A retry after a partial deregistration keeps the earlier record.
+        let tags: TagMap = [(
+            TARGET_GROUPS_TAG.to_string(),
+            "api/0123456789abcdef".to_string(),
+        )]
+        .into();
+        let partial = EvidenceFacts {
+            group: Ok(None),
+            targets: Ok(vec![registration("web", Some(80))]),
+        };
+        let (actions, _) = plan_evidence(&policy, "i-1", &tags, &partial);
+        assert_eq!(
+            actions[0],
+            InstanceAction::RecordTargets {
+                value: "api/0123456789abcdef web/0123456789abcdef:80".into(),
+                left_out: vec![]
+            }
+        );
+        // Off in the policy: nothing, even with facts.
+        let off = Containment {
+            asg_standby: false,
+            deregister_targets: false,
+            ..Containment::default()
+        };
+        let (actions, problems) = plan_evidence(&off, "i-1", &tags, &partial);
+        assert!(actions.is_empty() && problems.is_empty());
+    }
+
+    #[test]
+    fn unreadable_or_unusable_evidence_is_a_problem_not_a_step() {
+        let policy = Containment::default();
+        let facts = EvidenceFacts {
+            group: Ok(Some(membership("Terminating", false, 0, 1))),
+            targets: Err("AccessDenied".into()),
+        };
+        let (actions, problems) = plan_evidence(&policy, "i-1", &TagMap::new(), &facts);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains("Terminating"), "{problems:?}");
+        assert!(problems[1].contains("AccessDenied"), "{problems:?}");
+        // Still protected from scale-in (recorded first).
+        assert!(matches!(actions[0], InstanceAction::RecordStandby { .. }));
+        assert!(matches!(
+            actions[1],
+            InstanceAction::ProtectFromScaleIn { .. }
+        ));
+        assert_eq!(actions.len(), 2);
+    }
+
+    #[test]
+    fn a_full_target_record_names_what_it_left_out() {
+        let entries: Vec<String> = (0..10)
+            .map(|i| format!("group-with-a-long-name-{i:02}/0123456789abcdef:8080"))
+            .collect();
+        let (value, left_out) = pack_target_record(&entries);
+        assert!(value.len() <= TAG_VALUE_MAX);
+        assert!(!left_out.is_empty());
+        assert_eq!(value.split(' ').count() + left_out.len(), entries.len());
     }
 
     #[test]
@@ -1162,9 +1591,9 @@ mod tests {
     #[test]
     fn only_verified_non_sample_findings_in_governed_accounts_are_contained() {
         let ok = Verification::Verified;
-        assert_eq!(trust(&ok, "f", false, "111", true), Ok(()));
+        assert_eq!(trust(&ok, "f", false, "111", Ok(())), Ok(()));
         assert!(matches!(
-            trust(&Verification::Unknown, "f", false, "111", true),
+            trust(&Verification::Unknown, "f", false, "111", Ok(())),
             Err(Hold::Unverified { .. })
         ));
         assert!(matches!(
@@ -1173,23 +1602,60 @@ mod tests {
                 "f",
                 false,
                 "111",
-                true
+                Ok(())
             ),
             Err(Hold::Unverified { .. })
         ));
-        assert_eq!(trust(&ok, "f", true, "111", true), Err(Hold::Sample));
+        assert_eq!(trust(&ok, "f", true, "111", Ok(())), Err(Hold::Sample));
         assert!(matches!(
-            trust(&ok, "f", false, "111", false),
+            trust(&ok, "f", false, "111", Err("not listed".into())),
             Err(Hold::NotGoverned { .. })
         ));
-        assert!(governed(&[], "123", "123"));
-        assert!(!governed(&[], "123", "999"));
-        assert!(governed(&["999".into()], "123", "999"));
-        assert!(!governed(&["999".into()], "123", "123"));
+        let listed = |accounts: &[&str]| Targets {
+            accounts: accounts.iter().map(|a| a.to_string()).collect(),
+            ..Targets::default()
+        };
+        let governed = |t: &Targets, own: &str, account: &str| {
+            governance(t, own, account) == Governance::Governed
+        };
+        assert!(governed(&listed(&[]), "123", "123"));
+        assert!(!governed(&listed(&[]), "123", "999"));
+        assert!(governed(&listed(&["999"]), "123", "999"));
+        assert!(!governed(&listed(&["999"]), "123", "123"));
         assert_eq!(containment_slots(2).count(), 2);
         let t: DateTime<Utc> = "2026-11-20T10:59:00Z".parse().unwrap();
         let u: DateTime<Utc> = "2026-11-20T11:00:00Z".parse().unwrap();
         assert_ne!(cap_alert_key(t), cap_alert_key(u));
+    }
+
+    #[test]
+    fn accounts_under_a_targeted_unit_at_any_depth_are_governed() {
+        let t = Targets {
+            accounts: vec!["111111111111".into()],
+            organizational_units: vec!["ou-root-prod".into()],
+            regions: vec![],
+        };
+        assert_eq!(governance(&t, "000", "111111111111"), Governance::Governed);
+        assert_eq!(
+            governance(&t, "000", "222222222222"),
+            Governance::AskOrganizations
+        );
+        let nested = [
+            "ou-root-team".to_string(),
+            "ou-root-prod".into(),
+            "r-root".into(),
+        ];
+        assert_eq!(governed_by_units(&t, Ok(&nested)), Ok(()));
+        let elsewhere = ["ou-root-sandbox".to_string(), "r-root".into()];
+        let err = governed_by_units(&t, Ok(&elsewhere)).unwrap_err();
+        assert!(err.contains("ou-root-sandbox < r-root"), "{err}");
+        let err = governed_by_units(&t, Err("AccessDenied")).unwrap_err();
+        assert!(err.contains("AccessDenied"), "{err}");
+        let root = Targets {
+            organizational_units: vec!["r-root".into()],
+            ..Targets::default()
+        };
+        assert_eq!(governed_by_units(&root, Ok(&elsewhere)), Ok(()));
     }
 
     #[test]

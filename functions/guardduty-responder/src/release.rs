@@ -1,13 +1,38 @@
 //! Undoing an instance quarantine (`steward quarantine release INSTANCE`):
-//! restores each network interface's recorded security groups, removes the
-//! records and the `steward:quarantined` tag, and says what it deliberately
-//! left in place (forensic snapshots, termination protection, the shared
-//! quarantine group).
+//! restores each network interface's recorded security groups, registers the
+//! instance again in the target groups steward recorded, takes it out of
+//! Standby in its Auto Scaling group (and gives back the scale-in protection
+//! it had), removes steward's records, and says what it deliberately left in
+//! place (forensic snapshots, termination protection, the shared quarantine
+//! group) and what it could not undo. It always reports the allow-all group
+//! of the two-step swap: still attached to an interface (that interface
+//! allows all traffic) or left in the VPC.
 
 use steward_shared::tags;
 
+use crate::autoscaling::AutoScalingApi;
 use crate::ec2::Ec2Api;
-use crate::plan::parse_previous_groups;
+use crate::elbv2::TargetGroupsApi;
+use crate::plan::{
+    open_group_name, parse_previous_groups, parse_standby_record, parse_target_record, STANDBY_TAG,
+    TARGET_GROUPS_TAG,
+};
+
+/// The adapters of the instance's account and region.
+pub struct Adapters<'a> {
+    pub ec2: &'a dyn Ec2Api,
+    pub autoscaling: &'a dyn AutoScalingApi,
+    pub targets: &'a dyn TargetGroupsApi,
+}
+
+/// The allow-all group of the swap, as the release found it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenGroup {
+    pub id: String,
+    pub vpc_id: String,
+    /// Interfaces of this instance that still carry it after the release.
+    pub attached_to: Vec<String>,
+}
 
 /// What a release did and what it left.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -19,6 +44,18 @@ pub struct ReleaseReport {
     pub restored: Vec<(String, Vec<String>)>,
     /// Interfaces without a record (left as they are).
     pub unrecorded: Vec<String>,
+    /// Target groups the instance was registered in again (ARN and port).
+    pub reregistered: Vec<String>,
+    /// The Auto Scaling group it was taken out of Standby in.
+    pub standby_exited: Option<String>,
+    /// The group where its scale-in protection was turned off again (it had none before).
+    pub protection_removed: Option<String>,
+    /// The allow-all group of the swap, when it exists in the instance's VPC.
+    pub open_group: Option<OpenGroup>,
+    /// Things left in place on purpose or because they cannot be undone.
+    pub left: Vec<String>,
+    /// Undo steps that failed (the operator finishes them by hand).
+    pub failed: Vec<String>,
     pub snapshots_left: Vec<String>,
     pub termination_protection_left: bool,
     /// True when nothing was changed (dry run).
@@ -28,15 +65,18 @@ pub struct ReleaseReport {
 impl ReleaseReport {
     /// The report as lines for the operator.
     pub fn lines(&self) -> Vec<String> {
-        let verb = if self.dry_run {
-            "would restore"
-        } else {
-            "restored"
+        let would = |done: &str, base: &str| {
+            if self.dry_run {
+                format!("would {base}")
+            } else {
+                done.to_string()
+            }
         };
         let mut lines = Vec::new();
         for (eni, groups) in &self.restored {
             lines.push(format!(
-                "{verb} {eni} security groups: {}",
+                "{} {eni} security groups: {}",
+                would("restored", "restore"),
                 groups.join(", ")
             ));
         }
@@ -46,18 +86,53 @@ impl ReleaseReport {
                 tags::PREVIOUS_GROUPS
             ));
         }
-        if let Some(q) = &self.quarantined {
-            let verb = if self.dry_run {
-                "would remove"
-            } else {
-                "removed"
-            };
+        for tg in &self.reregistered {
             lines.push(format!(
-                "{verb} {}={q} from {}",
+                "{} {} in target group {tg}",
+                would("registered", "register"),
+                self.instance_id
+            ));
+        }
+        if let Some(group) = &self.protection_removed {
+            lines.push(format!(
+                "{} the scale-in protection of {} in Auto Scaling group {group} (it had none before containment)",
+                would("removed", "remove"),
+                self.instance_id
+            ));
+        }
+        if let Some(group) = &self.standby_exited {
+            lines.push(format!(
+                "{} {} out of Standby in Auto Scaling group {group} (the group's desired capacity grows by one)",
+                would("took", "take"),
+                self.instance_id
+            ));
+        }
+        if let Some(q) = &self.quarantined {
+            lines.push(format!(
+                "{} {}={q} from {}",
+                would("removed", "remove"),
                 tags::QUARANTINED,
                 self.instance_id
             ));
         }
+        for f in &self.failed {
+            lines.push(format!("FAILED: {f}"));
+        }
+        if let Some(open) = &self.open_group {
+            if open.attached_to.is_empty() {
+                lines.push(format!(
+                    "left: the allow-all group {} of the two-step swap in {} (it allows all traffic; no interface of this instance uses it; delete it when no containment is in progress: aws ec2 delete-security-group --group-id {})",
+                    open.id, open.vpc_id, open.id
+                ));
+            } else {
+                lines.push(format!(
+                    "WARNING: the allow-all group {} (all traffic in and out) is STILL ATTACHED to {}: replace those interfaces' groups by hand now",
+                    open.id,
+                    open.attached_to.join(", ")
+                ));
+            }
+        }
+        lines.extend(self.left.iter().map(|l| format!("left: {l}")));
         if self.snapshots_left.is_empty() {
             lines.push("left: no forensic snapshots".into());
         } else {
@@ -80,11 +155,14 @@ impl ReleaseReport {
 }
 
 /// Releases a quarantined instance from the records steward wrote.
+/// `quarantine_group_name` is the policy's, to find the allow-all group.
 pub async fn release(
-    ec2: &dyn Ec2Api,
+    apis: &Adapters<'_>,
     instance_id: &str,
+    quarantine_group_name: &str,
     dry_run: bool,
 ) -> anyhow::Result<ReleaseReport> {
+    let ec2 = apis.ec2;
     let facts = ec2
         .instance(instance_id)
         .await?
@@ -95,7 +173,9 @@ pub async fn release(
         .iter()
         .filter(|i| i.tags.contains_key(tags::PREVIOUS_GROUPS))
         .collect();
-    if quarantined.is_none() && recorded.is_empty() {
+    let evidence_records =
+        facts.tags.contains_key(STANDBY_TAG) || facts.tags.contains_key(TARGET_GROUPS_TAG);
+    if quarantined.is_none() && recorded.is_empty() && !evidence_records {
         anyhow::bail!(
             "{instance_id} carries no {} tag and none of its network interfaces has a {} record: it is not quarantined by steward, nothing to release",
             tags::QUARANTINED,
@@ -127,8 +207,38 @@ pub async fn release(
         }
         report.restored.push((eni.id.clone(), groups));
     }
+    if let Some(value) = facts.tags.get(TARGET_GROUPS_TAG) {
+        reregister(apis, instance_id, value, dry_run, &mut report).await;
+    }
+    leave_standby(
+        apis,
+        instance_id,
+        facts.tags.get(STANDBY_TAG),
+        dry_run,
+        &mut report,
+    )
+    .await;
     if quarantined.is_some() && !dry_run {
         ec2.untag(instance_id, tags::QUARANTINED).await?;
+    }
+    if let Some(vpc) = &facts.vpc_id {
+        if let Some(id) = ec2
+            .open_group(vpc, &open_group_name(quarantine_group_name))
+            .await?
+        {
+            let attached_to = facts
+                .interfaces
+                .iter()
+                .filter(|i| !report.restored.iter().any(|(r, _)| *r == i.id))
+                .filter(|i| i.groups.contains(&id))
+                .map(|i| i.id.clone())
+                .collect();
+            report.open_group = Some(OpenGroup {
+                id,
+                vpc_id: vpc.clone(),
+                attached_to,
+            });
+        }
     }
     report.snapshots_left = ec2
         .forensic_snapshots(&facts.volumes)
@@ -138,4 +248,137 @@ pub async fn release(
         .collect();
     report.termination_protection_left = facts.termination_protection;
     Ok(report)
+}
+
+/// Registers the instance again where [`TARGET_GROUPS_TAG`] says it was;
+/// the record goes only when every entry is back.
+async fn reregister(
+    apis: &Adapters<'_>,
+    instance_id: &str,
+    record: &str,
+    dry_run: bool,
+    report: &mut ReleaseReport,
+) {
+    let arns = match apis.targets.target_group_arns().await {
+        Ok(arns) => arns,
+        Err(e) => {
+            report.failed.push(format!(
+                "the target groups could not be listed, so {instance_id} was not registered again ({e:#}); the record {TARGET_GROUPS_TAG}={record} stays"
+            ));
+            return;
+        }
+    };
+    let mut complete = true;
+    for (name_id, port) in parse_target_record(record) {
+        let suffix = format!(":targetgroup/{name_id}");
+        let Some(arn) = arns.iter().find(|a| a.ends_with(&suffix)) else {
+            report.left.push(format!(
+                "target group {name_id} no longer exists; {instance_id} is not registered there"
+            ));
+            continue;
+        };
+        let label = match port {
+            Some(p) => format!("{arn} (port {p})"),
+            None => arn.clone(),
+        };
+        if !dry_run {
+            if let Err(e) = apis.targets.register(arn, instance_id, port).await {
+                report.failed.push(format!("register in {label}: {e:#}"));
+                complete = false;
+                continue;
+            }
+        }
+        report.reregistered.push(label);
+    }
+    if complete && !dry_run {
+        if let Err(e) = apis.ec2.untag(instance_id, TARGET_GROUPS_TAG).await {
+            report
+                .failed
+                .push(format!("remove {TARGET_GROUPS_TAG}: {e:#}"));
+        }
+    }
+}
+
+/// Takes the instance out of Standby and gives back its protection, when
+/// [`STANDBY_TAG`] says steward changed them; reports a Standby it did not set.
+async fn leave_standby(
+    apis: &Adapters<'_>,
+    instance_id: &str,
+    record: Option<&String>,
+    dry_run: bool,
+    report: &mut ReleaseReport,
+) {
+    let membership = match apis.autoscaling.membership(instance_id).await {
+        Ok(m) => m,
+        Err(e) => {
+            if record.is_some() {
+                report.failed.push(format!(
+                    "the Auto Scaling group of {instance_id} could not be read, so it was not taken out of Standby ({e:#})"
+                ));
+            }
+            return;
+        }
+    };
+    let Some(m) = membership else {
+        if record.is_some() {
+            report.left.push(format!(
+                "{instance_id} is no longer in an Auto Scaling group; nothing to take out of Standby"
+            ));
+            if !dry_run {
+                apis.ec2.untag(instance_id, STANDBY_TAG).await.ok();
+            }
+        }
+        return;
+    };
+    let Some(value) = record else {
+        if m.lifecycle_state == "Standby" {
+            report.left.push(format!(
+                "{instance_id} is in Standby in Auto Scaling group {} but steward did not record putting it there; left as it is (aws autoscaling exit-standby --auto-scaling-group-name {} --instance-ids {instance_id})",
+                m.group, m.group
+            ));
+        }
+        return;
+    };
+    let (protected_before, _) = parse_standby_record(value).unwrap_or((true, false));
+    let mut complete = true;
+    if m.lifecycle_state == "Standby" {
+        match dry_run {
+            true => report.standby_exited = Some(m.group.clone()),
+            false => match apis.autoscaling.exit_standby(&m.group, instance_id).await {
+                Ok(()) => report.standby_exited = Some(m.group.clone()),
+                Err(e) => {
+                    report.failed.push(format!("take out of Standby: {e:#}"));
+                    complete = false;
+                }
+            },
+        }
+    } else {
+        report.left.push(format!(
+            "{instance_id} is {} in Auto Scaling group {}, not in Standby; nothing to take out",
+            m.lifecycle_state, m.group
+        ));
+    }
+    if !protected_before && m.protected {
+        match dry_run {
+            true => report.protection_removed = Some(m.group.clone()),
+            false => match apis
+                .autoscaling
+                .set_scale_in_protection(&m.group, instance_id, false)
+                .await
+            {
+                Ok(()) => report.protection_removed = Some(m.group.clone()),
+                Err(e) => {
+                    report
+                        .failed
+                        .push(format!("remove scale-in protection: {e:#}"));
+                    complete = false;
+                }
+            },
+        }
+    }
+    if complete && !dry_run {
+        if let Err(e) = apis.ec2.untag(instance_id, STANDBY_TAG).await {
+            report.failed.push(format!("remove {STANDBY_TAG}: {e:#}"));
+        }
+    }
 }

@@ -132,7 +132,7 @@ fn next_steps(finding: &Finding, outcome: &Outcome, mode: RunMode) -> Vec<String
             steps.push("Connections already open before containment (for example an SSH session or a reverse shell) may continue: security groups do not cut tracked connections. Stop the instance or add a deny network ACL if that matters.".into());
             steps.push("Rotate any credentials the instance or its role could reach, and check CloudTrail for what the instance role did.".into());
             steps.push(format!(
-                "When the instance is clean (or the finding is a false positive): `steward quarantine release {instance_id} --account {account} --region {region}` restores its security groups; termination protection and snapshots stay until you remove them."
+                "When the instance is clean (or the finding is a false positive): `steward quarantine release {instance_id} --account {account} --region {region}` restores its security groups, its target groups and its place in its Auto Scaling group; termination protection and snapshots stay until you remove them."
             ));
         }
         Target::Instance { .. } => {
