@@ -97,13 +97,8 @@ impl Default for Tagging {
     }
 }
 
-/// Whether scheduled resources must opt in with a tag, or are scheduled unless they opt out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ScheduleMode {
-    OptOut,
-    OptIn,
-}
+/// The schedule module owns the mode; the policy names it.
+pub use crate::schedule::ScheduleMode;
 
 /// The off-hours scheduler.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -141,6 +136,26 @@ pub struct Offhours {
     /// retried by the following runs, and how far back a run reaches for the
     /// transitions of missed runs.
     pub catch_up_minutes: u32,
+}
+
+/// What the schedule module reads of `[offhours]` (holidays are validated
+/// at load, so every entry is a date here).
+impl crate::schedule::Defaults for Offhours {
+    fn mode(&self) -> ScheduleMode {
+        self.mode
+    }
+    fn timezone(&self) -> &str {
+        &self.timezone
+    }
+    fn default_schedule(&self) -> &str {
+        &self.default_schedule
+    }
+    fn holidays(&self) -> Vec<chrono::NaiveDate> {
+        self.holidays
+            .iter()
+            .filter_map(|d| crate::schedule::holiday(d))
+            .collect()
+    }
 }
 
 impl Default for Offhours {
@@ -680,7 +695,7 @@ impl Policy {
             ));
         }
         for (i, day) in self.offhours.holidays.iter().enumerate() {
-            if chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").is_err() {
+            if crate::schedule::holiday(day).is_none() {
                 problems.push((
                     format!("offhours.holidays[{i}]"),
                     format!("`{day}` is not a date (YYYY-MM-DD)"),

@@ -15,7 +15,6 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde_json::json;
 
-use crate::policy::{Offhours, ScheduleMode};
 pub use grammar::Rule;
 use timeline::{local_date, transitions, Transition};
 
@@ -26,6 +25,27 @@ pub const CUSTODIAN_TAG: &str = crate::tags::MAID_OFFHOURS;
 
 /// How far ahead `next_stop` / `next_start` look (holidays can push a start out).
 const LOOKAHEAD_DAYS: i64 = 400;
+
+/// Whether scheduled resources must opt in with a tag, or are scheduled unless they opt out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScheduleMode {
+    OptOut,
+    OptIn,
+}
+
+/// What this module reads of the policy (its `[offhours]` section
+/// implements it): the mode, the default schedule and its zone, and the
+/// holidays. The schedule module depends on this, never on the policy.
+pub trait Defaults {
+    fn mode(&self) -> ScheduleMode;
+    /// IANA name or Cloud Custodian alias of the default schedule's zone.
+    fn timezone(&self) -> &str;
+    /// The default schedule, in the tag grammar.
+    fn default_schedule(&self) -> &str;
+    /// Dates (in the schedule's zone) with no start transition.
+    fn holidays(&self) -> Vec<NaiveDate>;
+}
 
 /// A parsed schedule: stop times, start times and the zone they are read in.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,7 +114,7 @@ pub enum Resolution {
 /// empty value or `on` -> the policy's default schedule; `off` -> OptedOut; a value naming only
 /// off/on/tz takes the rest from the policy; no tag -> default schedule in opt-out mode,
 /// NotScheduled in opt-in mode.
-pub fn resolve(tags: &HashMap<String, String>, policy: &Offhours) -> Resolution {
+pub fn resolve(tags: &HashMap<String, String>, policy: &impl Defaults) -> Resolution {
     match find_tag(tags) {
         Some((key, value)) => {
             if grammar::normalize(value) == "off" {
@@ -109,13 +129,13 @@ pub fn resolve(tags: &HashMap<String, String>, policy: &Offhours) -> Resolution 
                 },
             }
         }
-        None => match policy.mode {
+        None => match policy.mode() {
             ScheduleMode::OptIn => Resolution::NotScheduled,
             ScheduleMode::OptOut => match parse("", policy) {
                 Ok(schedule) => Resolution::Scheduled(schedule),
                 Err(error) => Resolution::Malformed {
                     tag: "offhours.default_schedule".to_string(),
-                    value: policy.default_schedule.clone(),
+                    value: policy.default_schedule().to_string(),
                     error,
                 },
             },
@@ -141,7 +161,7 @@ fn find_tag(tags: &HashMap<String, String>) -> Option<(&str, &str)> {
 /// default schedule; parts the value leaves out come from the default; the
 /// zone is the value's `tz`, else the default schedule's, else the policy's
 /// `timezone`. `off` is an opt-out, not a schedule, and is an error here.
-pub fn parse(value: &str, policy: &Offhours) -> Result<Schedule, ScheduleError> {
+pub fn parse(value: &str, policy: &impl Defaults) -> Result<Schedule, ScheduleError> {
     let default = default_parts(policy)?;
     let normalized = grammar::normalize(value);
     let parts = match normalized.as_str() {
@@ -166,17 +186,17 @@ pub fn parse(value: &str, policy: &Offhours) -> Result<Schedule, ScheduleError> 
 }
 
 /// The policy's default schedule, its zone resolved.
-fn default_parts(policy: &Offhours) -> Result<Schedule, ScheduleError> {
-    let tz = zones::lookup(&policy.timezone).ok_or_else(|| {
+fn default_parts(policy: &impl Defaults) -> Result<Schedule, ScheduleError> {
+    let tz = zones::lookup(policy.timezone()).ok_or_else(|| {
         ScheduleError(format!(
             "policy offhours.timezone: unknown time zone `{}`; use an IANA name such as Europe/Berlin or an alias such as pt, et, cet, utc",
-            policy.timezone
+            policy.timezone()
         ))
     })?;
     let parts = grammar_of_default(policy).map_err(|e| {
         ScheduleError(format!(
             "policy offhours.default_schedule `{}`: {e}",
-            policy.default_schedule
+            policy.default_schedule()
         ))
     })?;
     Ok(Schedule {
@@ -187,42 +207,42 @@ fn default_parts(policy: &Offhours) -> Result<Schedule, ScheduleError> {
 }
 
 /// The parts the policy's default schedule names (an empty default names none).
-fn grammar_of_default(policy: &Offhours) -> Result<grammar::Parts, String> {
-    let text = grammar::normalize(&policy.default_schedule);
+fn grammar_of_default(policy: &impl Defaults) -> Result<grammar::Parts, String> {
+    let text = grammar::normalize(policy.default_schedule());
     match text.as_str() {
         "" | "off" => Ok(grammar::Parts::default()),
         text => grammar::parse_parts(text),
     }
 }
 
-/// The policy's holidays as dates; entries that are not dates are skipped
-/// (`steward validate` reports them).
-pub fn parse_holidays(policy: &Offhours) -> Vec<NaiveDate> {
-    policy
-        .holidays
-        .iter()
-        .filter_map(|d| NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d").ok())
-        .collect()
+/// The policy's holidays as dates.
+pub fn parse_holidays(policy: &impl Defaults) -> Vec<NaiveDate> {
+    policy.holidays()
+}
+
+/// A holiday entry as a date (`YYYY-MM-DD`), or `None`.
+pub fn holiday(text: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").ok()
 }
 
 /// Problems with the policy's `[offhours]` schedule keys, as (key, message),
 /// for policy validation.
-pub fn policy_problems(policy: &Offhours) -> Vec<(String, String)> {
+pub fn policy_problems(policy: &impl Defaults) -> Vec<(String, String)> {
     let mut problems = Vec::new();
-    if zones::lookup(&policy.timezone).is_none() {
+    if zones::lookup(policy.timezone()).is_none() {
         problems.push((
             "offhours.timezone".to_string(),
             format!(
                 "unknown time zone `{}`; use an IANA name such as Europe/Berlin or an alias such as pt, et, cet, utc",
-                policy.timezone
+                policy.timezone()
             ),
         ));
     } else if let Err(e) = grammar_of_default(policy) {
         problems.push((
             "offhours.default_schedule".to_string(),
-            format!("`{}` is not a schedule: {e}", policy.default_schedule),
+            format!("`{}` is not a schedule: {e}", policy.default_schedule()),
         ));
-    } else if grammar::normalize(&policy.default_schedule) == "off" {
+    } else if grammar::normalize(policy.default_schedule()) == "off" {
         problems.push((
             "offhours.default_schedule".to_string(),
             "`off` is not a schedule; set enabled = false to turn the scheduler off".to_string(),
