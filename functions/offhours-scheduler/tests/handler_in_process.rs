@@ -1,0 +1,174 @@
+//! The scheduler's handler in process: a fake fleet (one EC2 adapter held in
+//! memory) behind the `Fleet` port, the in-memory publisher and idempotency
+//! store of `steward_shared::testing`, and scheduled events for Friday
+//! evening and Monday morning. No emulator: the plan, the run and the digest
+//! are exercised exactly as the binary runs them, the SDK aside.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use offhours_scheduler::handler::Scheduler;
+use offhours_scheduler::model::{ItemResult, Kind, Power, Resource};
+use offhours_scheduler::resources::{ScheduledResource, StopItem, Target};
+use offhours_scheduler::run::Fleet;
+use serde_json::{json, Value};
+use steward_shared::safety::RunMode;
+use steward_shared::testing::{self, TestSteward};
+use steward_shared::Policy;
+
+/// EC2 instances held in memory: what the adapter lists, stops and starts.
+#[derive(Default)]
+struct MemoryInstances {
+    items: Mutex<Vec<Resource>>,
+    calls: Mutex<Vec<String>>,
+}
+
+impl MemoryInstances {
+    fn power(&self, id: &str) -> Power {
+        let items = self.items.lock().unwrap();
+        items.iter().find(|r| r.id == id).unwrap().power.clone()
+    }
+
+    fn set(&self, id: &str, power: Power) {
+        let mut items = self.items.lock().unwrap();
+        items.iter_mut().find(|r| r.id == id).unwrap().power = power;
+    }
+}
+
+#[async_trait::async_trait]
+impl ScheduledResource for MemoryInstances {
+    fn kind(&self) -> Kind {
+        Kind::Ec2Instance
+    }
+
+    async fn list(&self) -> anyhow::Result<Vec<Resource>> {
+        Ok(self.items.lock().unwrap().clone())
+    }
+
+    async fn stop(&self, batch: &[StopItem<'_>]) -> Vec<ItemResult> {
+        batch
+            .iter()
+            .map(|item| {
+                self.calls
+                    .lock()
+                    .unwrap()
+                    .push(format!("stop {}", item.resource.id));
+                self.set(&item.resource.id, Power::Stopped);
+                ItemResult::ok(&item.resource.id)
+            })
+            .collect()
+    }
+
+    async fn start(&self, batch: &[&Resource]) -> Vec<ItemResult> {
+        batch
+            .iter()
+            .map(|r| {
+                self.calls.lock().unwrap().push(format!("start {}", r.id));
+                self.set(&r.id, Power::Running);
+                ItemResult::ok(&r.id)
+            })
+            .collect()
+    }
+
+    async fn tag(&self, resource: &Resource, key: &str, value: &str) -> Result<(), String> {
+        let mut items = self.items.lock().unwrap();
+        let item = items.iter_mut().find(|r| r.id == resource.id).unwrap();
+        item.tags.insert(key.to_string(), value.to_string());
+        Ok(())
+    }
+}
+
+/// The fleet of every target: the one memory adapter.
+#[derive(Clone)]
+struct MemoryFleet(Arc<MemoryInstances>);
+
+#[async_trait::async_trait]
+impl Fleet for MemoryFleet {
+    async fn adapters(
+        &self,
+        _target: &Target,
+        _session: &str,
+    ) -> anyhow::Result<Vec<Arc<dyn ScheduledResource>>> {
+        Ok(vec![self.0.clone() as Arc<dyn ScheduledResource>])
+    }
+}
+
+fn instance(id: &str, env: &str) -> Resource {
+    let tags: HashMap<String, String> = testing::tags(&[("env", env), ("project", "shop")]);
+    Resource::new(
+        Kind::Ec2Instance,
+        id,
+        format!("arn:aws:ec2:us-east-1:123456789012:instance/{id}"),
+        tags.into_iter().collect(),
+        Power::Running,
+    )
+}
+
+fn scheduled(time: &str) -> Value {
+    json!({
+        "version": "0", "id": format!("run-{time}"), "detail-type": "Scheduled Event",
+        "source": "aws.events", "account": "123456789012", "time": time,
+        "region": "us-east-1", "resources": [], "detail": {}
+    })
+}
+
+fn setup(mode: RunMode) -> (TestSteward, Arc<MemoryInstances>, Scheduler<MemoryFleet>) {
+    let t = testing::steward("offhours-scheduler", Policy::default(), mode);
+    let fleet = Arc::new(MemoryInstances::default());
+    *fleet.items.lock().unwrap() = vec![
+        instance("i-dev-1", "dev"),
+        instance("i-dev-2", "dev"),
+        instance("i-prod", "prod"),
+    ];
+    let scheduler = Scheduler::new(t.steward.clone(), MemoryFleet(fleet.clone()), None);
+    (t, fleet, scheduler)
+}
+
+#[tokio::test]
+async fn friday_evening_stops_dev_only_and_monday_morning_starts_it_with_one_digest_each() {
+    let (t, fleet, scheduler) = setup(RunMode::Live);
+    // Friday 2026-11-20 19:00 UTC: the default schedule's stop.
+    let out = scheduler
+        .invoke(scheduled("2026-11-20T19:00:00Z"), "r-1")
+        .await
+        .unwrap();
+    assert_eq!(fleet.power("i-dev-1"), Power::Stopped, "{out:#}");
+    assert_eq!(fleet.power("i-dev-2"), Power::Stopped);
+    assert_eq!(fleet.power("i-prod"), Power::Running);
+    assert_eq!(t.publisher.count(), 1, "{:?}", t.publisher.subjects());
+
+    // The same event again (EventBridge's at-least-once delivery) changes nothing.
+    scheduler
+        .invoke(scheduled("2026-11-20T19:00:00Z"), "r-2")
+        .await
+        .unwrap();
+    let stops = fleet
+        .calls
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|c| c.starts_with("stop"))
+        .count();
+    assert_eq!(stops, 2);
+
+    // Monday 2026-11-23 07:00 UTC: the start.
+    scheduler
+        .invoke(scheduled("2026-11-23T07:00:00Z"), "r-3")
+        .await
+        .unwrap();
+    assert_eq!(fleet.power("i-dev-1"), Power::Running);
+    assert_eq!(fleet.power("i-dev-2"), Power::Running);
+    assert_eq!(t.publisher.count(), 2, "{:?}", t.publisher.subjects());
+}
+
+#[tokio::test]
+async fn dry_run_plans_and_reports_but_changes_nothing() {
+    let (t, fleet, scheduler) = setup(RunMode::DryRun);
+    scheduler
+        .invoke(scheduled("2026-11-20T19:00:00Z"), "r-1")
+        .await
+        .unwrap();
+    assert!(fleet.calls.lock().unwrap().is_empty());
+    assert_eq!(fleet.power("i-dev-1"), Power::Running);
+    assert_eq!(t.publisher.count(), 1, "{:?}", t.publisher.subjects());
+}
