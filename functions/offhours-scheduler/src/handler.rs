@@ -87,7 +87,7 @@ impl<F: Fleet> Scheduler<F> {
             }
             Trigger::RdsRestart(event) => {
                 tracing::Span::current().record("event_id", event.event_id.as_str());
-                crate::restart::handle(&self.steward, event, &policy, metrics).await
+                crate::restart::handle(&self.steward, &self.fleet, event, &policy, metrics).await
             }
             Trigger::Ignored { id, why } => {
                 tracing::Span::current().record("event_id", id.as_str());

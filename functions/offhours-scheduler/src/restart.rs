@@ -2,7 +2,8 @@
 //! database that had been stopped for seven days. When the database is in
 //! scope and in its off time, wait (bounded) until it is available and stop
 //! it again; if it is still starting, tag it `steward:restart-pending` so the
-//! next run stops it. One notification per event.
+//! next run stops it. One notification per event. The database is read,
+//! stopped and marked through the `Fleet` port, like every other run.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,9 +17,8 @@ use crate::events::RdsRestart;
 use crate::model::{Kind, Power, RESTART_PENDING};
 use crate::plan;
 use crate::report;
-use crate::resources::{
-    aurora::AuroraClusters, rds::RdsInstances, ScheduledResource, StopItem, Target,
-};
+use crate::resources::{ScheduledResource, StopItem, Target};
+use crate::run::Fleet;
 use crate::schedule;
 
 /// How often the RDS restart handler checks whether the database is available.
@@ -27,28 +27,27 @@ const RESTART_POLL: Duration = Duration::from_secs(15);
 /// Handles one seven-day restart event.
 pub async fn handle(
     steward: &Steward,
+    fleet: &impl Fleet,
     event: RdsRestart,
     policy: &Policy,
     metrics: &mut Metrics,
 ) -> anyhow::Result<Value> {
-    let config = steward
-        .aws
-        .config_for(&event.account, &event.region, &event.event_id)
-        .await?;
     let target = Target {
         account: event.account.clone(),
         region: event.region.clone(),
     };
-    let adapter: Arc<dyn ScheduledResource> = if event.cluster {
-        Arc::new(AuroraClusters::new(&config))
+    let kind = if event.cluster {
+        Kind::AuroraCluster
     } else {
-        Arc::new(RdsInstances::new(&config))
+        Kind::RdsInstance
     };
-    let found = adapter
-        .list()
+    let adapter: Arc<dyn ScheduledResource> = fleet
+        .adapters(&target, &event.event_id)
         .await?
         .into_iter()
-        .find(|r| r.id == event.identifier);
+        .find(|a| a.kind() == kind)
+        .ok_or_else(|| anyhow::anyhow!("no {kind} adapter for {target}"))?;
+    let found = find(adapter.as_ref(), &event.identifier).await?;
     let Some(resource) = found else {
         tracing::warn!(identifier = %event.identifier, "the database no longer exists; nothing to do");
         return Ok(
@@ -73,38 +72,55 @@ pub async fn handle(
             break;
         }
         tokio::time::sleep(RESTART_POLL).await;
-        power = if event.cluster {
-            AuroraClusters::new(&config)
-                .power(&event.identifier)
-                .await?
-        } else {
-            RdsInstances::new(&config).power(&event.identifier).await?
+        power = match find(adapter.as_ref(), &event.identifier).await? {
+            Some(now) => now.power,
+            None => anyhow::bail!("{} disappeared while it was starting", event.identifier),
         };
     }
-    let kind = if event.cluster {
-        Kind::AuroraCluster
-    } else {
-        Kind::RdsInstance
-    };
     let (outcome, severity, detail) = match &power {
         Power::Running if steward.mode().may_change() => {
-            let result = adapter.stop(&[StopItem { resource: &resource, hibernate: false }]).await;
+            let result = adapter
+                .stop(&[StopItem {
+                    resource: &resource,
+                    hibernate: false,
+                }])
+                .await;
             match result.first().map(|r| r.result.clone()) {
                 Some(Ok(())) => {
                     metrics.actions_taken += 1;
-                    ("stopped", Severity::Info, "it was in its off time, so it was stopped again".to_string())
+                    (
+                        "stopped",
+                        Severity::Info,
+                        "it was in its off time, so it was stopped again".to_string(),
+                    )
                 }
                 Some(Err(e)) => {
                     metrics.actions_failed += 1;
-                    ("failed", Severity::Medium, format!("stopping it again failed: {e}"))
+                    (
+                        "failed",
+                        Severity::Medium,
+                        format!("stopping it again failed: {e}"),
+                    )
                 }
-                None => ("failed", Severity::Medium, "no result from the stop call".to_string()),
+                None => (
+                    "failed",
+                    Severity::Medium,
+                    "no result from the stop call".to_string(),
+                ),
             }
         }
-        Power::Running => ("would be stopped", Severity::Info, "it is in its off time; this run changes nothing".into()),
-        Power::Stopped => ("already stopped", Severity::Info, "it is already stopped".into()),
+        Power::Running => (
+            "would be stopped",
+            Severity::Info,
+            "it is in its off time; this run changes nothing".into(),
+        ),
+        Power::Stopped => (
+            "already stopped",
+            Severity::Info,
+            "it is already stopped".into(),
+        ),
         Power::Busy(state) if steward.mode().may_change() => {
-            match crate::resources::rds::mark_restart_pending(&config, &resource.arn, event.time).await {
+            match adapter.tag(&resource, RESTART_PENDING, &event.time.to_rfc3339()).await {
                 Ok(()) => (
                     "left for the next run",
                     Severity::Info,
@@ -118,7 +134,7 @@ pub async fn handle(
                     (
                         "failed",
                         Severity::Medium,
-                        format!("it is still {state} and marking it for the next run failed: {e:#}; stop it by hand"),
+                        format!("it is still {state} and marking it for the next run failed: {e}; stop it by hand"),
                     )
                 }
             }
@@ -153,4 +169,16 @@ pub async fn handle(
     Ok(
         json!({"event_id": event.event_id, "resource": resource.arn, "outcome": outcome, "notification": sent}),
     )
+}
+
+/// The database `identifier` as its adapter lists it now.
+async fn find(
+    adapter: &dyn ScheduledResource,
+    identifier: &str,
+) -> anyhow::Result<Option<crate::model::Resource>> {
+    Ok(adapter
+        .list()
+        .await?
+        .into_iter()
+        .find(|r| r.id == identifier))
 }

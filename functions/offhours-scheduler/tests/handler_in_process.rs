@@ -1,5 +1,5 @@
-//! The scheduler's handler in process: a fake fleet (one EC2 adapter held in
-//! memory) behind the `Fleet` port, the in-memory publisher and idempotency
+//! The scheduler's handler in process: a fake fleet (EC2 instances and RDS
+//! databases held in memory) behind the `Fleet` port, the in-memory publisher and idempotency
 //! store of `steward_shared::testing`, and scheduled events for Friday
 //! evening and Monday morning. No emulator: the plan, the run and the digest
 //! are exercised exactly as the binary runs them, the SDK aside.
@@ -16,14 +16,29 @@ use steward_shared::safety::RunMode;
 use steward_shared::testing::{self, TestSteward};
 use steward_shared::Policy;
 
-/// EC2 instances held in memory: what the adapter lists, stops and starts.
-#[derive(Default)]
+/// Resources of one kind held in memory: what the adapter lists, stops,
+/// starts and tags.
 struct MemoryInstances {
+    kind: Kind,
     items: Mutex<Vec<Resource>>,
     calls: Mutex<Vec<String>>,
 }
 
+impl Default for MemoryInstances {
+    fn default() -> Self {
+        MemoryInstances::of(Kind::Ec2Instance)
+    }
+}
+
 impl MemoryInstances {
+    fn of(kind: Kind) -> MemoryInstances {
+        MemoryInstances {
+            kind,
+            items: Mutex::default(),
+            calls: Mutex::default(),
+        }
+    }
+
     fn power(&self, id: &str) -> Power {
         let items = self.items.lock().unwrap();
         items.iter().find(|r| r.id == id).unwrap().power.clone()
@@ -38,7 +53,7 @@ impl MemoryInstances {
 #[async_trait::async_trait]
 impl ScheduledResource for MemoryInstances {
     fn kind(&self) -> Kind {
-        Kind::Ec2Instance
+        self.kind
     }
 
     async fn list(&self) -> anyhow::Result<Vec<Resource>> {
@@ -78,9 +93,9 @@ impl ScheduledResource for MemoryInstances {
     }
 }
 
-/// The fleet of every target: the one memory adapter.
+/// The fleet of every target: the memory adapters.
 #[derive(Clone)]
-struct MemoryFleet(Arc<MemoryInstances>);
+struct MemoryFleet(Vec<Arc<MemoryInstances>>);
 
 #[async_trait::async_trait]
 impl Fleet for MemoryFleet {
@@ -89,7 +104,11 @@ impl Fleet for MemoryFleet {
         _target: &Target,
         _session: &str,
     ) -> anyhow::Result<Vec<Arc<dyn ScheduledResource>>> {
-        Ok(vec![self.0.clone() as Arc<dyn ScheduledResource>])
+        Ok(self
+            .0
+            .iter()
+            .map(|a| a.clone() as Arc<dyn ScheduledResource>)
+            .collect())
     }
 }
 
@@ -120,7 +139,7 @@ fn setup(mode: RunMode) -> (TestSteward, Arc<MemoryInstances>, Scheduler<MemoryF
         instance("i-dev-2", "dev"),
         instance("i-prod", "prod"),
     ];
-    let scheduler = Scheduler::new(t.steward.clone(), MemoryFleet(fleet.clone()), None);
+    let scheduler = Scheduler::new(t.steward.clone(), MemoryFleet(vec![fleet.clone()]), None);
     (t, fleet, scheduler)
 }
 
@@ -170,5 +189,38 @@ async fn dry_run_plans_and_reports_but_changes_nothing() {
         .unwrap();
     assert!(fleet.calls.lock().unwrap().is_empty());
     assert_eq!(fleet.power("i-dev-1"), Power::Running);
+    assert_eq!(t.publisher.count(), 1, "{:?}", t.publisher.subjects());
+}
+
+#[tokio::test]
+async fn a_database_rds_restarted_in_its_off_time_is_stopped_again_through_the_fleet() {
+    let t = testing::steward("offhours-scheduler", Policy::default(), RunMode::Live);
+    let databases = Arc::new(MemoryInstances::of(Kind::RdsInstance));
+    let arn = "arn:aws:rds:us-east-1:123456789012:db:dev-postgres";
+    let tags: HashMap<String, String> = testing::tags(&[("env", "dev")]);
+    *databases.items.lock().unwrap() = vec![Resource::new(
+        Kind::RdsInstance,
+        "dev-postgres",
+        arn,
+        tags.into_iter().collect(),
+        Power::Running,
+    )];
+    let fleet = MemoryFleet(vec![
+        Arc::new(MemoryInstances::default()),
+        databases.clone(),
+    ]);
+    let scheduler = Scheduler::new(t.steward.clone(), fleet, None);
+    // Sunday 03:12 UTC: inside the default schedule's off time.
+    let event: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../events/rds-event-0154-instance-restarted.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let out = scheduler.invoke(event, "r-1").await.unwrap();
+    assert_eq!(out["outcome"], "stopped", "{out:#}");
+    assert_eq!(databases.power("dev-postgres"), Power::Stopped);
     assert_eq!(t.publisher.count(), 1, "{:?}", t.publisher.subjects());
 }

@@ -14,7 +14,7 @@ use aws_config::SdkConfig;
 
 use super::rds::{clear_restart_marker, rds_power};
 use super::{bounded, Operation, ScheduledResource, StopItem};
-use crate::model::{ItemResult, Kind, Power, Resource};
+use crate::model::{ItemResult, Kind, Resource};
 
 pub struct AuroraClusters {
     client: aws_sdk_rds::Client,
@@ -52,27 +52,6 @@ impl AuroraClusters {
         AuroraClusters {
             client: crate::calls::counted_client!(aws_sdk_rds, config),
         }
-    }
-
-    /// The current power state of one cluster (for the seven-day restart).
-    pub async fn power(&self, id: &str) -> anyhow::Result<Power> {
-        let out = self
-            .client
-            .describe_db_clusters()
-            .db_cluster_identifier(id)
-            .send()
-            .await
-            .map_err(|e| {
-                anyhow::anyhow!(crate::model::aws_error(
-                    &format!("DescribeDBClusters {id}"),
-                    &e
-                ))
-            })?;
-        Ok(out
-            .db_clusters()
-            .first()
-            .map(|c| rds_power(c.status()))
-            .unwrap_or(Power::Busy("gone".into())))
     }
 }
 

@@ -54,27 +54,6 @@ impl RdsInstances {
             client: crate::calls::counted_client!(aws_sdk_rds, config),
         }
     }
-
-    /// The current power state of one instance (for the seven-day restart).
-    pub async fn power(&self, id: &str) -> anyhow::Result<Power> {
-        let out = self
-            .client
-            .describe_db_instances()
-            .db_instance_identifier(id)
-            .send()
-            .await
-            .map_err(|e| {
-                anyhow::anyhow!(crate::model::aws_error(
-                    &format!("DescribeDBInstances {id}"),
-                    &e
-                ))
-            })?;
-        Ok(out
-            .db_instances()
-            .first()
-            .map(|d| rds_power(d.db_instance_status()))
-            .unwrap_or(Power::Busy("gone".into())))
-    }
 }
 
 /// Sets one tag on an RDS instance or Aurora cluster (by ARN).
@@ -117,27 +96,6 @@ pub async fn clear_restart_marker(client: &aws_sdk_rds::Client, r: &Resource) ->
             crate::model::aws_error("RemoveTagsFromResource (stopped, marker kept)", &e),
         ),
     }
-}
-
-/// Records that a database restarted by RDS still has to be stopped again.
-pub async fn mark_restart_pending(
-    config: &aws_config::SdkConfig,
-    arn: &str,
-    at: chrono::DateTime<chrono::Utc>,
-) -> anyhow::Result<()> {
-    aws_sdk_rds::Client::new(config)
-        .add_tags_to_resource()
-        .resource_name(arn)
-        .tags(
-            aws_sdk_rds::types::Tag::builder()
-                .key(RESTART_PENDING)
-                .value(at.to_rfc3339())
-                .build(),
-        )
-        .send()
-        .await
-        .map(|_| ())
-        .map_err(|e| anyhow::anyhow!(crate::model::aws_error("AddTagsToResource", &e)))
 }
 
 /// Maps an RDS status (`available`, `stopped`, `starting`...) to a power state.
