@@ -14,9 +14,7 @@ use compliance_notifier::model::ComplianceState;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use steward_shared::failure::BadEvent;
-use steward_shared::fuzz::{
-    event_inputs, mutated_named_fixture, named_fixtures, parser_config, single_edits,
-};
+use steward_shared::fuzz::{named_fixtures, parser_config, single_edits};
 
 const STATES: [&str; 4] = [
     "COMPLIANT",
@@ -63,33 +61,10 @@ fn check(payload: &Value) -> Result<Trigger, BadEvent> {
     result
 }
 
+steward_shared::parser_properties!(check, fixtures());
+
 proptest! {
     #![proptest_config(parser_config())]
-
-    #[test]
-    fn any_text_is_parsed_or_refused(text in "\\PC{0,300}") {
-        if let Ok(v) = serde_json::from_str::<Value>(&text) {
-            let _ = check(&v);
-        }
-        let _ = check(&Value::String(text));
-    }
-
-    #[test]
-    fn any_bytes_are_parsed_or_refused(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
-        if let Ok(v) = serde_json::from_slice::<Value>(&bytes) {
-            let _ = check(&v);
-        }
-    }
-
-    #[test]
-    fn any_json_is_parsed_or_refused(payload in event_inputs()) {
-        let _ = check(&payload);
-    }
-
-    #[test]
-    fn mutated_fixtures_are_parsed_or_refused(payload in mutated_named_fixture(fixtures())) {
-        let _ = check(&payload);
-    }
 
     /// A change with any resource id and any pair of states parses them back.
     #[test]

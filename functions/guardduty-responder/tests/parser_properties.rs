@@ -15,9 +15,7 @@ use guardduty_responder::events::{parse, parse_detail, BadEvent, Finding, Findin
 use guardduty_responder::handler::JOBS;
 use proptest::prelude::*;
 use serde_json::{json, Value};
-use steward_shared::fuzz::{
-    event_inputs, mutated_named_fixture, named_fixtures, parser_config, single_edits,
-};
+use steward_shared::fuzz::{named_fixtures, parser_config, single_edits};
 use steward_shared::trigger::parse_scheduled;
 
 fn fixtures() -> Vec<Value> {
@@ -70,33 +68,10 @@ fn check(payload: &Value) -> Result<FindingEvent, BadEvent> {
     result
 }
 
+steward_shared::parser_properties!(check, fixtures());
+
 proptest! {
     #![proptest_config(parser_config())]
-
-    #[test]
-    fn any_text_is_parsed_or_refused(text in "\\PC{0,300}") {
-        if let Ok(v) = serde_json::from_str::<Value>(&text) {
-            let _ = check(&v);
-        }
-        let _ = check(&Value::String(text));
-    }
-
-    #[test]
-    fn any_bytes_are_parsed_or_refused(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
-        if let Ok(v) = serde_json::from_slice::<Value>(&bytes) {
-            let _ = check(&v);
-        }
-    }
-
-    #[test]
-    fn any_json_is_parsed_or_refused(payload in event_inputs()) {
-        let _ = check(&payload);
-    }
-
-    #[test]
-    fn mutated_fixtures_are_parsed_or_refused(payload in mutated_named_fixture(fixtures())) {
-        let _ = check(&payload);
-    }
 
     /// Any severity GuardDuty can send (0 to 10) parses back; outside that, a `BadEvent`.
     #[test]

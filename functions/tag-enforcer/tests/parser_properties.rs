@@ -11,8 +11,8 @@
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use steward_shared::fuzz::{
-    arbitrary_json, event_inputs, mutated_named_fixture, mutated_within, named_fixtures,
-    parser_config, single_edits, single_edits_within, vocabulary,
+    arbitrary_json, mutated_within, named_fixtures, parser_config, single_edits,
+    single_edits_within, vocabulary,
 };
 use tag_enforcer::events::{parse, BadEvent, Trigger};
 use tag_enforcer::model::{ConfigInvocation, Identity};
@@ -86,33 +86,10 @@ fn check_identity(identity: &Identity) {
     assert!(!caller_name(identity).is_empty());
 }
 
+steward_shared::parser_properties!(check, fixtures());
+
 proptest! {
     #![proptest_config(parser_config())]
-
-    #[test]
-    fn any_text_is_parsed_or_refused(text in "\\PC{0,300}") {
-        if let Ok(v) = serde_json::from_str::<Value>(&text) {
-            let _ = check(&v);
-        }
-        let _ = check(&Value::String(text));
-    }
-
-    #[test]
-    fn any_bytes_are_parsed_or_refused(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
-        if let Ok(v) = serde_json::from_slice::<Value>(&bytes) {
-            let _ = check(&v);
-        }
-    }
-
-    #[test]
-    fn any_json_is_parsed_or_refused(payload in event_inputs()) {
-        let _ = check(&payload);
-    }
-
-    #[test]
-    fn mutated_fixtures_are_parsed_or_refused(payload in mutated_named_fixture(fixtures())) {
-        let _ = check(&payload);
-    }
 
     #[test]
     fn mutated_invoking_events_are_parsed_or_refused(

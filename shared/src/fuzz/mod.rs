@@ -405,6 +405,49 @@ pub fn parser_config() -> ProptestConfig {
     config
 }
 
+/// The four properties every function's parser holds, as `proptest` tests
+/// in the calling test crate: arbitrary text, bytes and JSON, and the
+/// mutated fixtures `$fixtures` (a `Vec<Value>`), each handed to `$check`
+/// (a `fn(&Value) -> _` that parses and asserts the invariants of what
+/// parses). A crate adds its own properties in its own `proptest!` block.
+#[macro_export]
+macro_rules! parser_properties {
+    ($check:path, $fixtures:expr) => {
+        ::proptest::proptest! {
+            #![proptest_config($crate::fuzz::parser_config())]
+
+            #[test]
+            fn any_text_is_parsed_or_refused(text in "\\PC{0,300}") {
+                if let Ok(v) = ::serde_json::from_str::<::serde_json::Value>(&text) {
+                    let _ = $check(&v);
+                }
+                let _ = $check(&::serde_json::Value::String(text));
+            }
+
+            #[test]
+            fn any_bytes_are_parsed_or_refused(
+                bytes in ::proptest::collection::vec(::proptest::prelude::any::<u8>(), 0..300),
+            ) {
+                if let Ok(v) = ::serde_json::from_slice::<::serde_json::Value>(&bytes) {
+                    let _ = $check(&v);
+                }
+            }
+
+            #[test]
+            fn any_json_is_parsed_or_refused(payload in $crate::fuzz::event_inputs()) {
+                let _ = $check(&payload);
+            }
+
+            #[test]
+            fn mutated_fixtures_are_parsed_or_refused(
+                payload in $crate::fuzz::mutated_named_fixture($fixtures),
+            ) {
+                let _ = $check(&payload);
+            }
+        }
+    };
+}
+
 /// The fixtures of `events/` whose file name starts with one of `prefixes`,
 /// with their file names, sorted by name. Panics (a test setup error) when
 /// none matches.
