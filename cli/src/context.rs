@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::SdkConfig;
 use steward_shared::policy_store::PolicyStore;
 use steward_shared::settings::{PolicySource, Settings};
 use steward_shared::Policy;
@@ -32,7 +32,7 @@ pub async fn load_policy(
     let source = settings.policy_source;
     let store = match (&source, aws) {
         (PolicySource::Ssm(_), None) => {
-            let base = aws_config::defaults(BehaviorVersion::latest()).load().await;
+            let base = steward_shared::aws::sdk_config().await;
             PolicyStore::load_for(source, &base).await?
         }
         (_, Some(base)) => PolicyStore::load_for(source, base).await?,

@@ -1,26 +1,72 @@
 //! AWS client configuration: built once per process from the environment
-//! (`AWS_ENDPOINT_URL` is honoured by the SDK itself), the function's own
-//! account from STS once, and configurations for member accounts obtained by
-//! assuming `STEWARD_MEMBER_ROLE` there, cached per account (the provider
-//! refreshes the credentials when they expire).
+//! (`AWS_ENDPOINT_URL` is honoured by the SDK itself) with the one HTTPS
+//! client of the process ([`https_client`]: rustls on ring); the function's
+//! own account from STS, looked up in the background while the runtime
+//! starts polling ([`AwsContext::start`]) and awaited before the first use;
+//! and configurations for member accounts obtained by assuming
+//! `STEWARD_MEMBER_ROLE` there, cached per account (the provider refreshes
+//! the credentials when they expire).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use aws_config::sts::AssumeRoleProvider;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
-use tokio::sync::Mutex;
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use tokio::sync::{Mutex, OnceCell};
+
+/// The HTTPS client every SDK client of the process shares (one connection
+/// pool): hyper with rustls on the ring provider and the system trust store,
+/// which is read at the first connection, not at start. The SDK crates are
+/// built without their default client (see the workspace `Cargo.toml`), so a
+/// configuration without this client cannot send.
+pub fn https_client() -> SharedHttpClient {
+    static CLIENT: OnceLock<SharedHttpClient> = OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+            aws_smithy_http_client::Builder::new()
+                .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+                .build_https()
+        })
+        .clone()
+}
+
+/// The function's own account id: given at once (tests, callers that know
+/// it) or looked up from STS once; clones share the one lookup.
+#[derive(Clone, Debug, Default)]
+pub struct OwnAccount(Arc<OnceCell<String>>);
+
+impl OwnAccount {
+    /// An account id known without asking STS.
+    pub fn known(account: impl Into<String>) -> OwnAccount {
+        OwnAccount(Arc::new(OnceCell::new_with(Some(account.into()))))
+    }
+
+    /// The account id, or `""` while the lookup has not finished (the entry
+    /// point awaits [`AwsContext::resolve_account`] before every invocation,
+    /// so handlers always see it).
+    pub fn get(&self) -> &str {
+        self.0.get().map(String::as_str).unwrap_or("")
+    }
+}
+
+impl From<&str> for OwnAccount {
+    fn from(account: &str) -> OwnAccount {
+        OwnAccount::known(account)
+    }
+}
 
 /// The process's AWS identity and the way to reach member accounts.
 #[derive(Clone)]
 pub struct AwsContext {
     base: SdkConfig,
-    own_account: String,
+    own_account: OwnAccount,
     own_region: String,
     member_role: Option<String>,
     function_name: String,
-    members: Arc<Mutex<HashMap<String, SdkConfig>>>,
+    members: Arc<Mutex<HashMap<String, Arc<OnceCell<SdkConfig>>>>>,
 }
 
 /// An error reaching an account: names the account and what to check.
@@ -30,41 +76,75 @@ pub enum AccessError {
     NoMemberRole { account: String },
     #[error("could not assume {role_arn}: {reason}; check that the member-account role exists and trusts this function")]
     AssumeRole { role_arn: String, reason: String },
+    #[error("{reason}")]
+    OwnAccount { reason: String },
 }
 
 impl AwsContext {
-    /// Loads the SDK configuration from the environment and asks STS for the own account.
+    /// Loads the SDK configuration from the environment and waits for STS
+    /// to name the own account (the command-line tools).
     pub async fn load(
         function_name: &str,
         member_role: Option<String>,
     ) -> anyhow::Result<AwsContext> {
-        // Throttled and transient failures are retried with exponential backoff and jitter.
-        let base = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(5))
-            .load()
-            .await;
+        let aws = AwsContext::start(function_name, member_role).await?;
+        aws.resolve_account().await?;
+        Ok(aws)
+    }
+
+    /// Loads the SDK configuration from the environment (no network) and
+    /// starts the STS lookup of the own account in the background, so a
+    /// function polls for its first event without waiting for it.
+    pub async fn start(
+        function_name: &str,
+        member_role: Option<String>,
+    ) -> anyhow::Result<AwsContext> {
+        let base = sdk_config().await;
         let own_region = base
             .region()
             .map(|r| r.to_string())
             .ok_or_else(|| anyhow::anyhow!("no AWS region configured: set AWS_REGION"))?;
-        let sts = aws_sdk_sts::Client::new(&base);
-        let identity = sts.get_caller_identity().send().await.map_err(|e| {
-            anyhow::anyhow!(
-                "STS GetCallerIdentity failed: {}",
-                aws_sdk_sts::error::DisplayErrorContext(&e)
-            )
-        })?;
-        let own_account = identity
-            .account()
-            .ok_or_else(|| anyhow::anyhow!("STS GetCallerIdentity returned no account"))?
-            .to_string();
-        Ok(AwsContext::new(
+        let aws = AwsContext {
             base,
-            own_account,
+            own_account: OwnAccount::default(),
             own_region,
             member_role,
-            function_name,
-        ))
+            function_name: function_name.to_string(),
+            members: Arc::new(Mutex::new(HashMap::new())),
+        };
+        let prefetch = aws.clone();
+        tokio::spawn(async move {
+            // A failure here is reported again by the invocation that needs the account.
+            if let Err(e) = prefetch.resolve_account().await {
+                tracing::warn!(error = %format!("{e:#}"), "own account lookup failed; the next invocation tries again");
+            }
+        });
+        Ok(aws)
+    }
+
+    /// The own account, asking STS once (concurrent callers share the call;
+    /// a failed call is tried again by the next caller).
+    pub async fn resolve_account(&self) -> anyhow::Result<&str> {
+        let account = self
+            .own_account
+            .0
+            .get_or_try_init(|| async {
+                let sts = aws_sdk_sts::Client::new(&self.base);
+                let identity = sts.get_caller_identity().send().await.map_err(|e| {
+                    anyhow::anyhow!(
+                        "STS GetCallerIdentity failed: {}; check the function's credentials and network access to STS",
+                        aws_sdk_sts::error::DisplayErrorContext(&e)
+                    )
+                })?;
+                let account = identity
+                    .account()
+                    .ok_or_else(|| anyhow::anyhow!("STS GetCallerIdentity returned no account"))?
+                    .to_string();
+                tracing::info!(account = %account, region = %self.own_region, "own account resolved");
+                anyhow::Ok(account)
+            })
+            .await?;
+        Ok(account.as_str())
     }
 
     /// Builds a context from parts (tests, and callers that know the account).
@@ -77,7 +157,7 @@ impl AwsContext {
     ) -> AwsContext {
         AwsContext {
             base,
-            own_account,
+            own_account: OwnAccount::known(own_account),
             own_region,
             member_role,
             function_name: function_name.to_string(),
@@ -85,8 +165,15 @@ impl AwsContext {
         }
     }
 
+    /// The own account id; `""` until [`AwsContext::resolve_account`] has
+    /// finished (the entry point awaits it before every invocation).
     pub fn own_account(&self) -> &str {
-        &self.own_account
+        self.own_account.get()
+    }
+
+    /// A handle on the own account id that later sees the lookup's result.
+    pub fn own_account_handle(&self) -> OwnAccount {
+        self.own_account.clone()
     }
 
     pub fn own_region(&self) -> &str {
@@ -113,7 +200,13 @@ impl AwsContext {
                 .region(Region::new(region.to_string()))
                 .build()
         };
-        if account == self.own_account {
+        let own = self
+            .resolve_account()
+            .await
+            .map_err(|e| AccessError::OwnAccount {
+                reason: format!("{e:#}"),
+            })?;
+        if account == own {
             return Ok(with_region(&self.base));
         }
         let role = self
@@ -122,36 +215,56 @@ impl AwsContext {
             .ok_or_else(|| AccessError::NoMemberRole {
                 account: account.to_string(),
             })?;
-        let mut members = self.members.lock().await;
-        if let Some(config) = members.get(account) {
-            return Ok(with_region(config));
-        }
-        let role_arn = format!(
-            "arn:{}:iam::{account}:role/{role}",
-            partition_of(&self.own_region)
-        );
-        let provider = AssumeRoleProvider::builder(role_arn.clone())
-            .session_name(session_name(&self.function_name, event_id))
-            .configure(&self.base)
-            .build()
-            .await;
-        // Resolve once now so a missing or untrusted role fails this event with a clear error.
-        use aws_credential_types::provider::ProvideCredentials;
-        provider
-            .provide_credentials()
+        // One cell per account: the first caller assumes the role, later
+        // callers of that account wait for it, other accounts proceed at once.
+        let cell = self
+            .members
+            .lock()
             .await
-            .map_err(|e| AccessError::AssumeRole {
-                role_arn: role_arn.clone(),
-                reason: aws_sdk_sts::error::DisplayErrorContext(&e).to_string(),
-            })?;
-        let config = self
-            .base
-            .to_builder()
-            .credentials_provider(SharedCredentialsProvider::new(provider))
-            .build();
-        members.insert(account.to_string(), config.clone());
-        Ok(with_region(&config))
+            .entry(account.to_string())
+            .or_default()
+            .clone();
+        let config = cell
+            .get_or_try_init(|| async {
+                let role_arn = format!(
+                    "arn:{}:iam::{account}:role/{role}",
+                    partition_of(&self.own_region)
+                );
+                let provider = AssumeRoleProvider::builder(role_arn.clone())
+                    .session_name(session_name(&self.function_name, event_id))
+                    .configure(&self.base)
+                    .build()
+                    .await;
+                // Resolve once now so a missing or untrusted role fails this event with a clear error.
+                use aws_credential_types::provider::ProvideCredentials;
+                provider
+                    .provide_credentials()
+                    .await
+                    .map_err(|e| AccessError::AssumeRole {
+                        role_arn: role_arn.clone(),
+                        reason: aws_sdk_sts::error::DisplayErrorContext(&e).to_string(),
+                    })?;
+                Ok::<SdkConfig, AccessError>(
+                    self.base
+                        .to_builder()
+                        .credentials_provider(SharedCredentialsProvider::new(provider))
+                        .build(),
+                )
+            })
+            .await?;
+        Ok(with_region(config))
     }
+}
+
+/// The SDK configuration from the environment, with the process's HTTPS
+/// client and retries: throttled and transient failures are retried with
+/// exponential backoff and jitter.
+pub async fn sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https_client())
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(5))
+        .load()
+        .await
 }
 
 /// The partition of a region (`aws`, `aws-cn`, `aws-us-gov`).

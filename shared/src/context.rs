@@ -55,7 +55,7 @@ impl Steward {
     /// Builds the context from the environment; errors say what to fix.
     pub async fn from_env(function_name: &str) -> anyhow::Result<Steward> {
         let settings = Settings::from_env(function_name).map_err(anyhow::Error::msg)?;
-        let aws = AwsContext::load(function_name, settings.member_role.clone()).await?;
+        let aws = AwsContext::start(function_name, settings.member_role.clone()).await?;
         Steward::with_aws(settings, aws).await
     }
 
@@ -79,7 +79,7 @@ impl Steward {
                 publisher: publisher.clone(),
                 function_name: settings.function_name.clone(),
                 mode: settings.mode,
-                account: aws.own_account().to_string(),
+                account: aws.own_account_handle(),
                 region: aws.own_region().to_string(),
             });
         let idempotency: Option<Arc<dyn IdempotencyStore>> = match &settings.idempotency_table {
@@ -94,7 +94,7 @@ impl Steward {
                 None
             }
         };
-        tracing::info!(mode = %settings.mode, account = aws.own_account(), region = aws.own_region(), "steward started");
+        tracing::info!(mode = %settings.mode, region = aws.own_region(), "steward started");
         Ok(Steward {
             settings,
             aws,

@@ -1,6 +1,8 @@
 //! The invocation kit: one Lambda entry point for every function. `serve`
 //! installs JSON logs, builds the per-process context once from the
-//! environment (a failure stops the start with the reason), then runs the
+//! environment (a failure stops the start with the reason; the own account
+//! is looked up from STS in the background and awaited before the first
+//! invocation, so the start does not wait for the network), then runs the
 //! Runtime API loop. Each invocation gets a span carrying the request and
 //! event ids, its own metrics, one error log line when it fails, the EMF
 //! metrics line at its end and a typed diagnostic for Lambda. A function
@@ -85,10 +87,17 @@ where
         tracing::error!(error = %format!("{e:#}"), "start-up failed");
         e
     })?);
+    let aws = steward.aws.clone();
     let handler = Arc::new(build(steward));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let handler = handler.clone();
+        let aws = aws.clone();
         async move {
+            // Started in the background at start-up; every handler may read it.
+            if let Err(e) = aws.resolve_account().await {
+                tracing::error!(error = %format!("{e:#}"), request_id = %event.context.request_id, "invocation failed");
+                return Err(failure::diagnostic(&e));
+            }
             invoke(
                 handler.as_ref(),
                 function_name,

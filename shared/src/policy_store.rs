@@ -41,7 +41,7 @@ pub struct ReloadAlerts {
     pub publisher: Arc<dyn Publish>,
     pub function_name: String,
     pub mode: RunMode,
-    pub account: String,
+    pub account: crate::aws::OwnAccount,
     pub region: String,
 }
 
@@ -69,7 +69,7 @@ impl ReloadAlerts {
         n.next_steps = vec![
             "Fix the policy (check it with `steward validate FILE`) or the access to its source; the next reload picks it up.".into(),
         ];
-        n.account = self.account.clone();
+        n.account = self.account.get().to_string();
         n.region = self.region.clone();
         n.thread_id = format!("{}/policy", self.function_name);
         n.dedupe_key = format!("policy-reload-failed/{}", kept.version);

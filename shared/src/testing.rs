@@ -311,6 +311,7 @@ pub fn steward_at(
             ),
         )
         .behavior_version(aws_config::BehaviorVersion::latest())
+        .http_client(crate::aws::https_client())
         .build();
     let aws = AwsContext::new(
         base,

@@ -173,6 +173,7 @@ impl Moto {
 fn config_with(endpoint: &str, credentials: Credentials) -> SdkConfig {
     SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
+        .http_client(steward_shared::aws::https_client())
         .region(Region::new(REGION))
         .endpoint_url(endpoint)
         .credentials_provider(
@@ -182,7 +183,7 @@ fn config_with(endpoint: &str, credentials: Credentials) -> SdkConfig {
 }
 
 /// A minimal HTTP/1.1 client for the launcher's test endpoints (loopback only).
-async fn http(method: &str, url: &str, body: Option<String>) -> anyhow::Result<String> {
+pub(crate) async fn http(method: &str, url: &str, body: Option<String>) -> anyhow::Result<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rest = url
         .strip_prefix("http://")
