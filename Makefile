@@ -5,9 +5,11 @@
 #   make lint    the templates (cfn-lint, sam validate --lint, checkov), rustfmt and clippy, warnings are errors
 #   make package sam build of the hub template (cargo-lambda, release, x86_64): what `sam deploy` uploads
 #   make sync-template  rewrite the policy parameter and the alarms in infra/template.yaml
-#   make release release bootstrap.zip of every function (cargo lambda, x86_64)
-#   make coldstart  cold start of the release tag-enforcer
-#   make bench   the scheduler benchmark against Cloud Custodian (release build; not part of make test)
+#   make release release bootstrap.zip of every function and of the hello-world baseline (cargo lambda, x86_64)
+#   make coldstart  cold start of every release function next to a hello-world Rust Lambda
+#   make bench   every function's figures (size, cold start, memory, AWS calls), the scheduler
+#                sweep against Cloud Custodian and the organization-scale sweep (release build;
+#                not part of make test)
 #   make fuzz    the property tests of the policy, trigger and event parsers with many more cases
 
 SHELL := /bin/bash
@@ -71,11 +73,13 @@ lint: venv sam-venv checkov-venv
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
+## The functions and, built the same way as the cold-start baseline, tests/hello-lambda.
+## cargo lambda writes to $(TARGET_DIR)/lambda/<name>/.
 release: venv
-	cargo lambda build --release --x86-64 --output-format zip $(addprefix -p ,$(FUNCTIONS))
-	@for f in $(FUNCTIONS); do \
-		$(PYTHON) -m zipfile -e target/lambda/$$f/bootstrap.zip target/lambda/$$f/ && \
-		chmod +x target/lambda/$$f/bootstrap && ls -l target/lambda/$$f/bootstrap.zip; done
+	cargo lambda build --release --x86-64 --output-format zip $(addprefix -p ,$(FUNCTIONS)) -p hello-lambda
+	@for f in $(FUNCTIONS) hello-lambda; do \
+		$(PYTHON) -m zipfile -e $(TARGET_DIR)/lambda/$$f/bootstrap.zip $(TARGET_DIR)/lambda/$$f/ && \
+		chmod +x $(TARGET_DIR)/lambda/$$f/bootstrap && ls -l $(TARGET_DIR)/lambda/$$f/bootstrap.zip; done
 
 ## What `sam deploy` uploads: every function built by sam's cargo-lambda
 ## build method (a preview feature), release, for the template's architecture
@@ -89,14 +93,22 @@ package: venv sam-venv
 sync-template:
 	$(PYTHON) tools/sync_template.py $(FUNCTIONS)
 
-## Cold start of the release tag-enforcer: process start to its first Runtime API poll.
+## Cold start of every release function, process start to its first Runtime
+## API poll (median of 21 starts), next to the hello-world Rust Lambda.
 coldstart: venv release build
-	STEWARD_BIN_DIR=target/lambda $(TARGET_DIR)/debug/steward-coldstart tag-enforcer 30
+	STEWARD_BIN_DIR=$(TARGET_DIR)/lambda $(TARGET_DIR)/debug/steward-coldstart 21
 
-## The scheduler sweep over 5,000 instances, side by side with Cloud Custodian.
-## The measured process is the release scheduler; the driver itself needs no optimizing.
+## Every function: release bootstrap.zip, cold start next to hello-world
+## (steward-coldstart), peak memory and AWS calls of a representative
+## invocation against the minimum (steward-profile); the scheduler sweep over
+## 5,000 instances side by side with Cloud Custodian (steward-bench); the
+## organization-scale sweep with 50 ms per AWS call (steward-scale). The
+## measured processes are the release functions; the drivers need no optimizing.
 bench: venv c7n-venv release build
-	$(TARGET_DIR)/debug/steward-bench
+	STEWARD_BIN_DIR=$(TARGET_DIR)/lambda $(TARGET_DIR)/debug/steward-coldstart 21
+	STEWARD_BIN_DIR=$(TARGET_DIR)/lambda $(TARGET_DIR)/debug/steward-profile
+	STEWARD_BIN_DIR=$(TARGET_DIR)/lambda $(TARGET_DIR)/debug/steward-bench
+	STEWARD_BIN_DIR=$(TARGET_DIR)/lambda $(TARGET_DIR)/debug/steward-scale
 
 clean-venv:
 	rm -rf $(VENV) $(C7N_VENV) $(SAM_VENV) $(CHECKOV_VENV)

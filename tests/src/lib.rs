@@ -10,7 +10,9 @@ pub mod inbox;
 pub mod least_privilege;
 pub mod moto;
 pub mod postgres;
+pub mod profile;
 pub mod runtime_api;
+pub mod scale;
 pub mod stack;
 pub mod templates;
 

@@ -70,6 +70,8 @@ pub struct Function {
     child: Child,
     server: tokio::task::JoinHandle<()>,
     pub name: String,
+    /// The emulator the function talks to (`AWS_ENDPOINT_URL`), for the profile.
+    endpoint: Option<String>,
 }
 
 impl Function {
@@ -164,6 +166,10 @@ impl Function {
             child,
             server,
             name: name.to_string(),
+            endpoint: env
+                .iter()
+                .find(|(k, _)| k == "AWS_ENDPOINT_URL")
+                .map(|(_, v)| v.clone()),
         })
     }
 
@@ -172,8 +178,24 @@ impl Function {
         self.invoke_raw(&payload.to_string()).await
     }
 
-    /// Sends raw bytes (for malformed JSON) and waits for the answer.
+    /// Sends raw bytes (for malformed JSON) and waits for the answer; with
+    /// `STEWARD_PROFILE_LOG` set, records its figures (see [`crate::profile`]).
     pub async fn invoke_raw(&mut self, payload: &str) -> anyhow::Result<Outcome> {
+        let probe = crate::profile::Probe::before(self.endpoint.as_deref()).await;
+        let outcome = self.invoke_once(payload).await;
+        if let Some(probe) = probe {
+            let ok = matches!(outcome, Ok(Outcome::Response(_)));
+            probe.after(&self.name, self.pid(), ok).await;
+        }
+        outcome
+    }
+
+    /// The function's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    async fn invoke_once(&mut self, payload: &str) -> anyhow::Result<Outcome> {
         let request_id = uuid::Uuid::new_v4().to_string();
         let (tx, rx) = oneshot::channel();
         self.waiting

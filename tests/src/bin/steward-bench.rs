@@ -150,10 +150,13 @@ async fn stopped_dev_instances(config: &SdkConfig) -> anyhow::Result<usize> {
     Ok(n)
 }
 
-/// The scheduler binary: the release package (`make release`, unpacked) when
-/// present, else the debug build (`STEWARD_BIN_DIR` chooses another build).
+/// The scheduler binary: the one `STEWARD_BIN_DIR` names, else the release
+/// package (`make release`, unpacked) when present, else the debug build.
 fn scheduler_binary() -> PathBuf {
-    let release = workspace_root().join("target/lambda/offhours-scheduler/bootstrap");
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace_root().join("target"));
+    let release = target.join("lambda/offhours-scheduler/bootstrap");
     if std::env::var("STEWARD_BIN_DIR").is_err() && release.is_file() {
         release
     } else {
