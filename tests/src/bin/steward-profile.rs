@@ -15,16 +15,18 @@ use std::process::Stdio;
 use serde_json::Value;
 use steward_tests::demo::{self, DemoStack, SECTIONS};
 
-/// The fewest AWS calls each section's first invocation can make, and why.
+/// The fewest AWS calls each section's first invocation can make, and why
+/// (0: not derived). A floor for the path the demo's first event takes,
+/// counted by hand from what the function must read, write and send.
 fn minimum(function: &str) -> (u64, &'static str) {
     match function {
-        "tag-enforcer" => (4, "own-account lookup, read the new resource's tags, tag it, publish"),
-        "offhours-scheduler" => (6, "own-account lookup, list EC2 (one page), stop the dev instances, claim + complete the run, publish the digest"),
-        "secret-rotator" => (3, "own-account lookup, read the secret's versions, store the pending version"),
-        "guardduty-responder" => (3, "own-account lookup, read the finding's resource, publish"),
-        "compliance-notifier" => (3, "own-account lookup, read the resource's tags, publish"),
-        "budget-alerter" => (2, "own-account lookup, publish"),
-        "snapshot-copier" => (3, "own-account lookup, read the snapshot, copy it"),
+        "tag-enforcer" => (5, "own account, read the instance's tags, tag it, one idempotency write, publish"),
+        "offhours-scheduler" => (13, "own account, one list per resource type (6), stop EC2 and RDS, tag + scale the group, claim the run, publish the digest"),
+        "secret-rotator" => (4, "describe the secret, read the current value, random password, store the pending value"),
+        "guardduty-responder" => (0, "not derived: the first event isolates an instance (security groups, snapshot, tags)"),
+        "compliance-notifier" => (4, "own account, the resource's configuration, one idempotency write, publish"),
+        "budget-alerter" => (5, "own account, the budget, one cost breakdown, one idempotency write, publish"),
+        "snapshot-copier" => (4, "own account, the snapshot, the destination key, the copy"),
         _ => (0, "-"),
     }
 }
