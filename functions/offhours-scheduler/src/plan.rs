@@ -417,7 +417,7 @@ pub fn plan_with_retries(
     account: Option<&str>,
     retries: &Retries,
 ) -> Plan {
-    let holidays = schedule::parse_holidays(&policy.offhours);
+    let holidays = schedule::holiday_dates(&policy.offhours);
     let mut plan = Plan {
         evaluated: resources.len(),
         ..Plan::default()

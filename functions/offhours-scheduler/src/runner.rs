@@ -238,7 +238,7 @@ impl<F: Fleet> Runner<'_, F> {
                 s.action(
                     window.start,
                     window.end,
-                    &schedule::parse_holidays(&policy.offhours),
+                    &schedule::holiday_dates(&policy.offhours),
                 ) != schedule::Action::None
             })
             .unwrap_or(true);
