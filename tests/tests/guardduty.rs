@@ -843,7 +843,7 @@ async fn member_account_finding_is_contained_there() {
             "--json",
         ])
         .env_clear()
-        .envs(stack.moto.env())
+        .envs(stack.operator_env())
         .output()
         .expect("the steward CLI is built (cargo build -p steward-cli)");
     assert!(
@@ -880,7 +880,7 @@ async fn release_restores_groups_and_says_what_it_left() {
             .args(&args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default());
-        for (k, v) in stack.moto.env() {
+        for (k, v) in stack.operator_env() {
             command.env(k, v);
         }
         command
@@ -964,6 +964,124 @@ async fn release_restores_groups_and_says_what_it_left() {
     ]);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("not quarantined by steward"));
+}
+
+/// Runs `steward quarantine release INSTANCE --json` as an operator of `stack`.
+fn release_cli(stack: &Stack, instance: &str) -> std::process::Output {
+    std::process::Command::new(function_binary("steward"))
+        .args(["quarantine", "release", instance, "--json"])
+        .env_clear()
+        .envs(stack.operator_env())
+        .output()
+        .expect("the steward CLI is built (cargo build -p steward-cli)")
+}
+
+async fn set_tag(ec2: &aws_sdk_ec2::Client, resource: &str, key: &str, value: &str) {
+    ec2.create_tags()
+        .resources(resource)
+        .tags(Tag::builder().key(key).value(value).build())
+        .send()
+        .await
+        .unwrap();
+}
+
+/// A group allowing everything, as an attacker would prepare it.
+async fn wide_open_group(ec2: &aws_sdk_ec2::Client, vpc: &str) -> String {
+    ec2.create_security_group()
+        .group_name(unique("wide-open"))
+        .description("attacker's choice")
+        .vpc_id(vpc)
+        .send()
+        .await
+        .unwrap()
+        .group_id()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn release_undoes_what_steward_recorded_not_what_a_rewritten_tag_says() {
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let victim = launch_victim(&config, &[("env", "dev")]).await;
+    let mut f = stack.function("guardduty-responder", "", &[]).await;
+    let e = ec2_finding(&victim.instance, HUB_ACCOUNT);
+    report(&stack, &e).await;
+    f.invoke(&e).await.unwrap().response();
+
+    // Whoever may tag the instance (its own role) points the record at a
+    // group of its choosing before the team releases it.
+    let open = wide_open_group(&ec2, &victim.vpc).await;
+    set_tag(
+        &ec2,
+        &victim.interfaces[0],
+        "steward:previous-groups",
+        &open,
+    )
+    .await;
+
+    let out = release_cli(&stack, &victim.instance);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut restored: Vec<String> =
+        serde_json::from_value(report["restored"][0]["groups"].clone()).unwrap();
+    restored.sort();
+    let mut expected = victim.groups[0].clone();
+    expected.sort();
+    assert_eq!(restored, expected, "{report}");
+    let changed = report["tags_changed"].to_string();
+    assert!(
+        changed.contains(&victim.interfaces[0]) && changed.contains(&open),
+        "{report}"
+    );
+    assert!(report["lines"].to_string().contains("WARNING"), "{report}");
+    assert!(
+        !eni_groups(&ec2, &victim.interfaces[0])
+            .await
+            .contains(&open),
+        "the attacker's group is never attached"
+    );
+    // The record is released with the instance: a second release finds nothing.
+    let again = release_cli(&stack, &victim.instance);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not quarantined by steward"));
+}
+
+#[tokio::test]
+async fn steward_tags_on_an_instance_steward_never_contained_undo_nothing() {
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let victim = launch_victim(&config, &[("env", "dev")]).await;
+    let open = wide_open_group(&ec2, &victim.vpc).await;
+    set_tag(&ec2, &victim.instance, "steward:quarantined", "forged").await;
+    set_tag(
+        &ec2,
+        &victim.interfaces[0],
+        "steward:previous-groups",
+        &open,
+    )
+    .await;
+
+    let out = release_cli(&stack, &victim.instance);
+    assert!(
+        !out.status.success(),
+        "a tag steward has no record of is not acted on"
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["restored"], json!([]), "{report}");
+    assert!(
+        report["failed"].to_string().contains("--trust-tags"),
+        "{report}"
+    );
+    assert!(!eni_groups(&ec2, &victim.interfaces[0])
+        .await
+        .contains(&open));
 }
 
 #[tokio::test]
@@ -1628,7 +1746,7 @@ async fn evidence_is_kept_before_the_swap_and_release_undoes_it_and_reports_the_
     let output = std::process::Command::new(function_binary("steward"))
         .args(["quarantine", "release", &victim.instance, "--json"])
         .env_clear()
-        .envs(stack.moto.env())
+        .envs(stack.operator_env())
         .output()
         .expect("the steward CLI is built (cargo build -p steward-cli)");
     assert!(

@@ -39,6 +39,7 @@ pub mod release;
 pub(crate) mod report;
 pub(crate) mod sweep;
 pub(crate) mod trust;
+pub mod undo;
 
 /// The function's name: binary name, log field and metric dimension.
 pub const FUNCTION_NAME: &str = "guardduty-responder";
