@@ -13,11 +13,8 @@ use std::process::ExitCode;
 
 use std::path::PathBuf;
 
-use guardduty_responder::autoscaling::AwsAutoScaling;
-use guardduty_responder::ec2::AwsEc2;
-use guardduty_responder::elbv2::AwsTargetGroups;
 use guardduty_responder::release;
-use guardduty_responder::undo::UndoLog;
+use guardduty_responder::{AwsAutoScaling, AwsEc2, AwsTargetGroups, UndoLog};
 use steward_shared::aws::AwsContext;
 use steward_shared::idempotency::DynamoStore;
 
