@@ -108,6 +108,7 @@ impl<F: Fleet> Scheduler<F> {
             tracing::info!("[offhours] enabled = false; nothing to do");
             return Ok(json!({"window": window, "disabled": "[offhours] enabled = false"}));
         }
+        crate::run_digest::send_overdue(&self.steward, policy, window.end, metrics).await;
         let aws = &self.steward.aws;
         let targets = targets::resolve(
             policy,
@@ -118,6 +119,11 @@ impl<F: Fleet> Scheduler<F> {
         .await?;
         if let Some(queue) = &self.steward.settings.work_queue {
             if targets.len() > policy.offhours.fan_out_above as usize {
+                if let Some(store) = self.steward.idempotency.as_deref() {
+                    if self.steward.mode().may_change() {
+                        crate::run_state::open_run(store, window.end, &targets).await.map_err(|e| anyhow::anyhow!("could not record the run's targets before fanning out ({e:#}); nothing was queued, the scheduled run is retried"))?;
+                    }
+                }
                 let failed = targets::fan_out(&self.sqs, queue, &targets, window.end).await;
                 if !failed.is_empty() {
                     let list: Vec<String> =
@@ -137,7 +143,7 @@ impl<F: Fleet> Scheduler<F> {
             }
         }
         let run_id = format!("offhours-run-{}", window.end.to_rfc3339());
-        let key = format!("run#{}", window.end.to_rfc3339());
+        let key = crate::run_digest::run_key(window.end);
         let (out, _) = self
             .runner()
             .run(&targets, window, policy, &run_id, &key, false, metrics)

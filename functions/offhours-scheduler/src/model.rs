@@ -7,7 +7,9 @@ use serde::Serialize;
 use steward_shared::tags::TagMap;
 
 /// The resource types the scheduler governs (one adapter file each).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
     Ec2Instance,

@@ -239,7 +239,7 @@ pub struct Planned {
 }
 
 /// A `steward:offhours`/`maid_offhours` tag that does not parse.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Malformed {
     pub arn: String,
     pub tag: String,
