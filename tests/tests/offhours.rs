@@ -1811,3 +1811,61 @@ async fn a_target_that_never_reports_is_named_by_the_next_runs_overdue_digest() 
         .response();
     assert!(stack.inbox.drain().await.unwrap().is_empty());
 }
+
+/// Issue 10 section 1: a stop that fails gives its reservation back to the
+/// run's budget, so the run does not stop short for nothing: with a limit
+/// of 3, the first target's one failed stop (of two) leaves room for the
+/// second target's two.
+#[tokio::test]
+async fn a_failed_stop_gives_its_reserved_change_back_to_the_run() {
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    let failing = instance(&config, &[("env", "dev")], false).await;
+    let fine = instance(&config, &[("env", "dev")], false).await;
+    let there_config = in_region(&config, "eu-west-1");
+    let there = [
+        instance(&there_config, &[("env", "dev")], false).await,
+        instance(&there_config, &[("env", "dev")], false).await,
+    ];
+    stack
+        .moto
+        .post(
+            "/_steward/faults",
+            &json!({"action": "StopInstances", "count": 1000, "match": failing}),
+        )
+        .await
+        .unwrap();
+    let policy = "[limits]\nmax_changes_per_run = 3\n[offhours]\n# The run is replayed at a fixed past date: allow its work items to be old.\nmax_work_item_age_minutes = 100000000\n";
+    let mut scheduler = stack.function("offhours-scheduler", policy, &[]).await;
+    let out = scheduler
+        .invoke(&json!({"Records": [work_item("here", REGION, FRIDAY_EVENING)]}))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(
+        out["batchItemFailures"],
+        json!([{"itemIdentifier": "here"}]),
+        "{out:#}"
+    );
+    assert_eq!(instance_state(&config, &failing).await, "running");
+    assert_eq!(instance_state(&config, &fine).await, "stopped");
+    let out = scheduler
+        .invoke(&json!({"Records": [work_item("there", "eu-west-1", FRIDAY_EVENING)]}))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(out["batchItemFailures"], json!([]), "{out:#}");
+    let received = stack.inbox.drain().await.unwrap();
+    for id in &there {
+        assert_eq!(
+            instance_state(&there_config, id).await,
+            "stopped",
+            "1 change used + 2 fit in the limit of 3: {:#?}",
+            received.iter().map(|m| m.description()).collect::<Vec<_>>()
+        );
+    }
+    assert!(
+        of_type(&received, "steward.offhours.blast-radius").is_empty(),
+        "nothing was held back"
+    );
+}

@@ -164,7 +164,11 @@ pub enum Reservation {
     Refused,
 }
 
-/// Reserves `changes` of the run's `limit` for `target`, atomically.
+/// Reserves `changes` of the run's `limit` for `target`, atomically. The
+/// target's marker holds the units it reserved and has not settled yet
+/// (see [`settle`]): an attempt that finds enough of them (a redelivery of
+/// an attempt that stopped before settling) uses them instead of
+/// reserving again, and one that needs more reserves only the difference.
 pub async fn reserve(
     store: &dyn IdempotencyStore,
     run_end: DateTime<Utc>,
@@ -173,14 +177,19 @@ pub async fn reserve(
     limit: u64,
 ) -> anyhow::Result<Reservation> {
     let marker = reserved_key(run_end, target);
-    if store.get(&marker).await?.is_some() {
+    let outstanding = store
+        .get(&marker)
+        .await?
+        .map(|r| r.result.and_then(|v| v.parse::<u64>().ok()).unwrap_or(0));
+    if outstanding.is_some_and(|held| changes <= held) {
         return Ok(Reservation::AlreadyReserved);
     }
     if changes == 0 {
         return Ok(Reservation::Granted);
     }
+    let more = changes - outstanding.unwrap_or(0);
     if !store
-        .reserve(&budget_key(run_end), changes, limit, RUN_KEEP)
+        .reserve(&budget_key(run_end), more, limit, RUN_KEEP)
         .await?
     {
         return Ok(Reservation::Refused);
@@ -189,6 +198,41 @@ pub async fn reserve(
         .put_state(&marker, &changes.to_string(), RUN_KEEP)
         .await?;
     Ok(Reservation::Granted)
+}
+
+/// After applying: the `planned - succeeded` changes that did not happen
+/// (failed stops and starts) are given back to the run's budget with a
+/// conditional atomic decrement, so the run does not stop short for
+/// nothing; the changes made stay counted. The target's marker is settled
+/// to zero (a redelivery reserves what it then plans). Errors are logged:
+/// a reservation not given back only makes the run stop earlier.
+pub async fn settle(
+    store: &dyn IdempotencyStore,
+    run_end: DateTime<Utc>,
+    target: &Target,
+    planned: u64,
+    succeeded: u64,
+) {
+    let unused = planned.saturating_sub(succeeded);
+    if unused > 0 {
+        match store.give_back(&budget_key(run_end), unused).await {
+            Ok(true) => {
+                tracing::info!(target = %target, given_back = unused, "changes that did not happen were given back to the run's blast-radius budget")
+            }
+            Ok(false) => {
+                tracing::error!(target = %target, unused, "the run's budget holds fewer changes than this target reserved; nothing given back")
+            }
+            Err(e) => {
+                tracing::error!(target = %target, error = %format!("{e:#}"), "could not give back the changes that did not happen; the run may stop short")
+            }
+        }
+    }
+    if let Err(e) = store
+        .put_state(&reserved_key(run_end, target), "0", RUN_KEEP)
+        .await
+    {
+        tracing::error!(target = %target, error = %format!("{e:#}"), "could not settle the target's reservation; a redelivery uses it again");
+    }
 }
 
 /// Records, before its work items are queued, which targets a fanned-out
@@ -333,6 +377,33 @@ pub async fn record_retries(
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn a_failed_change_gives_its_reservation_back() {
+        let store = MemoryStore::default();
+        let end = Utc::now();
+        let (a, b) = (target("1"), target("2"));
+        assert_eq!(
+            reserve(&store, end, &a, 2, 3).await.unwrap(),
+            Reservation::Granted
+        );
+        // One of a's two stops failed: its unit goes back to the run.
+        settle(&store, end, &a, 2, 1).await;
+        assert_eq!(
+            reserve(&store, end, &b, 2, 3).await.unwrap(),
+            Reservation::Granted,
+            "1 used + 2 fits in 3"
+        );
+        // a's redelivery retries the failed stop: the budget is full now.
+        assert_eq!(
+            reserve(&store, end, &a, 1, 3).await.unwrap(),
+            Reservation::Refused
+        );
+        assert!(
+            !store.give_back(&budget_key(end), 4).await.unwrap(),
+            "never below zero"
+        );
+    }
+
     use super::*;
     use steward_shared::testing::MemoryStore;
 
@@ -364,6 +435,12 @@ mod tests {
             reserve(&store, end, &a, 2, 3).await.unwrap(),
             Reservation::AlreadyReserved,
             "a redelivered work item does not reserve twice"
+        );
+        settle(&store, end, &a, 2, 2).await;
+        assert_eq!(
+            reserve(&store, end, &b, 1, 3).await.unwrap(),
+            Reservation::Refused,
+            "a's two changes happened: they stay counted"
         );
         let report = |t: &Target| TargetReport::failed(t.clone(), "x".into());
         assert!(open_runs(&store).await.unwrap().is_empty());

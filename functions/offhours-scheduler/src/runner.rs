@@ -66,6 +66,9 @@ impl<F: Fleet> Runner<'_, F> {
         let limit = policy.limits.max_changes_per_run;
         let mut held_back: BTreeMap<Target, String> = BTreeMap::new();
         let mut budget_errors: BTreeMap<Target, String> = BTreeMap::new();
+        // Targets holding a reservation from the run's budget: what they do
+        // not change is given back after applying.
+        let mut reserved: std::collections::BTreeSet<Target> = Default::default();
         match live_store.filter(|_| fanned) {
             Some(store) => {
                 for p in &plans {
@@ -77,7 +80,11 @@ impl<F: Fleet> Runner<'_, F> {
                         Ok(run_state::Reservation::Refused) => {
                             held_back.insert(p.target.clone(), format!("its {n} change(s) do not fit in what is left of the run's [limits] max_changes_per_run = {limit}; nothing was changed in this target"));
                         }
-                        Ok(_) => {}
+                        Ok(_) => {
+                            if n > 0 {
+                                reserved.insert(p.target.clone());
+                            }
+                        }
                         Err(e) => {
                             budget_errors.insert(p.target.clone(), format!("the run's blast-radius budget could not be reserved ({e:#}); nothing was changed, the work item is delivered again"));
                         }
@@ -106,7 +113,8 @@ impl<F: Fleet> Runner<'_, F> {
             }
         }
         let bound = policy.offhours.concurrency.max(1) as usize;
-        let (held_back, budget_errors, carried) = (&held_back, &budget_errors, &carried);
+        let (held_back, budget_errors, carried, reserved) =
+            (&held_back, &budget_errors, &carried, &reserved);
         let reports: Vec<TargetReport> = stream::iter(plans)
             .map(|p| async move {
                 let (plan, adapters) = match p.result {
@@ -126,6 +134,10 @@ impl<F: Fleet> Runner<'_, F> {
                 } else {
                     run::apply(&plan, &adapters, change).await
                 };
+                if let (Some(store), true) = (live_store, reserved.contains(&p.target)) {
+                    let succeeded = done.iter().filter(|d| d.outcome.is_stop() || d.outcome.is_start()).count();
+                    run_state::settle(store, window.end, &p.target, plan.changes() as u64, succeeded as u64).await;
+                }
                 if let (Some(store), None) = (live_store, &blocked) {
                     let previous = carried.get(&p.target).and_then(|c| c.covered_until);
                     if let Err(e) = run_state::save_covered(store, &p.target, previous, window.end).await {
