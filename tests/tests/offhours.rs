@@ -1724,12 +1724,18 @@ async fn a_target_that_never_reports_is_named_by_the_next_runs_overdue_digest() 
     let stack = Stack::new().await;
     let config = stack.moto.config();
     let queue = work_queue(&config).await;
+    // The latest HH:05 at least a minute ago: the instances' LaunchTime
+    // (now) comes after the run's window, so it is no evidence of a change
+    // by hand inside it.
     let now = Utc::now();
-    let run_at = now
+    let mut run_at = now
         .with_minute(5)
         .and_then(|t| t.with_second(0))
         .and_then(|t| t.with_nanosecond(0))
         .unwrap();
+    if run_at + Duration::minutes(1) > now {
+        run_at -= Duration::hours(1);
+    }
     let tag = format!(
         "off=(M-U,{});on=(M-U,{});tz=utc",
         run_at.hour(),
@@ -1743,7 +1749,7 @@ async fn a_target_that_never_reports_is_named_by_the_next_runs_overdue_digest() 
         fleet.push((c, id));
     }
     let policy = format!(
-        "[targets]\naccounts = [\"{HUB_ACCOUNT}\"]\nregions = [\"{REGION}\", \"eu-west-1\", \"us-west-2\"]\n[offhours]\nfan_out_above = 1\n"
+        "[targets]\naccounts = [\"{HUB_ACCOUNT}\"]\nregions = [\"{REGION}\", \"eu-west-1\", \"us-west-2\"]\n[offhours]\nfan_out_above = 1\nmax_work_item_age_minutes = 90\n"
     );
     let mut scheduler = stack
         .function(
@@ -1780,9 +1786,9 @@ async fn a_target_that_never_reports_is_named_by_the_next_runs_overdue_digest() 
         .unwrap()
         .response();
     assert!(stack.inbox.drain().await.unwrap().is_empty());
-    // The first run past max_work_item_age_minutes (60) sends it.
+    // The first run past max_work_item_age_minutes (90) sends it.
     scheduler
-        .invoke(&scheduled(&(run_at + Duration::minutes(75)).to_rfc3339()))
+        .invoke(&scheduled(&(run_at + Duration::minutes(105)).to_rfc3339()))
         .await
         .unwrap()
         .response();
@@ -1805,7 +1811,7 @@ async fn a_target_that_never_reports_is_named_by_the_next_runs_overdue_digest() 
     );
     // Sent once: the next run does not repeat it.
     scheduler
-        .invoke(&scheduled(&(run_at + Duration::minutes(85)).to_rfc3339()))
+        .invoke(&scheduled(&(run_at + Duration::minutes(110)).to_rfc3339()))
         .await
         .unwrap()
         .response();

@@ -77,6 +77,12 @@ pub struct Resource {
     pub hibernation_configured: bool,
     /// Groups and services: the capacity when listed (saved before scaling to zero).
     pub capacity: Option<Capacity>,
+    /// When the resource was last started or changed by a user, as AWS
+    /// itself reports it (EC2: `LaunchTime` of a running instance, which a
+    /// start resets, and the time in a `User initiated (...)`
+    /// `StateTransitionReason`); `None` when the service gives no such
+    /// evidence. A transition older than this change is not applied.
+    pub changed_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Resource {
@@ -98,6 +104,7 @@ impl Resource {
             start_blocker: None,
             hibernation_configured: false,
             capacity: None,
+            changed_at: None,
         }
     }
 }

@@ -133,6 +133,13 @@ impl ScheduledResource for Ec2Instances {
                         "belongs to Auto Scaling group {group}; the group is scheduled instead"
                     ));
                 }
+                r.changed_at = last_user_change(
+                    instance.state_transition_reason(),
+                    instance
+                        .launch_time()
+                        .filter(|_| r.power == Power::Running)
+                        .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
+                );
                 r.hibernation_configured = instance
                     .hibernation_options()
                     .and_then(|h| h.configured())
@@ -202,9 +209,61 @@ impl ScheduledResource for Ec2Instances {
     }
 }
 
+/// The last user change AWS reports for an instance: the time in a
+/// `User initiated (YYYY-MM-DD HH:MM:SS GMT)` state-transition reason (a
+/// stop or start by an API call or the console) and, for a running instance,
+/// its `LaunchTime` (which every start resets), whichever is later.
+pub fn last_user_change(
+    reason: Option<&str>,
+    launched: Option<chrono::DateTime<chrono::Utc>>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    let from_reason = reason.and_then(|r| {
+        let inner = r
+            .trim()
+            .strip_prefix("User initiated (")?
+            .strip_suffix(')')?;
+        let stamp = inner
+            .trim()
+            .trim_end_matches("GMT")
+            .trim_end_matches("UTC")
+            .trim();
+        chrono::NaiveDateTime::parse_from_str(stamp, "%Y-%m-%d %H:%M:%S")
+            .ok()
+            .map(|t| t.and_utc())
+    });
+    from_reason.max(launched)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_last_user_change_is_read_from_aws_evidence_only() {
+        use chrono::TimeZone;
+        let at = |h, m| chrono::Utc.with_ymd_and_hms(2026, 11, 20, h, m, 0).unwrap();
+        assert_eq!(
+            last_user_change(Some("User initiated (2026-11-20 19:07:00 GMT)"), None),
+            Some(at(19, 7))
+        );
+        assert_eq!(
+            last_user_change(
+                Some("User initiated (2026-11-20 19:07:00 UTC)"),
+                Some(at(7, 0))
+            ),
+            Some(at(19, 7))
+        );
+        assert_eq!(last_user_change(Some(""), Some(at(19, 9))), Some(at(19, 9)));
+        for odd in [
+            "Server.ScheduledStop",
+            "User initiated",
+            "User initiated (yesterday)",
+            "User initiated (2026-13-40 99:99:99 GMT)",
+            "User initiated (\u{0}",
+        ] {
+            assert_eq!(last_user_change(Some(odd), None), None, "{odd}");
+        }
+    }
 
     #[tokio::test]
     async fn a_failing_id_is_isolated_and_the_rest_proceed() {
