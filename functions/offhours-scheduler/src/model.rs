@@ -184,27 +184,6 @@ impl ItemResult {
     }
 }
 
-/// A short, readable AWS error: the operation, the error code and message
-/// (or the whole error chain when the service sent none, e.g. a network error).
-pub fn aws_error<E>(operation: &str, e: &E) -> String
-where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error,
-{
-    match (e.code(), e.message()) {
-        (Some(code), Some(message)) => format!("{operation}: {code}: {message}"),
-        (Some(code), None) => format!("{operation}: {code}"),
-        _ => {
-            let mut text = format!("{operation}: {e}");
-            let mut source = e.source();
-            while let Some(s) = source {
-                text.push_str(&format!(": {s}"));
-                source = s.source();
-            }
-            text
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

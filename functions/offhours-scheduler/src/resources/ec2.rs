@@ -17,6 +17,7 @@ pub const PERMISSIONS: &[&str] = &[
 use aws_config::SdkConfig;
 use aws_sdk_ec2::types::{Filter, InstanceStateName};
 use steward_shared::aws::partition_of;
+use steward_shared::sdk::{describe_brief, sdk_error_brief};
 
 use super::{ScheduledResource, StopItem, Target};
 use crate::model::{ItemResult, Kind, Power, Resource};
@@ -53,7 +54,7 @@ impl Ec2Instances {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| crate::model::aws_error("StopInstances", &e))
+            .map_err(|e| describe_brief("StopInstances", &e))
     }
 }
 
@@ -106,8 +107,7 @@ impl ScheduledResource for Ec2Instances {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page
-                .map_err(|e| anyhow::anyhow!(crate::model::aws_error("DescribeInstances", &e)))?;
+            let page = page.map_err(|e| sdk_error_brief("DescribeInstances", e))?;
             for instance in page.reservations().iter().flat_map(|r| r.instances()) {
                 let Some(id) = instance.instance_id() else {
                     continue;
@@ -187,7 +187,7 @@ impl ScheduledResource for Ec2Instances {
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| crate::model::aws_error("StartInstances", &e))
+                .map_err(|e| describe_brief("StartInstances", &e))
         })
         .await
     }
@@ -205,7 +205,7 @@ impl ScheduledResource for Ec2Instances {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| crate::model::aws_error("CreateTags", &e))
+            .map_err(|e| describe_brief("CreateTags", &e))
     }
 }
 
