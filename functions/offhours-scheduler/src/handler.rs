@@ -1,5 +1,6 @@
 //! The scheduler's flow for one invocation: parse the trigger; for a
-//! scheduled run resolve the targets and either fan them out to the work
+//! scheduled run send the overdue digests of earlier fanned-out runs
+//! (`run_digest`), resolve the targets and either fan them out to the work
 //! queue or hand them to the [`Runner`] (plan, blast radius, apply, digest);
 //! for an SQS batch drop stale items, carry out `budget-stop` jobs
 //! (`budget_stop`), run the targets grouped by run, and report partial batch
@@ -119,11 +120,7 @@ impl<F: Fleet> Scheduler<F> {
         .await?;
         if let Some(queue) = &self.steward.settings.work_queue {
             if targets.len() > policy.offhours.fan_out_above as usize {
-                if let Some(store) = self.steward.idempotency.as_deref() {
-                    if self.steward.mode().may_change() {
-                        crate::run_state::open_run(store, window.end, &targets).await.map_err(|e| anyhow::anyhow!("could not record the run's targets before fanning out ({e:#}); nothing was queued, the scheduled run is retried"))?;
-                    }
-                }
+                crate::run_digest::open_run(&self.steward, window.end, &targets).await?;
                 let failed = targets::fan_out(&self.sqs, queue, &targets, window.end).await;
                 if !failed.is_empty() {
                     let list: Vec<String> =

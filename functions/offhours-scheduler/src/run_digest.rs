@@ -49,6 +49,22 @@ pub fn default_transition(policy: &Policy, window: Window) -> bool {
         .unwrap_or(true)
 }
 
+/// Before a run fans out: records the targets whose results its one digest
+/// waits for (nothing in dry-run or under the kill switch, whose batches
+/// send their own digests). An error means nothing may be queued.
+pub async fn open_run(
+    steward: &Steward,
+    run_end: DateTime<Utc>,
+    targets: &[crate::resources::Target],
+) -> anyhow::Result<()> {
+    let Some(store) = live_store(steward) else {
+        return Ok(());
+    };
+    run_state::open_run(store, run_end, targets).await.map_err(|e| {
+        anyhow::anyhow!("could not record the run's targets before fanning out ({e:#}); nothing was queued, the scheduled run is retried")
+    })
+}
+
 /// After a batch of a fanned-out run: records its results and sends the
 /// run's digest when this batch completes the run; `pending` while targets
 /// are still to report.

@@ -35,6 +35,8 @@ use crate::FUNCTION_NAME;
 const RETRY_KEEP: Duration = Duration::from_secs(7 * 86_400);
 /// How long a run's budget and digest records are kept.
 const RUN_KEEP: Duration = Duration::from_secs(2 * 86_400);
+/// How many recorded results are read at once for a run's digest.
+const READ_CONCURRENCY: usize = 16;
 /// How long the list of runs whose digest is due lives without a new fan-out.
 const OPEN_RUNS_KEEP: Duration = Duration::from_secs(7 * 86_400);
 
@@ -310,13 +312,19 @@ pub async fn results(
     run_end: DateTime<Utc>,
     targets: &BTreeSet<String>,
 ) -> (Vec<TargetReport>, Vec<String>) {
-    let read = futures::future::join_all(targets.iter().map(|t| async move {
-        let record = store.get(&run_result_key(run_end, t)).await?;
-        let text = record.and_then(|r| r.result).unwrap_or_default();
-        serde_json::from_str::<TargetReport>(&text)
-            .map_err(|e| anyhow::anyhow!("result {text:?} does not parse: {e}"))
-    }))
-    .await;
+    let names: Vec<&String> = targets.iter().collect();
+    let mut read: Vec<anyhow::Result<TargetReport>> = Vec::new();
+    for chunk in names.chunks(READ_CONCURRENCY) {
+        read.extend(
+            futures::future::join_all(chunk.iter().map(|t| async move {
+                let record = store.get(&run_result_key(run_end, t)).await?;
+                let text = record.and_then(|r| r.result).unwrap_or_default();
+                serde_json::from_str::<TargetReport>(&text)
+                    .map_err(|e| anyhow::anyhow!("result {text:?} does not parse: {e}"))
+            }))
+            .await,
+        );
+    }
     let mut reports = Vec::new();
     let mut unreadable = Vec::new();
     for (t, r) in targets.iter().zip(read) {
