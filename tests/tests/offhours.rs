@@ -1601,3 +1601,277 @@ async fn budget_stop_over_the_blast_radius_changes_nothing_and_alerts_high() {
     assert_eq!(instance_state(&config, &a).await, "stopped");
     assert_eq!(instance_state(&config, &b).await, "stopped");
 }
+
+/// A work queue for the fan-out.
+async fn work_queue(config: &SdkConfig) -> String {
+    aws_sdk_sqs::Client::new(config)
+        .create_queue()
+        .queue_name(unique("steward-offhours-work"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string()
+}
+
+/// The `n` work items the fan-out queued, as SQS records, ordered by region.
+async fn queued(config: &SdkConfig, queue: &str, n: usize) -> Vec<(String, Value)> {
+    let sqs = aws_sdk_sqs::Client::new(config);
+    let mut records = Vec::new();
+    for _ in 0..10 {
+        let received = sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        for m in received.messages() {
+            let body: Value = serde_json::from_str(m.body().unwrap()).unwrap();
+            let region = body["region"].as_str().unwrap().to_string();
+            records.push((region, json!({"messageId": m.message_id().unwrap(), "body": m.body().unwrap(), "eventSource": "aws:sqs", "awsRegion": REGION})));
+        }
+        if records.len() >= n {
+            break;
+        }
+    }
+    assert_eq!(records.len(), n, "the fan-out queued one item per target");
+    records.sort_by(|a, b| a.0.cmp(&b.0));
+    records
+}
+
+/// Issue 10 section 3: a fanned-out run of three targets delivered one per
+/// invocation sends exactly one digest, after the last target, listing all
+/// three; a work item redelivered in another batch sends no second one.
+#[tokio::test]
+async fn a_fanned_out_run_sends_one_digest_listing_every_target() {
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    let queue = work_queue(&config).await;
+    let regions = [REGION, "eu-west-1", "us-west-2"];
+    let mut fleet = Vec::new();
+    for region in regions {
+        let c = in_region(&config, region);
+        let id = instance(&c, &[("env", "dev")], false).await;
+        fleet.push((c, id));
+    }
+    let policy = format!(
+        "[targets]\naccounts = [\"{HUB_ACCOUNT}\"]\nregions = [\"{REGION}\", \"eu-west-1\", \"us-west-2\"]\n[offhours]\nfan_out_above = 1\n# The run is replayed at a fixed past date: allow its work items to be old.\nmax_work_item_age_minutes = 100000000\n"
+    );
+    let mut scheduler = stack
+        .function(
+            "offhours-scheduler",
+            &policy,
+            &[("STEWARD_WORK_QUEUE", &queue)],
+        )
+        .await;
+    let out = scheduler
+        .invoke(&scheduled(FRIDAY_EVENING))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(out["fanned_out"], 3, "{out:#}");
+    let records = queued(&config, &queue, 3).await;
+    for (i, (_, record)) in records.iter().enumerate() {
+        let out = scheduler
+            .invoke(&json!({"Records": [record]}))
+            .await
+            .unwrap()
+            .response();
+        assert_eq!(out["batchItemFailures"], json!([]), "{out:#}");
+        let received = stack.inbox.drain().await.unwrap();
+        if i < 2 {
+            assert!(
+                received.is_empty(),
+                "no digest before the run's last target reported: {:#?}",
+                received.iter().map(|r| &r.subject).collect::<Vec<_>>()
+            );
+        } else {
+            let m = digest(&received);
+            assert!(m.subject.contains("3 stopped"), "{}", m.subject);
+            assert_eq!(m.attributes["account"], "multiple");
+            let text = m.description();
+            for (_, id) in &fleet {
+                assert!(text.contains(id.as_str()), "{id} missing from {text}");
+            }
+        }
+    }
+    for (c, id) in &fleet {
+        assert_eq!(instance_state(c, id).await, "stopped");
+    }
+    // The first work item delivered again, in another batch: still one digest.
+    let out = scheduler
+        .invoke(&json!({"Records": [records[0].1]}))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(out["batchItemFailures"], json!([]), "{out:#}");
+    assert!(
+        stack.inbox.drain().await.unwrap().is_empty(),
+        "a redelivered work item sends no second digest"
+    );
+}
+
+/// Issue 10 section 3: a target whose work item never completes does not
+/// silence the run: the first scheduled run after
+/// `max_work_item_age_minutes` sends the run's digest naming it as missing.
+/// Times are near the wall clock, so the work items are fresh with the
+/// default age limit; each instance's own schedule turns off at this hour.
+#[tokio::test]
+async fn a_target_that_never_reports_is_named_by_the_next_runs_overdue_digest() {
+    use chrono::{Duration, Timelike, Utc};
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    let queue = work_queue(&config).await;
+    // The latest HH:05 at least a minute ago: the instances' LaunchTime
+    // (now) comes after the run's window, so it is no evidence of a change
+    // by hand inside it.
+    let now = Utc::now();
+    let mut run_at = now
+        .with_minute(5)
+        .and_then(|t| t.with_second(0))
+        .and_then(|t| t.with_nanosecond(0))
+        .unwrap();
+    if run_at + Duration::minutes(1) > now {
+        run_at -= Duration::hours(1);
+    }
+    let tag = format!(
+        "off=(M-U,{});on=(M-U,{});tz=utc",
+        run_at.hour(),
+        (run_at.hour() + 12) % 24
+    );
+    let regions = [REGION, "eu-west-1", "us-west-2"];
+    let mut fleet = Vec::new();
+    for region in regions {
+        let c = in_region(&config, region);
+        let id = instance(&c, &[("env", "dev"), ("steward:offhours", &tag)], false).await;
+        fleet.push((c, id));
+    }
+    let policy = format!(
+        "[targets]\naccounts = [\"{HUB_ACCOUNT}\"]\nregions = [\"{REGION}\", \"eu-west-1\", \"us-west-2\"]\n[offhours]\nfan_out_above = 1\nmax_work_item_age_minutes = 90\n"
+    );
+    let mut scheduler = stack
+        .function(
+            "offhours-scheduler",
+            &policy,
+            &[("STEWARD_WORK_QUEUE", &queue)],
+        )
+        .await;
+    let out = scheduler
+        .invoke(&scheduled(&run_at.to_rfc3339()))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(out["fanned_out"], 3, "{out:#}");
+    let records = queued(&config, &queue, 3).await;
+    // eu-west-1 and us-east-1 report; us-west-2's item is never processed.
+    for (_, record) in &records[..2] {
+        let out = scheduler
+            .invoke(&json!({"Records": [record]}))
+            .await
+            .unwrap()
+            .response();
+        assert_eq!(out["batchItemFailures"], json!([]), "{out:#}");
+    }
+    assert!(
+        stack.inbox.drain().await.unwrap().is_empty(),
+        "the run waits for its third target"
+    );
+    assert_eq!(records[2].0, "us-west-2");
+    // A run before the deadline does not send it yet.
+    scheduler
+        .invoke(&scheduled(&(run_at + Duration::minutes(30)).to_rfc3339()))
+        .await
+        .unwrap()
+        .response();
+    assert!(stack.inbox.drain().await.unwrap().is_empty());
+    // The first run past max_work_item_age_minutes (90) sends it.
+    scheduler
+        .invoke(&scheduled(&(run_at + Duration::minutes(105)).to_rfc3339()))
+        .await
+        .unwrap()
+        .response();
+    let received = stack.inbox.drain().await.unwrap();
+    let m = digest(&received);
+    assert_eq!(m.attributes["severity"], "MEDIUM");
+    assert!(
+        m.subject.contains("2 stopped") && m.subject.contains("1 target(s) never reported"),
+        "{}",
+        m.subject
+    );
+    let text = m.description();
+    assert!(
+        text.contains(&format!("target {HUB_ACCOUNT}/us-west-2 never reported")),
+        "{text}"
+    );
+    assert!(
+        text.contains(fleet[0].1.as_str()) && text.contains(fleet[1].1.as_str()),
+        "{text}"
+    );
+    // Sent once: the next run does not repeat it.
+    scheduler
+        .invoke(&scheduled(&(run_at + Duration::minutes(110)).to_rfc3339()))
+        .await
+        .unwrap()
+        .response();
+    assert!(stack.inbox.drain().await.unwrap().is_empty());
+}
+
+/// Issue 10 section 1: a stop that fails gives its reservation back to the
+/// run's budget, so the run does not stop short for nothing: with a limit
+/// of 3, the first target's one failed stop (of two) leaves room for the
+/// second target's two.
+#[tokio::test]
+async fn a_failed_stop_gives_its_reserved_change_back_to_the_run() {
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    let failing = instance(&config, &[("env", "dev")], false).await;
+    let fine = instance(&config, &[("env", "dev")], false).await;
+    let there_config = in_region(&config, "eu-west-1");
+    let there = [
+        instance(&there_config, &[("env", "dev")], false).await,
+        instance(&there_config, &[("env", "dev")], false).await,
+    ];
+    stack
+        .moto
+        .post(
+            "/_steward/faults",
+            &json!({"action": "StopInstances", "count": 1000, "match": failing}),
+        )
+        .await
+        .unwrap();
+    let policy = "[limits]\nmax_changes_per_run = 3\n[offhours]\n# The run is replayed at a fixed past date: allow its work items to be old.\nmax_work_item_age_minutes = 100000000\n";
+    let mut scheduler = stack.function("offhours-scheduler", policy, &[]).await;
+    let out = scheduler
+        .invoke(&json!({"Records": [work_item("here", REGION, FRIDAY_EVENING)]}))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(
+        out["batchItemFailures"],
+        json!([{"itemIdentifier": "here"}]),
+        "{out:#}"
+    );
+    assert_eq!(instance_state(&config, &failing).await, "running");
+    assert_eq!(instance_state(&config, &fine).await, "stopped");
+    let out = scheduler
+        .invoke(&json!({"Records": [work_item("there", "eu-west-1", FRIDAY_EVENING)]}))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(out["batchItemFailures"], json!([]), "{out:#}");
+    let received = stack.inbox.drain().await.unwrap();
+    for id in &there {
+        assert_eq!(
+            instance_state(&there_config, id).await,
+            "stopped",
+            "1 change used + 2 fit in the limit of 3: {:#?}",
+            received.iter().map(|m| m.description()).collect::<Vec<_>>()
+        );
+    }
+    assert!(
+        of_type(&received, "steward.offhours.blast-radius").is_empty(),
+        "nothing was held back"
+    );
+}

@@ -20,6 +20,7 @@ pub mod report;
 pub mod resources;
 pub mod restart;
 pub mod run;
+pub mod run_digest;
 pub mod run_state;
 pub mod runner;
 pub mod schedule;

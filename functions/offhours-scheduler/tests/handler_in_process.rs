@@ -22,6 +22,8 @@ struct MemoryInstances {
     kind: Kind,
     items: Mutex<Vec<Resource>>,
     calls: Mutex<Vec<String>>,
+    /// Ids whose stop fails (throttled).
+    failing: Mutex<Vec<String>>,
 }
 
 impl Default for MemoryInstances {
@@ -36,6 +38,7 @@ impl MemoryInstances {
             kind,
             items: Mutex::default(),
             calls: Mutex::default(),
+            failing: Mutex::default(),
         }
     }
 
@@ -68,6 +71,12 @@ impl ScheduledResource for MemoryInstances {
                     .lock()
                     .unwrap()
                     .push(format!("stop {}", item.resource.id));
+                if self.failing.lock().unwrap().contains(&item.resource.id) {
+                    return ItemResult::failed(
+                        &item.resource.id,
+                        "StopInstances failed: RequestLimitExceeded: throttled",
+                    );
+                }
                 self.set(&item.resource.id, Power::Stopped);
                 ItemResult::ok(&item.resource.id)
             })
@@ -223,4 +232,190 @@ async fn a_database_rds_restarted_in_its_off_time_is_stopped_again_through_the_f
     assert_eq!(out["outcome"], "stopped", "{out:#}");
     assert_eq!(databases.power("dev-postgres"), Power::Stopped);
     assert_eq!(t.publisher.count(), 1, "{:?}", t.publisher.subjects());
+}
+
+/// A work item of a fanned-out run for `target` at `time`, as an SQS batch.
+fn work(message_id: &str, target: &Target, time: &str) -> Value {
+    let body = json!({"account": target.account, "region": target.region, "time": time});
+    json!({"Records": [{
+        "messageId": message_id, "body": body.to_string(),
+        "eventSource": "aws:sqs", "awsRegion": "us-east-1"
+    }]})
+}
+
+/// Issue 10: a fanned-out run's batches record their results in the
+/// in-memory store and the last one sends the run's one digest; a run with
+/// a target that never reports gets its digest from the first scheduled
+/// run past `max_work_item_age_minutes`, naming the target.
+#[tokio::test]
+async fn a_fanned_out_run_sends_one_digest_or_an_overdue_one_naming_the_missing_target() {
+    use chrono::{Duration, Timelike, Utc};
+    let mut policy = Policy::default();
+    policy.offhours.max_work_item_age_minutes = 90;
+    let t = testing::steward("offhours-scheduler", policy, RunMode::Live);
+    let now = Utc::now();
+    let mut run_at = now
+        .with_minute(5)
+        .and_then(|t| t.with_second(0))
+        .and_then(|t| t.with_nanosecond(0))
+        .unwrap();
+    if run_at > now {
+        run_at -= Duration::hours(1);
+    }
+    let fleet = Arc::new(MemoryInstances::default());
+    let mut dev = instance("i-dev", "dev");
+    dev.tags.insert(
+        "steward:offhours".into(),
+        format!(
+            "off=(M-U,{});on=(M-U,{});tz=utc",
+            run_at.hour(),
+            (run_at.hour() + 12) % 24
+        ),
+    );
+    *fleet.items.lock().unwrap() = vec![dev];
+    let scheduler = Scheduler::new(t.steward.clone(), MemoryFleet(vec![fleet.clone()]), None);
+    let target = |region: &str| Target {
+        account: "123456789012".into(),
+        region: region.into(),
+    };
+    let (east, west) = (target("us-east-1"), target("us-west-2"));
+    let store = t.store.as_ref();
+
+    // Both targets report: one digest, after the second.
+    offhours_scheduler::run_state::open_run(store, run_at, &[east.clone(), west.clone()])
+        .await
+        .unwrap();
+    let time = run_at.to_rfc3339();
+    let out = scheduler
+        .invoke(work("m-1", &east, &time), "r-1")
+        .await
+        .unwrap();
+    assert_eq!(out["batchItemFailures"], json!([]), "{out:#}");
+    assert_eq!(t.publisher.count(), 0, "{:?}", t.publisher.subjects());
+    scheduler
+        .invoke(work("m-2", &west, &time), "r-2")
+        .await
+        .unwrap();
+    assert_eq!(t.publisher.count(), 1, "{:?}", t.publisher.subjects());
+    assert!(
+        t.publisher.subjects()[0].contains("1 stopped"),
+        "{:?}",
+        t.publisher.subjects()
+    );
+    scheduler
+        .invoke(work("m-1", &east, &time), "r-3")
+        .await
+        .unwrap();
+    assert_eq!(
+        t.publisher.count(),
+        1,
+        "a redelivery sends no second digest"
+    );
+
+    // A later run whose second target never reports.
+    let later = run_at + Duration::minutes(15);
+    offhours_scheduler::run_state::open_run(store, later, &[east.clone(), west.clone()])
+        .await
+        .unwrap();
+    scheduler
+        .invoke(work("m-3", &east, &later.to_rfc3339()), "r-4")
+        .await
+        .unwrap();
+    assert_eq!(t.publisher.count(), 1);
+    // Before the deadline nothing; past it, the overdue digest names the target.
+    scheduler
+        .invoke(
+            scheduled(&(later + Duration::minutes(60)).to_rfc3339()),
+            "r-5",
+        )
+        .await
+        .unwrap();
+    assert_eq!(t.publisher.count(), 1, "{:?}", t.publisher.subjects());
+    scheduler
+        .invoke(
+            scheduled(&(later + Duration::minutes(120)).to_rfc3339()),
+            "r-6",
+        )
+        .await
+        .unwrap();
+    let subjects = t.publisher.subjects();
+    assert_eq!(subjects.len(), 2, "{subjects:?}");
+    assert!(
+        subjects[1].contains("1 target(s) never reported"),
+        "{subjects:?}"
+    );
+    assert!(offhours_scheduler::run_state::open_runs(store)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// Issue 10: a failed target counts as reported (the run's digest says it
+/// failed); its redelivery that then stops the instance reports that late,
+/// once, and a further redelivery with nothing left to do sends nothing.
+#[tokio::test]
+async fn a_failed_targets_later_success_is_reported_once_after_the_runs_digest() {
+    use chrono::{Duration, Timelike, Utc};
+    let mut policy = Policy::default();
+    policy.offhours.max_work_item_age_minutes = 90;
+    let t = testing::steward("offhours-scheduler", policy, RunMode::Live);
+    let now = Utc::now();
+    let mut run_at = now
+        .with_minute(5)
+        .and_then(|t| t.with_second(0))
+        .and_then(|t| t.with_nanosecond(0))
+        .unwrap();
+    if run_at > now {
+        run_at -= Duration::hours(1);
+    }
+    let fleet = Arc::new(MemoryInstances::default());
+    let mut dev = instance("i-dev", "dev");
+    dev.tags.insert(
+        "steward:offhours".into(),
+        format!(
+            "off=(M-U,{});on=(M-U,{});tz=utc",
+            run_at.hour(),
+            (run_at.hour() + 12) % 24
+        ),
+    );
+    *fleet.items.lock().unwrap() = vec![dev];
+    fleet.failing.lock().unwrap().push("i-dev".into());
+    let scheduler = Scheduler::new(t.steward.clone(), MemoryFleet(vec![fleet.clone()]), None);
+    let east = Target {
+        account: "123456789012".into(),
+        region: "us-east-1".into(),
+    };
+    offhours_scheduler::run_state::open_run(t.store.as_ref(), run_at, std::slice::from_ref(&east))
+        .await
+        .unwrap();
+    let time = run_at.to_rfc3339();
+    let out = scheduler
+        .invoke(work("m-1", &east, &time), "r-1")
+        .await
+        .unwrap();
+    assert_eq!(
+        out["batchItemFailures"],
+        json!([{"itemIdentifier": "m-1"}]),
+        "{out:#}"
+    );
+    let subjects = t.publisher.subjects();
+    assert_eq!(subjects.len(), 1, "{subjects:?}");
+    assert!(subjects[0].contains("1 failed"), "{subjects:?}");
+
+    fleet.failing.lock().unwrap().clear();
+    let out = scheduler
+        .invoke(work("m-1", &east, &time), "r-2")
+        .await
+        .unwrap();
+    assert_eq!(out["batchItemFailures"], json!([]), "{out:#}");
+    assert_eq!(fleet.power("i-dev"), Power::Stopped);
+    let subjects = t.publisher.subjects();
+    assert_eq!(subjects.len(), 2, "{subjects:?}");
+    assert!(subjects[1].contains("1 stopped"), "{subjects:?}");
+
+    scheduler
+        .invoke(work("m-1", &east, &time), "r-3")
+        .await
+        .unwrap();
+    assert_eq!(t.publisher.count(), 2, "{:?}", t.publisher.subjects());
 }

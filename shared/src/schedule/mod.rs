@@ -290,14 +290,27 @@ impl Schedule {
         window_end: DateTime<Utc>,
         holidays: &[NaiveDate],
     ) -> Action {
+        self.last_transition(window_start, window_end, holidays)
+            .map_or(Action::None, |(action, _)| action)
+    }
+
+    /// The transition [`action`](Self::action) acts on, with its instant
+    /// (`None`: no transition in the window), so a caller can tell whether a
+    /// resource was changed after it.
+    pub fn last_transition(
+        &self,
+        window_start: DateTime<Utc>,
+        window_end: DateTime<Utc>,
+        holidays: &[NaiveDate],
+    ) -> Option<(Action, DateTime<Utc>)> {
         if window_end <= window_start {
-            return Action::None;
+            return None;
         }
         self.transitions_between(window_start, window_end, holidays)
             .into_iter()
             .rev()
             .find(|t| t.at > window_start && t.at <= window_end)
-            .map_or(Action::None, |t| t.action)
+            .map(|t| (t.action, t.at))
     }
 
     fn next(

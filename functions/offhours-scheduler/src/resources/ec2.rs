@@ -17,6 +17,7 @@ pub const PERMISSIONS: &[&str] = &[
 use aws_config::SdkConfig;
 use aws_sdk_ec2::types::{Filter, InstanceStateName};
 use steward_shared::aws::partition_of;
+use steward_shared::sdk::{describe_brief, sdk_error_brief};
 
 use super::{ScheduledResource, StopItem, Target};
 use crate::model::{ItemResult, Kind, Power, Resource};
@@ -53,7 +54,7 @@ impl Ec2Instances {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| crate::model::aws_error("StopInstances", &e))
+            .map_err(|e| describe_brief("StopInstances", &e))
     }
 }
 
@@ -106,8 +107,7 @@ impl ScheduledResource for Ec2Instances {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page
-                .map_err(|e| anyhow::anyhow!(crate::model::aws_error("DescribeInstances", &e)))?;
+            let page = page.map_err(|e| sdk_error_brief("DescribeInstances", e))?;
             for instance in page.reservations().iter().flat_map(|r| r.instances()) {
                 let Some(id) = instance.instance_id() else {
                     continue;
@@ -133,6 +133,13 @@ impl ScheduledResource for Ec2Instances {
                         "belongs to Auto Scaling group {group}; the group is scheduled instead"
                     ));
                 }
+                r.changed_at = last_user_change(
+                    instance.state_transition_reason(),
+                    instance
+                        .launch_time()
+                        .filter(|_| r.power == Power::Running)
+                        .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
+                );
                 r.hibernation_configured = instance
                     .hibernation_options()
                     .and_then(|h| h.configured())
@@ -180,7 +187,7 @@ impl ScheduledResource for Ec2Instances {
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| crate::model::aws_error("StartInstances", &e))
+                .map_err(|e| describe_brief("StartInstances", &e))
         })
         .await
     }
@@ -198,13 +205,65 @@ impl ScheduledResource for Ec2Instances {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| crate::model::aws_error("CreateTags", &e))
+            .map_err(|e| describe_brief("CreateTags", &e))
     }
+}
+
+/// The last user change AWS reports for an instance: the time in a
+/// `User initiated (YYYY-MM-DD HH:MM:SS GMT)` state-transition reason (a
+/// stop or start by an API call or the console) and, for a running instance,
+/// its `LaunchTime` (which every start resets), whichever is later.
+pub fn last_user_change(
+    reason: Option<&str>,
+    launched: Option<chrono::DateTime<chrono::Utc>>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    let from_reason = reason.and_then(|r| {
+        let inner = r
+            .trim()
+            .strip_prefix("User initiated (")?
+            .strip_suffix(')')?;
+        let stamp = inner
+            .trim()
+            .trim_end_matches("GMT")
+            .trim_end_matches("UTC")
+            .trim();
+        chrono::NaiveDateTime::parse_from_str(stamp, "%Y-%m-%d %H:%M:%S")
+            .ok()
+            .map(|t| t.and_utc())
+    });
+    from_reason.max(launched)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_last_user_change_is_read_from_aws_evidence_only() {
+        use chrono::TimeZone;
+        let at = |h, m| chrono::Utc.with_ymd_and_hms(2026, 11, 20, h, m, 0).unwrap();
+        assert_eq!(
+            last_user_change(Some("User initiated (2026-11-20 19:07:00 GMT)"), None),
+            Some(at(19, 7))
+        );
+        assert_eq!(
+            last_user_change(
+                Some("User initiated (2026-11-20 19:07:00 UTC)"),
+                Some(at(7, 0))
+            ),
+            Some(at(19, 7))
+        );
+        assert_eq!(last_user_change(Some(""), Some(at(19, 9))), Some(at(19, 9)));
+        for odd in [
+            "Server.ScheduledStop",
+            "User initiated",
+            "User initiated (yesterday)",
+            "User initiated (2026-13-40 99:99:99 GMT)",
+            "User initiated (\u{0}",
+        ] {
+            assert_eq!(last_user_change(Some(odd), None), None, "{odd}");
+        }
+    }
 
     #[tokio::test]
     async fn a_failing_id_is_isolated_and_the_rest_proceed() {
