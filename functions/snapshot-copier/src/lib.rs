@@ -10,6 +10,7 @@
 //! `handler` and `sweep` tie them together.
 
 pub mod clients;
+pub mod drill;
 pub mod events;
 pub mod execute;
 pub mod handler;
