@@ -28,8 +28,8 @@ use crate::plan::VerifiedCopy;
 pub const DRILL_PREFIX: &str = "steward-drill-";
 /// The tag naming the drill a throwaway database belongs to (SPEC section 4).
 pub const DRILL_TAG: &str = "steward:drill";
-/// How often the scheduled `dr-drill` job checks an open drill.
-pub const CHECK_EVERY_MINUTES: i64 = 15;
+/// How often the scheduled `dr-drill` job checks an open drill (seconds).
+pub const CHECK_EVERY_SECONDS: i64 = 15 * 60;
 /// A database is drilled again when its last drill is older than this.
 pub const QUARTER_DAYS: i64 = 91;
 /// A restore not available after this long is given up (deleted, HIGH).
@@ -96,8 +96,8 @@ pub struct DrillRecord {
     pub failed: bool,
     /// What failed or did not match, for the report.
     pub problems: Vec<String>,
-    /// Minutes between checks, for the accuracy of the time to restore.
-    pub check_every_minutes: i64,
+    /// Seconds between checks, for the accuracy of the time to restore.
+    pub check_every_seconds: i64,
 }
 
 impl DrillRecord {
@@ -177,7 +177,7 @@ pub fn plan_drill(
     copy: CopyFacts,
     drill_id: &str,
     cfg: &Snapshots,
-    check_every_minutes: i64,
+    check_every_seconds: i64,
     now: DateTime<Utc>,
 ) -> (DrillRecord, RestoreRequest) {
     let identifier = format!("{DRILL_PREFIX}{drill_id}");
@@ -214,7 +214,7 @@ pub fn plan_drill(
         state: DrillState::Restoring,
         failed: false,
         problems: Vec::new(),
-        check_every_minutes,
+        check_every_seconds,
     };
     (record, request)
 }
@@ -298,7 +298,8 @@ fn fail(record: &mut DrillRecord, why: String) {
 /// One step of the drill for what a check saw at `now`; updates the record.
 pub fn step(record: &mut DrillRecord, seen: &Seen, now: DateTime<Utc>) -> Next {
     if record.state == DrillState::Restoring {
-        let member_ready = record.member_id.is_none() || seen.member.as_deref() == Some("available");
+        let member_ready =
+            record.member_id.is_none() || seen.member.as_deref() == Some("available");
         match &seen.primary {
             None => fail(
                 record,
@@ -377,7 +378,9 @@ pub struct Timing {
 /// The time to restore against the RTO, once the drill saw `available`.
 pub fn timing(record: &DrillRecord, rto_minutes: u32) -> Option<Timing> {
     let available = record.available_at?;
-    let minutes = (available - record.restore_called).num_seconds().div_euclid(60);
+    let minutes = (available - record.restore_called)
+        .num_seconds()
+        .div_euclid(60);
     let earliest = record
         .last_pending
         .map(|t| (t - record.restore_called).num_seconds().div_euclid(60))
@@ -519,7 +522,7 @@ mod tests {
             copy(kind),
             "202612011200-abcdef0123",
             &cfg(),
-            15,
+            900,
             at("2026-12-01T12:00:00Z"),
         )
         .0
@@ -539,7 +542,7 @@ mod tests {
             copy(Kind::Instance),
             "202612011200-abcdef0123",
             &cfg(),
-            15,
+            900,
             at("2026-12-01T12:00:00Z"),
         );
         assert_eq!(request.identifier, "steward-drill-202612011200-abcdef0123");
@@ -566,7 +569,7 @@ mod tests {
             copy(Kind::Cluster),
             "202612011200-abcdef0123",
             &cfg(),
-            15,
+            900,
             at("2026-12-01T12:00:00Z"),
         );
         assert_eq!(
@@ -652,7 +655,11 @@ mod tests {
     fn a_failed_restore_deletes_what_exists_and_fails() {
         let mut r = started(Kind::Instance);
         assert_eq!(
-            step(&mut r, &seen("incompatible-restore"), at("2026-12-01T12:15:00Z")),
+            step(
+                &mut r,
+                &seen("incompatible-restore"),
+                at("2026-12-01T12:15:00Z")
+            ),
             Next::DeletePrimary
         );
         assert!(r.failed);
@@ -772,7 +779,10 @@ mod tests {
             Leftover::Recorded
         );
         for (c, record) in [
-            (candidate("orders-copy", Some(&r.drill_id), "us-west-2"), Some(&r)),
+            (
+                candidate("orders-copy", Some(&r.drill_id), "us-west-2"),
+                Some(&r),
+            ),
             (candidate(&id, None, "us-west-2"), Some(&r)),
             (candidate(&id, Some(&r.drill_id), "us-west-2"), None),
             (
