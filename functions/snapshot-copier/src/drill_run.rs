@@ -468,6 +468,13 @@ pub struct CliOutcome {
     pub passed: bool,
 }
 
+/// How the CLI waits: a check every `poll`, up to `timeout`.
+#[derive(Debug, Clone, Copy)]
+pub struct Polling {
+    pub poll: Duration,
+    pub timeout: Duration,
+}
+
 /// `steward dr drill DB`: the same start and checks, polling every `poll`
 /// until the drill closes or `timeout` passes (then the drill stays open for
 /// the `dr-drill` job and the sweep).
@@ -478,9 +485,9 @@ pub async fn run_cli(
     own_account: &str,
     own_region: &str,
     name: &str,
-    poll: Duration,
-    timeout: Duration,
+    polling: Polling,
 ) -> anyhow::Result<CliOutcome> {
+    let Polling { poll, timeout } = polling;
     let cfg = &policy.snapshots;
     let now = Utc::now();
     let session = format!("steward-cli-drill-{}", now.timestamp());
