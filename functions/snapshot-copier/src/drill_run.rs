@@ -490,7 +490,7 @@ pub async fn run_cli(
     let Polling { poll, timeout } = polling;
     let cfg = &policy.snapshots;
     let now = Utc::now();
-    let session = format!("steward-cli-drill-{}", now.timestamp());
+    let session = format!("steward-cli-drill-{}", now.format("%Y%m%dT%H%M%S%.f"));
     let all = databases(connect, policy, own_account, own_region, &session, now).await?;
     let (key, copies) = find(&all, name).map_err(anyhow::Error::msg)?;
     let driver = Driver {
