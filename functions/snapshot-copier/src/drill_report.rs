@@ -20,9 +20,10 @@ fn every(seconds: i64) -> String {
 pub fn time_line(record: &DrillRecord, rto_minutes: u32) -> Option<String> {
     let t = drill::timing(record, rto_minutes)?;
     Some(format!(
-        "Time to restore: {} min from the restore call to the first check that saw it available (it became available after {} min; checked every {}, so accurate to that interval); RTO {} min: {}.",
+        "Time to restore: {} min from the restore call to the first check that saw it available (it became available between {} and {} min after the call; checked every {}, so accurate to that interval); RTO {} min: {}.",
         t.minutes,
         t.earliest_minutes,
+        t.minutes,
         every(record.check_every_seconds),
         t.rto_minutes,
         if t.within_rto { "within" } else { "EXCEEDED" }
@@ -37,7 +38,7 @@ pub fn summary(record: &DrillRecord, rto_minutes: u32) -> String {
     }
     match drill::timing(record, rto_minutes) {
         Some(t) if t.within_rto => format!(
-            "DR drill of {db}: restored in {} min (RTO {} min), verified, deleted",
+            "DR drill {db}: restored in {} min, RTO {} min, verified, deleted",
             t.minutes, t.rto_minutes
         ),
         Some(t) => format!(
@@ -57,7 +58,9 @@ pub fn lines(record: &DrillRecord, rto_minutes: u32) -> Vec<String> {
         record.database,
         record.identifiers().join(" + "),
         record.dr_region,
-        record.restore_called.to_rfc3339()
+        record
+            .restore_called
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     )];
     lines.extend(time_line(record, rto_minutes));
     if record.failed {

@@ -275,6 +275,50 @@ mod tests {
     }
 
     #[test]
+    fn a_drill_job_may_name_its_database() {
+        match parse(&fixture("snapshot-copier-dr-drill.json"), now()).unwrap() {
+            Trigger::Drill { run, database } => {
+                assert_eq!(
+                    (run.job.as_str(), database.as_str()),
+                    ("dr-drill", "prod-orders")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(
+            &json!({"job": "dr-drill", "database": "prod-orders"}),
+            now(),
+        )
+        .unwrap()
+        {
+            Trigger::Drill { database, .. } => assert_eq!(database, "prod-orders"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse(&json!({"job": "dr-drill"}), now()).unwrap(),
+            Trigger::Scheduled(r) if r.job == "dr-drill"
+        ));
+        for (bad, problem) in [
+            (
+                json!({"job": "sweep", "database": "prod-orders"}),
+                "only accepted",
+            ),
+            (json!({"database": "prod-orders"}), "only accepted"),
+            (
+                json!({"job": "dr-drill", "database": ""}),
+                "non-empty string",
+            ),
+            (
+                json!({"job": "dr-drill", "database": 7}),
+                "non-empty string",
+            ),
+        ] {
+            let e = parse(&bad, now()).unwrap_err();
+            assert!(e.problem().contains(problem), "{bad}: {}", e.problem());
+        }
+    }
+
+    #[test]
     fn other_event_ids_are_ignored() {
         let mut e = fixture("rds-snapshot-event-0091-automated.json");
         e["detail"]["EventID"] = json!("RDS-EVENT-0040");
