@@ -691,7 +691,10 @@ impl Policy {
                 "snapshots.max_copies_in_flight",
                 self.snapshots.max_copies_in_flight,
             ),
-            ("snapshots.drill_rto_minutes", self.snapshots.drill_rto_minutes),
+            (
+                "snapshots.drill_rto_minutes",
+                self.snapshots.drill_rto_minutes,
+            ),
         ] {
             if value == 0 {
                 problems.push((key.into(), "must be at least 1".into()));

@@ -334,11 +334,16 @@ pub async fn job(
         match driver.start(key, copy, &run.id, now).await? {
             Start::Planned(planned) => {
                 let (record, request) = *planned;
-                let note = drill_report::would_start(&record, &request);
-                copier
-                    .steward
-                    .notify_counted(&note, policy, invocation)
-                    .await?;
+                // Dry-run keeps no de-duplication record and a due database
+                // stays due: only a named drill notifies, the 15-minute
+                // schedule logs (no message every 15 minutes).
+                if database.is_some() {
+                    let note = drill_report::would_start(&record, &request);
+                    copier
+                        .steward
+                        .notify_counted(&note, policy, invocation)
+                        .await?;
+                }
                 started.push(record.drill_id);
             }
             Start::Existing(record) => checked.push(record.drill_id),
