@@ -325,3 +325,117 @@ async fn the_cli_drill_exits_0_when_verified_and_deleted_and_non_zero_on_a_faile
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_failed_restore_is_deleted_and_reported_high_by_the_job() {
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    prod_database(&stack.moto, "prod-orders").await;
+    let mut f = stack.function(FUNCTION, &policy(), &[]).await;
+    f.invoke(&json!({"job": "sweep"})).await.unwrap().response();
+    stack.inbox.drain().await.unwrap();
+    restore_behaviour(&stack.moto, json!({"fail_status": "incompatible-restore"})).await;
+
+    let started = f
+        .invoke(&json!({"job": "dr-drill", "database": "prod-orders"}))
+        .await
+        .unwrap()
+        .response();
+    let drill_id = started["started"][0].as_str().unwrap().to_string();
+    let checked = f
+        .invoke(&json!({"job": "dr-drill"}))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(checked["reported"], json!([drill_id]), "{checked}");
+    assert!(
+        dr_instances(&config).await.is_empty(),
+        "the failed restore is deleted"
+    );
+    let received = stack.inbox.drain().await.unwrap();
+    let reports = drills(&received);
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].attributes["severity"], "HIGH");
+    let text = reports[0].full_text();
+    assert!(
+        text.contains("FAILED") && text.contains("incompatible-restore"),
+        "{text}"
+    );
+    assert_eq!(
+        reports[0].chat["metadata"]["additionalContext"]["passed"],
+        "false"
+    );
+}
+
+#[tokio::test]
+async fn an_aurora_drill_restores_a_cluster_and_one_instance_and_deletes_both() {
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    prod_database(&stack.moto, "prod-orders").await;
+    let rds = aws_sdk_rds::Client::new(&config);
+    rds.create_db_cluster()
+        .db_cluster_identifier("prod-shop")
+        .engine("aurora-postgresql")
+        .master_username("steward")
+        .master_user_password("not-a-real-password-1")
+        .storage_encrypted(true)
+        .kms_key_id("alias/source")
+        .tags(Tag::builder().key("env").value("prod").build())
+        .send()
+        .await
+        .unwrap();
+    rds.create_db_cluster_snapshot()
+        .db_cluster_identifier("prod-shop")
+        .db_cluster_snapshot_identifier("prod-shop-nightly")
+        .send()
+        .await
+        .unwrap();
+    let mut f = stack.function(FUNCTION, &policy(), &[]).await;
+    f.invoke(&json!({"job": "sweep"})).await.unwrap().response();
+    stack.inbox.drain().await.unwrap();
+
+    let started = f
+        .invoke(&json!({"job": "dr-drill", "database": "prod-shop"}))
+        .await
+        .unwrap()
+        .response();
+    let drill_id = started["started"][0].as_str().unwrap().to_string();
+    let dr = aws_sdk_rds::Client::new(&in_region(&config, DR));
+    let clusters = dr.describe_db_clusters().send().await.unwrap();
+    assert_eq!(
+        clusters.db_clusters()[0].db_cluster_identifier(),
+        Some(format!("steward-drill-{drill_id}").as_str())
+    );
+    let instances = dr_instances(&config).await;
+    assert_eq!(
+        instances,
+        vec![(
+            format!("steward-drill-{drill_id}-1"),
+            Some(drill_id.clone())
+        )]
+    );
+
+    let checked = f
+        .invoke(&json!({"job": "dr-drill", "database": "prod-shop"}))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(checked["reported"], json!([drill_id]), "{checked}");
+    assert!(dr_instances(&config).await.is_empty());
+    assert!(dr
+        .describe_db_clusters()
+        .send()
+        .await
+        .unwrap()
+        .db_clusters()
+        .is_empty());
+    let received = stack.inbox.drain().await.unwrap();
+    let reports = drills(&received);
+    assert_eq!(reports.len(), 1);
+    assert_eq!(
+        reports[0].attributes["severity"],
+        "INFO",
+        "{}",
+        reports[0].full_text()
+    );
+}
