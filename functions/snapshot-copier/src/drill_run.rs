@@ -543,3 +543,230 @@ pub async fn run_cli(
         tokio::time::sleep(poll).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use async_trait::async_trait;
+    use steward_shared::testing::MemoryStore;
+
+    use super::*;
+    use crate::drill::{CopyFacts, DrillCandidate, DrillState, Restored, Seen};
+    use crate::drill_rds::DrillRds;
+    use crate::kms::Keys;
+    use crate::model::{Class, Snapshot};
+    use crate::rds::Rds;
+
+    /// The DR region of one account: one restorable copy, a drill database
+    /// that exists from the restore call until its deletion.
+    #[derive(Clone, Default)]
+    struct FakeDr {
+        store: Arc<MemoryStore>,
+        fail_restore: bool,
+        /// What happened, in order ("restore recorded=true", "delete ...").
+        calls: Arc<Mutex<Vec<String>>>,
+        exists: Arc<Mutex<bool>>,
+    }
+
+    #[async_trait]
+    impl DrillRds for FakeDr {
+        async fn copy_facts(&self, kind: Kind, id: &str) -> anyhow::Result<Option<CopyFacts>> {
+            Ok(Some(CopyFacts {
+                kind,
+                id: id.to_string(),
+                arn: format!("arn:aws:rds:us-west-2:123456789012:snapshot:{id}"),
+                engine: "postgres".into(),
+                engine_version: "16.3".into(),
+                allocated_storage: 20,
+                encrypted: true,
+            }))
+        }
+        async fn restore(&self, request: &RestoreRequest) -> anyhow::Result<()> {
+            let drill_id = request
+                .tags
+                .iter()
+                .find(|(k, _)| k == drill::DRILL_TAG)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
+            let recorded = DrillBook {
+                store: self.store.as_ref(),
+            }
+            .get(&drill_id)
+            .await?
+            .is_some();
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("restore recorded={recorded}"));
+            if self.fail_restore {
+                anyhow::bail!("RestoreDBInstanceFromDBSnapshot: InsufficientDBInstanceCapacity");
+            }
+            *self.exists.lock().unwrap() = true;
+            Ok(())
+        }
+        async fn observe(&self, _: Kind, _: &str, _: Option<&str>) -> anyhow::Result<Seen> {
+            let exists = *self.exists.lock().unwrap();
+            Ok(Seen {
+                primary: exists.then(|| Restored {
+                    status: "available".into(),
+                    engine: "postgres".into(),
+                    engine_version: "16.3".into(),
+                    allocated_storage: 20,
+                    encrypted: true,
+                    publicly_accessible: false,
+                }),
+                member: None,
+            })
+        }
+        async fn delete_instance(&self, id: &str) -> anyhow::Result<()> {
+            self.calls.lock().unwrap().push(format!("delete {id}"));
+            *self.exists.lock().unwrap() = false;
+            Ok(())
+        }
+        async fn delete_cluster(&self, id: &str) -> anyhow::Result<()> {
+            self.delete_instance(id).await
+        }
+        async fn drill_like(&self) -> anyhow::Result<Vec<DrillCandidate>> {
+            Ok(Vec::new())
+        }
+    }
+
+    #[async_trait]
+    impl Connect for FakeDr {
+        async fn rds(&self, _: &str, _: &str, _: &str) -> anyhow::Result<Box<dyn Rds>> {
+            anyhow::bail!("not used by drills")
+        }
+        async fn keys(&self, _: &str, _: &str, _: &str) -> anyhow::Result<Box<dyn Keys>> {
+            anyhow::bail!("not used by drills")
+        }
+        async fn drill(&self, _: &str, _: &str, _: &str) -> anyhow::Result<Box<dyn DrillRds>> {
+            Ok(Box::new(self.clone()))
+        }
+    }
+
+    fn db() -> DatabaseKey {
+        DatabaseKey {
+            account: "123456789012".into(),
+            region: "us-east-1".into(),
+            kind: Kind::Instance,
+            id: "orders".into(),
+        }
+    }
+
+    fn copy() -> VerifiedCopy {
+        let now = Utc::now();
+        VerifiedCopy {
+            snapshot: Snapshot {
+                kind: Kind::Instance,
+                id: "dr-orders-abc".into(),
+                arn: "arn:aws:rds:us-west-2:123456789012:snapshot:dr-orders-abc".into(),
+                account: "123456789012".into(),
+                region: "us-west-2".into(),
+                database: "orders".into(),
+                snapshot_type: "manual".into(),
+                status: "available".into(),
+                encrypted: true,
+                created: Some(now),
+                original_created: Some(now),
+                source: None,
+                source_region: None,
+                tags: Default::default(),
+            },
+            database: db(),
+            source_arn: "arn:aws:rds:us-east-1:123456789012:snapshot:rds:orders-1".into(),
+            source_time: now,
+            class: Class::Daily,
+        }
+    }
+
+    fn cfg() -> Snapshots {
+        Snapshots {
+            dr_region: "us-west-2".into(),
+            dr_kms_key: "alias/dr".into(),
+            ..Snapshots::default()
+        }
+    }
+
+    fn driver<'a>(fake: &'a FakeDr, cfg: &'a Snapshots) -> Driver<'a> {
+        Driver {
+            connect: fake,
+            book: Some(DrillBook {
+                store: fake.store.as_ref(),
+            }),
+            cfg,
+            session: "run-1",
+            check_every_seconds: drill::CHECK_EVERY_SECONDS,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_drill_is_recorded_before_the_restore_call_and_a_retry_restores_nothing() {
+        let fake = FakeDr::default();
+        let cfg = cfg();
+        let d = driver(&fake, &cfg);
+        let now = Utc::now();
+        let Start::Started(record) = d.start(&db(), &copy(), "run-1", now).await.unwrap() else {
+            panic!("started");
+        };
+        assert_eq!(
+            *fake.calls.lock().unwrap(),
+            vec!["restore recorded=true".to_string()]
+        );
+        let book = DrillBook {
+            store: fake.store.as_ref(),
+        };
+        assert_eq!(book.latest(&db()).await.unwrap(), Some(record.clone()));
+        assert!(matches!(
+            d.start(&db(), &copy(), "run-1", now).await.unwrap(),
+            Start::Existing(_)
+        ));
+        assert_eq!(fake.calls.lock().unwrap().len(), 1, "no second restore");
+
+        let (closed, next) = d.check(record, Utc::now()).await.unwrap();
+        assert_eq!(next, Next::Report);
+        assert_eq!(closed.state, DrillState::Reported);
+        assert!(drill::passed(&closed, cfg.drill_rto_minutes));
+        assert_eq!(
+            fake.calls.lock().unwrap().last().cloned(),
+            Some(format!("delete {}", closed.restored_id))
+        );
+        assert_eq!(book.latest(&db()).await.unwrap(), Some(closed));
+    }
+
+    #[tokio::test]
+    async fn a_failed_restore_call_is_recorded_as_failed_and_reported_without_a_delete() {
+        let fake = FakeDr {
+            fail_restore: true,
+            ..FakeDr::default()
+        };
+        let cfg = cfg();
+        let d = driver(&fake, &cfg);
+        let Start::Started(record) = d.start(&db(), &copy(), "run-1", Utc::now()).await.unwrap()
+        else {
+            panic!("started");
+        };
+        assert!(record.failed);
+        assert!(record.problems[0].contains("InsufficientDBInstanceCapacity"));
+        let (closed, next) = d.check(record, Utc::now()).await.unwrap();
+        assert_eq!(next, Next::Report);
+        assert!(!drill::passed(&closed, cfg.drill_rto_minutes));
+        assert_eq!(fake.calls.lock().unwrap().len(), 1, "nothing to delete");
+    }
+
+    #[tokio::test]
+    async fn dry_run_plans_and_writes_nothing() {
+        let fake = FakeDr::default();
+        let cfg = cfg();
+        let d = Driver {
+            book: None,
+            ..driver(&fake, &cfg)
+        };
+        assert!(matches!(
+            d.start(&db(), &copy(), "run-1", Utc::now()).await.unwrap(),
+            Start::Planned(_)
+        ));
+        assert!(fake.calls.lock().unwrap().is_empty());
+        assert!(fake.store.keys().is_empty());
+    }
+}

@@ -5,7 +5,8 @@
 //!   `RDS-EVENT-0042` manual) and `RDS DB Cluster Snapshot Event`
 //!   (`RDS-EVENT-0169` automated, `RDS-EVENT-0075` manual); other event ids
 //!   are recognised and ignored;
-//! - the scheduled jobs `sweep` (default) and `dr-drill`;
+//! - the scheduled jobs `sweep` (default) and `dr-drill` (which may name a
+//!   `database`: `{"job": "dr-drill", "database": DB}`);
 //! - an SQS batch from `STEWARD_COPY_QUEUE` (copies waiting for capacity).
 //!
 //! An event only names a snapshot: the handler reads the snapshot itself
