@@ -9,7 +9,7 @@ use aws_sdk_rds::types::Tag;
 use serde_json::{json, Value};
 use steward_tests::inbox::Received;
 use steward_tests::moto::{Moto, HUB_ACCOUNT, REGION};
-use steward_tests::stack::Stack;
+use steward_tests::stack::{Stack, MEMBER_ACCOUNT, MEMBER_ROLE};
 use steward_tests::{function_binary, unique};
 
 const DR: &str = "us-west-2";
@@ -29,17 +29,22 @@ fn policy() -> String {
     )
 }
 
-/// A prod postgres instance in the source region and the DR key; returns nothing.
+/// A prod postgres instance in the source region and the DR key.
 async fn prod_database(moto: &Moto, id: &str) {
+    prod_database_in(moto, &moto.config(), HUB_ACCOUNT, id).await
+}
+
+/// The same in `account`, through `config`.
+async fn prod_database_in(moto: &Moto, config: &SdkConfig, account: &str, id: &str) {
     for (region, alias) in [(DR, KEY_ALIAS), (REGION, "alias/source")] {
         moto.post(
             "/_steward/kms/key",
-            &json!({"account": HUB_ACCOUNT, "region": region, "alias": alias}),
+            &json!({"account": account, "region": region, "alias": alias}),
         )
         .await
         .unwrap();
     }
-    aws_sdk_rds::Client::new(&moto.config())
+    aws_sdk_rds::Client::new(config)
         .create_db_instance()
         .db_instance_identifier(id)
         .engine("postgres")
@@ -438,4 +443,46 @@ async fn an_aurora_drill_restores_a_cluster_and_one_instance_and_deletes_both() 
         "{}",
         reports[0].full_text()
     );
+}
+
+#[tokio::test]
+async fn a_member_account_database_is_drilled_in_that_account_through_the_member_role() {
+    let stack = Stack::new().await;
+    let member = stack
+        .moto
+        .account_config(MEMBER_ACCOUNT, MEMBER_ROLE)
+        .await
+        .unwrap();
+    prod_database_in(&stack.moto, &member, MEMBER_ACCOUNT, "prod-payments").await;
+    let policy = format!(
+        "[targets]\naccounts = [\"{HUB_ACCOUNT}\", \"{MEMBER_ACCOUNT}\"]\n{}",
+        policy()
+    );
+    let mut f = stack.function(FUNCTION, &policy, &[]).await;
+    f.invoke(&json!({"job": "sweep"})).await.unwrap().response();
+    stack.inbox.drain().await.unwrap();
+
+    let name = format!("{MEMBER_ACCOUNT}/{REGION}/prod-payments");
+    let started = f
+        .invoke(&json!({"job": "dr-drill", "database": name}))
+        .await
+        .unwrap()
+        .response();
+    let drill_id = started["started"][0].as_str().unwrap().to_string();
+    assert_eq!(dr_instances(&member).await.len(), 1, "{started}");
+    assert!(
+        dr_instances(&stack.moto.config()).await.is_empty(),
+        "nothing in the hub account"
+    );
+    let checked = f
+        .invoke(&json!({"job": "dr-drill"}))
+        .await
+        .unwrap()
+        .response();
+    assert_eq!(checked["reported"], json!([drill_id]), "{checked}");
+    assert!(dr_instances(&member).await.is_empty());
+    let received = stack.inbox.drain().await.unwrap();
+    let reports = drills(&received);
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].attributes["account"], MEMBER_ACCOUNT);
 }
