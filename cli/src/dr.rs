@@ -1,3 +1,5 @@
+//! `steward dr drill DB` is in `dr_drill`.
+//!
 //! `steward dr status [--json]`: the recovery point of every in-scope
 //! database in the DR region, computed by the snapshot copier's own code
 //! (the same table as the sweep's digest). Exits 2 when a database is past
@@ -13,6 +15,8 @@ use steward_shared::Policy;
 pub enum DrCommand {
     /// Per in-scope database: the newest DR copy and its age against the RPO (exit 2 when past it).
     Status(StatusArgs),
+    /// Restore the newest DR copy of DB into a throwaway database, verify it, delete it, report the time to restore (exit 0 only when it passed).
+    Drill(crate::dr_drill::DrillArgs),
 }
 
 #[derive(clap::Args)]
@@ -52,7 +56,21 @@ fn load_policy(path: Option<&str>) -> anyhow::Result<Policy> {
 }
 
 pub fn run(command: DrCommand) -> anyhow::Result<ExitCode> {
-    let DrCommand::Status(args) = command;
+    let args = match command {
+        DrCommand::Status(args) => args,
+        DrCommand::Drill(args) => {
+            let policy = load_policy(args.policy.as_deref())?;
+            if policy.snapshots.dr_region.is_empty() {
+                anyhow::bail!(
+                    "snapshots.dr_region is empty in the policy: there is no DR copy to drill"
+                );
+            }
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            return runtime.block_on(crate::dr_drill::drill(args, policy));
+        }
+    };
     let policy = load_policy(args.policy.as_deref())?;
     if policy.snapshots.dr_region.is_empty() {
         anyhow::bail!(

@@ -385,6 +385,18 @@ pub struct Snapshots {
     /// Manual snapshots allowed per region in the DR region (AWS default
     /// quota 100; DR copies count): at it, steward stops copying and alerts HIGH.
     pub manual_snapshot_quota: u32,
+    /// DB subnet group in the DR region a restore drill's throwaway database
+    /// is placed in (empty: the account's default VPC).
+    pub drill_subnet_group: String,
+    /// Security group ids in the DR region given to a drill's database
+    /// (empty: the VPC's default group).
+    pub drill_security_groups: Vec<String>,
+    /// Instance class of a drill's database (the smallest that runs the engine).
+    pub drill_instance_class: String,
+    /// Instance class of the one instance in a drill's Aurora cluster.
+    pub drill_aurora_instance_class: String,
+    /// Minutes a restore may take (the RTO): a slower drill is reported HIGH.
+    pub drill_rto_minutes: u32,
 }
 
 impl Default for Snapshots {
@@ -400,6 +412,11 @@ impl Default for Snapshots {
             rpo_hours: 24,
             max_copies_in_flight: 5,
             manual_snapshot_quota: 100,
+            drill_subnet_group: String::new(),
+            drill_security_groups: Vec::new(),
+            drill_instance_class: "db.t4g.micro".to_string(),
+            drill_aurora_instance_class: "db.t4g.medium".to_string(),
+            drill_rto_minutes: 60,
         }
     }
 }
@@ -674,6 +691,10 @@ impl Policy {
                 "snapshots.max_copies_in_flight",
                 self.snapshots.max_copies_in_flight,
             ),
+            (
+                "snapshots.drill_rto_minutes",
+                self.snapshots.drill_rto_minutes,
+            ),
         ] {
             if value == 0 {
                 problems.push((key.into(), "must be at least 1".into()));
@@ -687,6 +708,31 @@ impl Policy {
                 "snapshots.dr_kms_key".into(),
                 "a DR region needs a KMS key in that region (ARN or alias) for the copies".into(),
             ));
+        }
+        for (key, class) in [
+            (
+                "snapshots.drill_instance_class",
+                &self.snapshots.drill_instance_class,
+            ),
+            (
+                "snapshots.drill_aurora_instance_class",
+                &self.snapshots.drill_aurora_instance_class,
+            ),
+        ] {
+            if !class.starts_with("db.") {
+                problems.push((
+                    key.into(),
+                    "must be an RDS instance class (db.t4g.micro, ...)".into(),
+                ));
+            }
+        }
+        for (i, group) in self.snapshots.drill_security_groups.iter().enumerate() {
+            if !group.starts_with("sg-") {
+                problems.push((
+                    format!("snapshots.drill_security_groups[{i}]"),
+                    format!("`{group}` is not a security group id (sg-...)"),
+                ));
+            }
         }
         if self.offhours.interval_minutes == 0 || self.offhours.interval_minutes > 1440 {
             problems.push((

@@ -7,9 +7,15 @@
 //! `events` models the triggers, `plan` holds the pure decisions, `rds`,
 //! `kms` and `queue` are the adapters (`clients` picks the account),
 //! `execute` carries out copy orders, `report` builds the messages,
-//! `handler` and `sweep` tie them together.
+//! `handler` and `sweep` tie them together. The restore drill: `drill`
+//! (pure state machine), `drill_rds` (its adapter), `drill_run` (records,
+//! the `dr-drill` job, the sweep's backstop, the CLI loop), `drill_report`.
 
 pub mod clients;
+pub mod drill;
+pub mod drill_rds;
+pub mod drill_report;
+pub mod drill_run;
 pub mod events;
 pub mod execute;
 pub mod handler;
@@ -26,8 +32,13 @@ pub const FUNCTION_NAME: &str = "snapshot-copier";
 
 /// Every IAM action the copier calls, for the templates and their test.
 pub fn permissions() -> Vec<&'static str> {
-    let mut all: Vec<&'static str> =
-        [rds::PERMISSIONS, kms::PERMISSIONS, queue::PERMISSIONS].concat();
+    let mut all: Vec<&'static str> = [
+        rds::PERMISSIONS,
+        kms::PERMISSIONS,
+        queue::PERMISSIONS,
+        drill_rds::PERMISSIONS,
+    ]
+    .concat();
     all.sort_unstable();
     all.dedup();
     all
