@@ -90,7 +90,7 @@ async fn status(args: StatusArgs, policy: Policy) -> anyhow::Result<ExitCode> {
             .filter(|r| !r.is_empty())
     });
     let aws = AwsContext::load("steward-cli", role).await?;
-    let rows = snapshot_copier::sweep::recovery_status(&aws, &policy, chrono::Utc::now()).await?;
+    let rows = snapshot_copier::recovery_status(&aws, &policy, chrono::Utc::now()).await?;
     let past = rows.iter().filter(|r| r.past_rpo).count();
     if args.json {
         let doc = serde_json::json!({
@@ -107,7 +107,7 @@ async fn status(args: StatusArgs, policy: Policy) -> anyhow::Result<ExitCode> {
             policy.snapshots.rpo_hours,
             rows.len()
         );
-        for line in snapshot_copier::report::table(&rows, policy.snapshots.rpo_hours) {
+        for line in snapshot_copier::recovery_table(&rows, policy.snapshots.rpo_hours) {
             println!("  {line}");
         }
     }

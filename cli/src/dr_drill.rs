@@ -11,9 +11,9 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use snapshot_copier::clients::AwsConnect;
 use snapshot_copier::drill_report;
 use snapshot_copier::drill_run;
+use snapshot_copier::AwsConnect;
 use steward_shared::aws::AwsContext;
 use steward_shared::idempotency::DynamoStore;
 use steward_shared::Policy;

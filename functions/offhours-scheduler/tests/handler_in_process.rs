@@ -7,10 +7,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use offhours_scheduler::handler::Scheduler;
 use offhours_scheduler::model::{ItemResult, Kind, Power, Resource};
-use offhours_scheduler::resources::{ScheduledResource, StopItem, Target};
-use offhours_scheduler::run::Fleet;
+use offhours_scheduler::{Fleet, ScheduledResource, Scheduler, StopItem, Target};
 use serde_json::{json, Value};
 use steward_shared::safety::RunMode;
 use steward_shared::testing::{self, TestSteward};
@@ -282,7 +280,7 @@ async fn a_fanned_out_run_sends_one_digest_or_an_overdue_one_naming_the_missing_
     let store = t.store.as_ref();
 
     // Both targets report: one digest, after the second.
-    offhours_scheduler::run_state::open_run(store, run_at, &[east.clone(), west.clone()])
+    offhours_scheduler::open_run(store, run_at, &[east.clone(), west.clone()])
         .await
         .unwrap();
     let time = run_at.to_rfc3339();
@@ -314,7 +312,7 @@ async fn a_fanned_out_run_sends_one_digest_or_an_overdue_one_naming_the_missing_
 
     // A later run whose second target never reports.
     let later = run_at + Duration::minutes(15);
-    offhours_scheduler::run_state::open_run(store, later, &[east.clone(), west.clone()])
+    offhours_scheduler::open_run(store, later, &[east.clone(), west.clone()])
         .await
         .unwrap();
     scheduler
@@ -344,7 +342,7 @@ async fn a_fanned_out_run_sends_one_digest_or_an_overdue_one_naming_the_missing_
         subjects[1].contains("1 target(s) never reported"),
         "{subjects:?}"
     );
-    assert!(offhours_scheduler::run_state::open_runs(store)
+    assert!(offhours_scheduler::open_runs(store)
         .await
         .unwrap()
         .is_empty());
@@ -385,7 +383,7 @@ async fn a_failed_targets_later_success_is_reported_once_after_the_runs_digest()
         account: "123456789012".into(),
         region: "us-east-1".into(),
     };
-    offhours_scheduler::run_state::open_run(t.store.as_ref(), run_at, std::slice::from_ref(&east))
+    offhours_scheduler::open_run(t.store.as_ref(), run_at, std::slice::from_ref(&east))
         .await
         .unwrap();
     let time = run_at.to_rfc3339();
