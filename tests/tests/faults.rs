@@ -18,10 +18,19 @@ use steward_tests::runtime_api::{Function, Outcome};
 use steward_tests::stack::Stack;
 use steward_tests::{event, unique};
 
-/// The share of requests that get a fault.
+/// The share of requests that get a fault (`STEWARD_FAULT_RATE` overrides it).
 const RATE: f64 = 0.3;
-/// The seed of every test's faults.
+/// The seed of every test's faults (`STEWARD_FAULT_SEED` overrides it, to explore).
 const SEED: u64 = 11;
+
+fn plan() -> FaultPlan {
+    let from_env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let seed = from_env("STEWARD_FAULT_SEED")
+        .map_or(SEED, |v| v.parse().expect("STEWARD_FAULT_SEED is a number"));
+    let rate = from_env("STEWARD_FAULT_RATE")
+        .map_or(RATE, |v| v.parse().expect("STEWARD_FAULT_RATE is a number"));
+    FaultPlan::new(seed, rate)
+}
 /// Deliveries of one event before the test gives up (Lambda's asynchronous
 /// invocations are tried 3 times; SQS redelivers until the queue's
 /// maxReceiveCount, 5 in the templates; a few more absorb unlucky streaks).
@@ -44,7 +53,7 @@ struct Running {
 impl Faulty {
     async fn new() -> Faulty {
         let stack = Stack::new().await;
-        let proxy = FaultProxy::start(&stack.moto.endpoint, FaultPlan::new(SEED, RATE))
+        let proxy = FaultProxy::start(&stack.moto.endpoint, plan())
             .await
             .expect("proxy starts");
         Faulty { stack, proxy }
@@ -75,7 +84,14 @@ impl Faulty {
     async fn deliver(&self, running: &mut Running, event: &Value) -> Value {
         let mut event = event.clone();
         let mut errors = Vec::new();
-        for _ in 0..DELIVERIES {
+        for delivery in 1..=DELIVERIES {
+            if delivery > 1 {
+                println!(
+                    "{}: delivery {delivery} after {:?}",
+                    running.name,
+                    errors.last()
+                );
+            }
             match running.function.invoke(&event).await {
                 Ok(Outcome::Response(out)) => {
                     let failed: Vec<&str> = out["batchItemFailures"]
@@ -400,7 +416,325 @@ async fn guardduty_responder_contains_an_instance_once_under_faults() {
         1,
         "one forensic snapshot of the one volume"
     );
+    // One message says it is contained; an attempt that could not ask
+    // GuardDuty also told the team the finding was UNVERIFIED (once).
     let subjects = t.subjects().await;
-    assert_eq!(subjects.len(), 1, "one notification: {subjects:?}");
+    let contained: Vec<&String> = subjects
+        .iter()
+        .filter(|s| s.contains(" contained"))
+        .collect();
+    assert_eq!(contained.len(), 1, "one containment notice: {subjects:?}");
+    assert!(
+        subjects.len() == 1
+            || (subjects.len() == 2 && subjects.iter().any(|s| s.contains("UNVERIFIED"))),
+        "{subjects:?}"
+    );
+    t.assert_faults_injected();
+}
+
+#[tokio::test]
+async fn snapshot_copier_copies_to_dr_once_under_faults() {
+    use aws_sdk_rds::types::Tag;
+    const DR: &str = "us-west-2";
+    let t = Faulty::new().await;
+    let config = t.stack.moto.config();
+    for (region, alias) in [(DR, "alias/steward-dr"), (REGION, "alias/app-data")] {
+        t.stack
+            .moto
+            .post(
+                "/_steward/kms/key",
+                &json!({"account": HUB_ACCOUNT, "region": region, "alias": alias}),
+            )
+            .await
+            .unwrap();
+    }
+    let rds = aws_sdk_rds::Client::new(&config);
+    let mut snapshots = Vec::new();
+    for (db, env) in [("prod-orders", "prod"), ("dev-orders", "dev")] {
+        rds.create_db_instance()
+            .db_instance_identifier(db)
+            .engine("postgres")
+            .db_instance_class("db.t3.micro")
+            .master_username("app")
+            .master_user_password("test-only-password-1")
+            .allocated_storage(20)
+            .storage_encrypted(true)
+            .kms_key_id("alias/app-data")
+            .tags(Tag::builder().key("env").value(env).build())
+            .send()
+            .await
+            .unwrap();
+        let out = rds
+            .describe_db_snapshots()
+            .db_instance_identifier(db)
+            .send()
+            .await
+            .unwrap();
+        snapshots.push(out.db_snapshots()[0].db_snapshot_arn().unwrap().to_string());
+    }
+    let policy = format!("[snapshots]\ndr_region = \"{DR}\"\ndr_kms_key = \"alias/steward-dr\"\n");
+    let mut f = t.start("snapshot-copier", &policy, &[]).await;
+    for arn in &snapshots {
+        let mut e = event("rds-snapshot-event-0091-automated.json");
+        e["resources"] = json!([arn]);
+        e["detail"]["SourceArn"] = json!(arn);
+        e["detail"]["SourceIdentifier"] = json!(arn.splitn(7, ':').nth(6).unwrap());
+        e["id"] = json!(unique("rds-event"));
+        t.deliver(&mut f, &e).await;
+        // Delivered again (at-least-once): no second copy.
+        t.deliver(&mut f, &e).await;
+    }
+    let out = t.deliver(&mut f, &json!({"job": "sweep"})).await;
+    println!("sweep: {out}");
+    let west = aws_sdk_rds::Client::new(
+        &config
+            .to_builder()
+            .region(aws_config::Region::new(DR))
+            .build(),
+    );
+    let copies = west.describe_db_snapshots().send().await.unwrap();
+    let copies: Vec<String> = copies
+        .db_snapshots()
+        .iter()
+        .filter_map(|s| s.db_snapshot_identifier().map(str::to_string))
+        .collect();
+    assert_eq!(
+        copies.len(),
+        1,
+        "one DR copy, of the prod database only: {copies:?}"
+    );
+    assert!(copies[0].contains("prod-orders"), "{copies:?}");
+    let subjects = t.subjects().await;
+    assert_eq!(subjects.len(), 1, "one sweep digest: {subjects:?}");
+    t.assert_faults_injected();
+}
+
+#[tokio::test]
+async fn compliance_notifier_tells_each_change_once_under_faults() {
+    let t = Faulty::new().await;
+    t.stack
+        .moto
+        .post(
+            "/_steward/config/items",
+            &json!({"awsAccountId": HUB_ACCOUNT, "awsRegion": REGION,
+                    "resourceType": "AWS::S3::Bucket", "resourceId": "steward-demo-logs",
+                    "ARN": "arn:aws:s3:::steward-demo-logs",
+                    "tags": {"project": "web", "env": "dev", "cost_center": "cc-1042"}}),
+        )
+        .await
+        .unwrap();
+    let rule = "s3-bucket-public-read-prohibited";
+    t.stack
+        .moto
+        .post(
+            "/_steward/config/compliance",
+            &json!([
+                {"rule": rule, "resourceType": "AWS::S3::Bucket", "resourceId": "steward-demo-logs", "complianceType": "NON_COMPLIANT"},
+                {"rule": rule, "resourceType": "AWS::S3::Bucket", "resourceId": "steward-demo-assets", "complianceType": "NON_COMPLIANT"},
+            ]),
+        )
+        .await
+        .unwrap();
+    let mut f = t.start("compliance-notifier", "", &[]).await;
+    let broken = event("config-compliance-change.json");
+    t.deliver(&mut f, &broken).await;
+    t.deliver(&mut f, &broken).await;
+    let after_break = t.subjects().await;
+    assert_eq!(
+        after_break.len(),
+        1,
+        "the change told once: {after_break:?}"
+    );
+    assert!(
+        after_break[0].contains("NON_COMPLIANT") || after_break[0].contains("non-compliant"),
+        "{after_break:?}"
+    );
+    let recovered = event("config-compliance-change-recovered.json");
+    t.deliver(&mut f, &recovered).await;
+    t.deliver(&mut f, &recovered).await;
+    assert_eq!(
+        t.subjects().await.len(),
+        2,
+        "the recovery told once: {:?}",
+        t.subjects().await
+    );
+    t.deliver(&mut f, &json!({"job": "digest"})).await;
+    let subjects = t.subjects().await;
+    assert_eq!(subjects.len(), 3, "one digest: {subjects:?}");
+    t.assert_faults_injected();
+}
+
+fn cost_result(groups: &[(&str, f64)]) -> Value {
+    json!({
+        "ResultsByTime": [{
+            "TimePeriod": {"Start": "2026-12-01", "End": "2026-12-02"},
+            "Total": {},
+            "Groups": groups.iter().map(|(k, a)| json!({
+                "Keys": [k],
+                "Metrics": {"UnblendedCost": {"Amount": format!("{a:.2}"), "Unit": "USD"}}
+            })).collect::<Vec<_>>(),
+            "Estimated": true
+        }],
+        "DimensionValueAttributes": []
+    })
+}
+
+#[tokio::test]
+async fn budget_alerter_alerts_once_under_faults() {
+    let t = Faulty::new().await;
+    t.stack
+        .moto
+        .post(
+            "/_steward/budgets/create",
+            &json!({"account_id": HUB_ACCOUNT, "budget": {
+                "BudgetName": "dev-monthly", "BudgetType": "COST", "TimeUnit": "MONTHLY",
+                "BudgetLimit": {"Amount": "100.0", "Unit": "USD"},
+                "CalculatedSpend": {"ActualSpend": {"Amount": "112.5", "Unit": "USD"},
+                                    "ForecastedSpend": {"Amount": "140", "Unit": "USD"}}},
+                "notifications": [{"Notification": {"NotificationType": "ACTUAL", "ComparisonOperator": "GREATER_THAN",
+                                                    "Threshold": 80.0, "ThresholdType": "PERCENTAGE"},
+                                   "Subscribers": [{"SubscriptionType": "SNS", "Address": "arn:aws:sns:us-east-1:123456789012:steward-cost-events"}]}]}),
+        )
+        .await
+        .unwrap();
+    t.stack
+        .moto
+        .seed_cost_and_usage(&[
+            cost_result(&[
+                ("Amazon Elastic Compute Cloud - Compute", 70.0),
+                ("Amazon Simple Storage Service", 42.5),
+            ]),
+            cost_result(&[("cost_center$team-a", 90.0), ("cost_center$", 22.5)]),
+            cost_result(&[("env$dev", 100.0), ("env$", 12.5)]),
+            cost_result(&[("Amazon Elastic Compute Cloud - Compute", 20.0)]),
+        ])
+        .await
+        .unwrap();
+    t.stack
+        .moto
+        .post("/_steward/ce/forecast", &json!({"amount": "150.00"}))
+        .await
+        .unwrap();
+    let mut f = t.start("budget-alerter", "", &[]).await;
+    let alert = event("budget-sns-actual.json");
+    t.deliver(&mut f, &alert).await;
+    t.deliver(&mut f, &alert).await;
+    let subjects = t.subjects().await;
+    assert_eq!(subjects.len(), 1, "one budget alert: {subjects:?}");
+    assert!(subjects[0].contains("dev-monthly"), "{subjects:?}");
+    t.assert_faults_injected();
+}
+
+/// Stages a rotation as Secrets Manager does (RotateSecret labels the new
+/// version AWSPENDING, then fails to invoke the function offline).
+async fn stage_rotation(sm: &aws_sdk_secretsmanager::Client, arn: &str) -> String {
+    let token = uuid::Uuid::new_v4().to_string();
+    let result = sm
+        .rotate_secret()
+        .secret_id(arn)
+        .client_request_token(&token)
+        .rotation_lambda_arn(format!(
+            "arn:aws:lambda:{REGION}:{HUB_ACCOUNT}:function:secret-rotator"
+        ))
+        .rotation_rules(
+            aws_sdk_secretsmanager::types::RotationRulesType::builder()
+                .automatically_after_days(90)
+                .build(),
+        )
+        .send()
+        .await;
+    if let Err(e) = result {
+        let text = aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string();
+        assert!(
+            text.contains("Resource not found for ARN"),
+            "RotateSecret: {text}"
+        );
+    }
+    token
+}
+
+async fn secret_value(sm: &aws_sdk_secretsmanager::Client, arn: &str, stage: &str) -> Value {
+    let out = sm
+        .get_secret_value()
+        .secret_id(arn)
+        .version_stage(stage)
+        .send()
+        .await
+        .unwrap();
+    serde_json::from_str(out.secret_string().unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn secret_rotator_rotates_once_under_faults() {
+    let t = Faulty::new().await;
+    let pg = steward_tests::postgres::Postgres::start_with_tls()
+        .await
+        .unwrap();
+    let ca = pg.tls.as_ref().unwrap().ca_cert.display().to_string();
+    pg.setup_sql("CREATE ROLE orders_app WITH LOGIN PASSWORD 'initial-Pa55word-for-tests';")
+        .await
+        .unwrap();
+    let sm = aws_sdk_secretsmanager::Client::new(&t.stack.moto.config());
+    let secret = json!({"engine": "postgres", "host": "127.0.0.1", "port": pg.port, "dbname": "postgres",
+                        "ssl": true, "username": "orders_app", "password": "initial-Pa55word-for-tests"});
+    let arn = sm
+        .create_secret()
+        .name(unique("prod/orders/postgres"))
+        .secret_string(secret.to_string())
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_string();
+    let policy = format!("[rotation]\nca_bundle = \"{ca}\"\nconnect_timeout_seconds = 3\n");
+    let mut f = t.start("secret-rotator", &policy, &[]).await;
+    let token = stage_rotation(&sm, &arn).await;
+    for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
+        let mut e = event("secretsmanager-create-secret.json");
+        e["Step"] = json!(step);
+        e["SecretId"] = json!(arn);
+        e["ClientRequestToken"] = json!(token);
+        let out = t.deliver(&mut f, &e).await;
+        println!("{step}: {}", out["result"]);
+    }
+    let current = secret_value(&sm, &arn, "AWSCURRENT").await;
+    let new_password = current["password"].as_str().unwrap();
+    assert_ne!(new_password, "initial-Pa55word-for-tests", "rotated");
+    assert!(
+        pg.can_login("orders_app", new_password, "postgres")
+            .await
+            .unwrap(),
+        "the database takes the new password"
+    );
+    assert!(
+        !pg.can_login("orders_app", "initial-Pa55word-for-tests", "postgres")
+            .await
+            .unwrap(),
+        "the old password is gone"
+    );
+    // Exactly one new version, the staged one, now current.
+    let versions = sm
+        .list_secret_version_ids()
+        .secret_id(&arn)
+        .send()
+        .await
+        .unwrap();
+    let current_ids: Vec<&str> = versions
+        .versions()
+        .iter()
+        .filter(|v| v.version_stages().iter().any(|s| s == "AWSCURRENT"))
+        .filter_map(|v| v.version_id())
+        .collect();
+    assert_eq!(current_ids, vec![token.as_str()]);
+    assert!(
+        versions.versions().len() <= 2,
+        "one version added: {versions:?}"
+    );
+    let subjects = t.subjects().await;
+    assert!(
+        subjects.len() <= 1,
+        "at most one notice of the rotation: {subjects:?}"
+    );
     t.assert_faults_injected();
 }

@@ -162,6 +162,18 @@ impl<A: Apis> Responder<A> {
                 outcome.failures.join("; ")
             );
         }
+        // GuardDuty did not answer (throttled, down, unreachable): the team
+        // has been told the finding is UNVERIFIED, and the invocation fails
+        // so Lambda delivers it again and containment follows as soon as
+        // GuardDuty vouches for it, instead of waiting for the sweep.
+        if let (Verification::Unreachable(e), true) =
+            (verification, self.steward.mode().may_change())
+        {
+            anyhow::bail!(
+                "GuardDuty could not be asked about finding {} ({e}); the security team was told it is UNVERIFIED and nothing was contained; the retry will verify it again",
+                f.id
+            );
+        }
         Ok(merge(
             base,
             json!({
