@@ -625,6 +625,34 @@ mod tests {
     }
 
     #[test]
+    fn requests_name_their_service_operation_and_protocol() {
+        let auth = "Authorization: AWS4-HMAC-SHA256 Credential=AKID/20261201/us-east-1/{}/aws4_request, SignedHeaders=host, Signature=x";
+        let request = |service: &str, head: &str, body: &str| Request {
+            head: format!("{head}\r\n{}\r\n\r\n", auth.replace("{}", service)),
+            body: body.as_bytes().to_vec(),
+        };
+        let query = request(
+            "ec2",
+            "POST / HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded",
+            "Action=StopInstances&Version=2016-11-15&InstanceId.1=i-1",
+        );
+        assert_eq!(query.call(), call("ec2", "StopInstances", Protocol::Ec2));
+        let sns = request("sns", "POST / HTTP/1.1", "Action=Publish&TopicArn=x");
+        assert_eq!(sns.call(), call("sns", "Publish", Protocol::Query));
+        let json = request(
+            "dynamodb",
+            "POST / HTTP/1.1\r\nX-Amz-Target: DynamoDB_20120810.PutItem",
+            "{}",
+        );
+        assert_eq!(json.call(), call("dynamodb", "PutItem", Protocol::Json));
+        let rest = request("guardduty", "GET /detector/d1/findings?x=1 HTTP/1.1", "");
+        let rest = rest.call();
+        assert_eq!(rest.operation, "GET /detector/d1/findings");
+        assert_eq!(rest.protocol, Protocol::Rest);
+        assert!(rest.idempotent());
+    }
+
+    #[test]
     fn reads_and_state_setting_writes_are_idempotent_copies_are_not() {
         assert!(call("ec2", "DescribeInstances", Protocol::Ec2).idempotent());
         assert!(call("ec2", "StopInstances", Protocol::Ec2).idempotent());
