@@ -282,7 +282,7 @@ pub fn decide(plan: &FaultPlan, call: &Call, nth: u64) -> Decision {
     let fault = match kind {
         0..=39 => Fault::Throttle,
         40..=64 => Fault::ServerError,
-        65..=84 if call.idempotent() && mix(h ^ 1) % 2 == 0 => Fault::DropAfter,
+        65..=84 if call.idempotent() && mix(h ^ 1).is_multiple_of(2) => Fault::DropAfter,
         65..=84 => Fault::DropBefore,
         _ => Fault::Latency,
     };
@@ -519,7 +519,7 @@ pub fn error_response(call: &Call, throttle: bool) -> Vec<u8> {
         },
         (Protocol::Rest, true) => (429, "TooManyRequestsException"),
         (Protocol::Ec2, false) => (503, "Unavailable"),
-        (_, false) if call.operation.len() % 2 == 0 => (503, "ServiceUnavailable"),
+        (_, false) if call.operation.len().is_multiple_of(2) => (503, "ServiceUnavailable"),
         (_, false) => (500, "InternalFailure"),
     };
     let (content_type, body) = match call.protocol {
