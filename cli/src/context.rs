@@ -32,7 +32,11 @@ pub async fn load_policy(
     let source = settings.policy_source;
     let store = match (&source, aws) {
         (PolicySource::Ssm(_), None) => {
-            let base = aws_config::defaults(BehaviorVersion::latest()).load().await;
+            let base = aws_config::defaults(BehaviorVersion::latest())
+                .retry_config(steward_shared::aws::limits::retry_config())
+                .timeout_config(steward_shared::aws::limits::timeout_config())
+                .load()
+                .await;
             PolicyStore::load_for(source, &base).await?
         }
         (_, Some(base)) => PolicyStore::load_for(source, base).await?,

@@ -105,6 +105,21 @@ where
     ) || is_throttling(error)
 }
 
+/// True when AWS gave no usable answer: throttled, a 5xx, a timeout or no
+/// connection ([`is_transient`] plus server errors). Worth asking again
+/// soon, unlike an answer that refuses or does not parse.
+pub fn is_no_answer<E>(
+    error: &SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    is_transient(error)
+        || error
+            .raw_response()
+            .is_some_and(|r| r.status().is_server_error())
+}
+
 #[cfg(test)]
 mod tests {
     use aws_smithy_runtime_api::client::orchestrator::HttpResponse;

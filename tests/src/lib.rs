@@ -4,6 +4,7 @@
 //! security team's inbox (an SQS queue subscribed to the SNS topic).
 
 pub mod demo;
+pub mod faults;
 pub mod fixtures;
 pub mod functions;
 pub mod inbox;

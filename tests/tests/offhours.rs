@@ -1313,14 +1313,19 @@ async fn fanned_out_run_changes_at_most_the_limit_and_alerts_once() {
 /// Issue 10 section 2: a stop throttled at 19:00 is retried by the 19:15 run
 /// (while a resource started by hand since stays up), and one still failing
 /// is not retried after the catch-up limit (120 minutes).
+///
+/// Throttling fails a whole batch (issue 11: a throttled batch is retried
+/// whole, never split), so the throttled instance is the only one in its
+/// batch: it hibernates, the others stop plainly. The stubborn one is
+/// refused for itself (`IncorrectInstanceState`), which isolates it.
 #[tokio::test]
 async fn a_throttled_stop_is_retried_by_the_next_run_until_the_catch_up_limit() {
     let stack = Stack::new().await;
     let config = stack.moto.config();
-    let throttled = instance(&config, &[("env", "dev")], false).await;
+    let throttled = instance(&config, &[("env", "dev")], true).await;
     let by_hand = instance(&config, &[("env", "dev")], false).await;
     let stubborn = instance(&config, &[("env", "dev")], false).await;
-    let arm = |id: String| {
+    let throttle = |id: String| {
         let moto = &stack.moto;
         async move {
             moto.post(
@@ -1331,9 +1336,23 @@ async fn a_throttled_stop_is_retried_by_the_next_run_until_the_catch_up_limit() 
             .unwrap();
         }
     };
-    arm(throttled.clone()).await;
-    arm(stubborn.clone()).await;
-    let mut scheduler = stack.function("offhours-scheduler", "", &[]).await;
+    let refuse = |id: String| {
+        let moto = &stack.moto;
+        async move {
+            moto.post(
+                "/_steward/faults",
+                &json!({"action": "StopInstances", "count": 1000, "match": id,
+                        "code": "IncorrectInstanceState", "status": 400}),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    throttle(throttled.clone()).await;
+    refuse(stubborn.clone()).await;
+    let mut scheduler = stack
+        .function("offhours-scheduler", "[offhours]\nhibernate = true\n", &[])
+        .await;
     let out = scheduler
         .invoke(&scheduled("2026-11-20T19:00:00Z"))
         .await
@@ -1368,7 +1387,7 @@ async fn a_throttled_stop_is_retried_by_the_next_run_until_the_catch_up_limit() 
         .post("/_steward/faults", &json!({"clear": true}))
         .await
         .unwrap();
-    arm(stubborn.clone()).await;
+    refuse(stubborn.clone()).await;
     let out = scheduler
         .invoke(&scheduled("2026-11-20T19:15:00Z"))
         .await

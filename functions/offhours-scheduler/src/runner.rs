@@ -121,6 +121,15 @@ impl<F: Fleet> Runner<'_, F> {
                     Ok(ok) => ok,
                     Err(e) => {
                         tracing::error!(target = %p.target, error = %format!("{e:#}"), "target failed; the others proceed");
+                        // With no earlier run on record the next run would start
+                        // after this window and lose its transitions: record its
+                        // start, so the next run catches this window up.
+                        let previous = carried.get(&p.target).and_then(|c| c.covered_until);
+                        if let (Some(store), None) = (live_store, previous) {
+                            if let Err(e) = run_state::save_covered(store, &p.target, None, window.start).await {
+                                tracing::error!(target = %p.target, error = %format!("{e:#}"), "could not record where the failed target's next run must catch up from");
+                            }
+                        }
                         return TargetReport::failed(p.target, format!("{e:#}"));
                     }
                 };

@@ -417,3 +417,69 @@ async fn a_failed_targets_later_success_is_reported_once_after_the_runs_digest()
         .unwrap();
     assert_eq!(t.publisher.count(), 2, "{:?}", t.publisher.subjects());
 }
+
+/// A resource type whose first listing fails (AWS throttling it past the
+/// SDK's retries), then lists nothing.
+struct ListFailsOnce(std::sync::atomic::AtomicBool);
+
+#[async_trait::async_trait]
+impl ScheduledResource for ListFailsOnce {
+    fn kind(&self) -> Kind {
+        Kind::EcsService
+    }
+
+    async fn list(&self) -> anyhow::Result<Vec<Resource>> {
+        if self.0.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            anyhow::bail!("ListClusters: ThrottlingException: Rate exceeded");
+        }
+        Ok(Vec::new())
+    }
+
+    async fn stop(&self, _batch: &[StopItem<'_>]) -> Vec<ItemResult> {
+        Vec::new()
+    }
+
+    async fn start(&self, _batch: &[&Resource]) -> Vec<ItemResult> {
+        Vec::new()
+    }
+
+    async fn tag(&self, _resource: &Resource, _key: &str, _value: &str) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Issue 11 (found under injected faults): the first run of a target failed
+/// listing, so it stopped nothing; the next run catches its window up.
+#[tokio::test]
+async fn a_first_run_that_failed_is_caught_up_by_the_next_run() {
+    let t = testing::steward("offhours-scheduler", Policy::default(), RunMode::Live);
+    let instances = Arc::new(MemoryInstances::default());
+    *instances.items.lock().unwrap() = vec![instance("i-dev-1", "dev"), instance("i-prod", "prod")];
+    let flaky = Arc::new(ListFailsOnce(std::sync::atomic::AtomicBool::new(true)));
+    struct Both(Arc<MemoryInstances>, Arc<ListFailsOnce>);
+    #[async_trait::async_trait]
+    impl Fleet for Both {
+        async fn adapters(
+            &self,
+            _target: &Target,
+            _session: &str,
+        ) -> anyhow::Result<Vec<Arc<dyn ScheduledResource>>> {
+            Ok(vec![
+                self.0.clone() as Arc<dyn ScheduledResource>,
+                self.1.clone() as Arc<dyn ScheduledResource>,
+            ])
+        }
+    }
+    let scheduler = Scheduler::new(t.steward.clone(), Both(instances.clone(), flaky), None);
+    let out = scheduler
+        .invoke(scheduled("2026-11-20T19:05:00Z"), "r-1")
+        .await
+        .unwrap();
+    assert_eq!(instances.power("i-dev-1"), Power::Running, "{out:#}");
+    let out = scheduler
+        .invoke(scheduled("2026-11-20T19:20:00Z"), "r-2")
+        .await
+        .unwrap();
+    assert_eq!(instances.power("i-dev-1"), Power::Stopped, "{out:#}");
+    assert_eq!(instances.power("i-prod"), Power::Running);
+}

@@ -1,6 +1,6 @@
-//! EC2 instances: stopped and started in batches (many ids per call); a
-//! failing batch is split until the failing id is isolated, so the rest
-//! proceed. Instances in an Auto Scaling group are left to their group.
+//! EC2 instances: stopped and started in batches (many ids per call, see
+//! [`super::batch`]: a batch rejected for one id is split until that id is
+//! isolated, a throttled batch is retried whole). Instances in an Auto Scaling group are left to their group.
 //! Hibernation when planned, falling back to a plain stop when AWS refuses.
 
 /// The IAM actions this file calls.
@@ -19,12 +19,10 @@ use aws_sdk_ec2::types::{Filter, InstanceStateName};
 use steward_shared::aws::partition_of;
 use steward_shared::sdk::{describe_brief, sdk_error_brief};
 
+use super::batch::{isolate, BatchFailure};
 use super::{ScheduledResource, StopItem, Target};
 use crate::model::{ItemResult, Kind, Power, Resource};
 
-/// Ids per StopInstances/StartInstances call (the API takes many; a failing
-/// batch is split, so a large batch costs nothing when something fails).
-pub const BATCH: usize = 500;
 /// The tag AWS puts on instances launched by an Auto Scaling group.
 pub const ASG_TAG: &str = "aws:autoscaling:groupName";
 
@@ -46,7 +44,7 @@ impl Ec2Instances {
         }
     }
 
-    async fn stop_ids(&self, ids: Vec<String>, hibernate: bool) -> Result<(), String> {
+    async fn stop_ids(&self, ids: Vec<String>, hibernate: bool) -> Result<(), BatchFailure> {
         self.client
             .stop_instances()
             .set_instance_ids(Some(ids))
@@ -54,32 +52,8 @@ impl Ec2Instances {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| describe_brief("StopInstances", &e))
+            .map_err(|e| BatchFailure::from_sdk("StopInstances", &e))
     }
-}
-
-/// Runs `call` on `ids`; on failure splits the batch in halves until the
-/// failing ids are isolated.
-pub async fn isolate<F, Fut>(ids: Vec<String>, call: F) -> Vec<ItemResult>
-where
-    F: Fn(Vec<String>) -> Fut,
-    Fut: std::future::Future<Output = Result<(), String>>,
-{
-    let mut results = Vec::new();
-    let mut pending: Vec<Vec<String>> = ids.chunks(BATCH).map(|c| c.to_vec()).collect();
-    while let Some(batch) = pending.pop() {
-        match call(batch.clone()).await {
-            Ok(()) => results.extend(batch.iter().map(|id| ItemResult::ok(id))),
-            Err(e) if batch.len() == 1 => results.push(ItemResult::failed(&batch[0], e)),
-            Err(e) => {
-                tracing::warn!(batch = batch.len(), error = %e, "EC2 batch failed; splitting it to isolate the failing instance");
-                let half = batch.len() / 2;
-                pending.push(batch[half..].to_vec());
-                pending.push(batch[..half].to_vec());
-            }
-        }
-    }
-    results
 }
 
 #[async_trait::async_trait]
@@ -170,7 +144,7 @@ impl ScheduledResource for Ec2Instances {
                     tracing::warn!(instance = %r.id, error = %e, "hibernation refused; stopping without hibernation");
                     results.push(match self.stop_ids(vec![r.id.clone()], false).await {
                         Ok(()) => ItemResult::ok(&r.id),
-                        Err(e2) => ItemResult::failed(&r.id, format!("{e}; then {e2}")),
+                        Err(e2) => ItemResult::failed(&r.id, format!("{e}; then {}", e2.message)),
                     });
                 }
             }
@@ -187,7 +161,7 @@ impl ScheduledResource for Ec2Instances {
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| describe_brief("StartInstances", &e))
+                .map_err(|e| BatchFailure::from_sdk("StartInstances", &e))
         })
         .await
     }
@@ -263,29 +237,5 @@ mod tests {
         ] {
             assert_eq!(last_user_change(Some(odd), None), None, "{odd}");
         }
-    }
-
-    #[tokio::test]
-    async fn a_failing_id_is_isolated_and_the_rest_proceed() {
-        let ids: Vec<String> = (0..1200).map(|i| format!("i-{i:04}")).collect();
-        let calls = std::sync::atomic::AtomicUsize::new(0);
-        let results = isolate(ids, |batch| {
-            calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            async move {
-                if batch.iter().any(|id| id == "i-0777") {
-                    Err("IncorrectInstanceState: i-0777 cannot be stopped".to_string())
-                } else {
-                    Ok(())
-                }
-            }
-        })
-        .await;
-        assert_eq!(results.len(), 1200);
-        let failed: Vec<&ItemResult> = results.iter().filter(|r| r.result.is_err()).collect();
-        assert_eq!(failed.len(), 1);
-        assert_eq!(failed[0].id, "i-0777");
-        // Three batches of at most 500, then about log2(500) splits for the failing one.
-        let n = calls.load(std::sync::atomic::Ordering::Relaxed);
-        assert!(n <= 3 + 2 * 9, "{n} calls");
     }
 }
