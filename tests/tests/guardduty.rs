@@ -160,28 +160,24 @@ async fn detector(config: &SdkConfig) -> String {
         .to_string()
 }
 
-/// A dev instance in the hub, a high EC2 finding about it that GuardDuty
-/// reports, and the responder (default policy) that has not seen it yet.
-struct Reported {
-    ec2: aws_sdk_ec2::Client,
-    victim: Victim,
-    responder: steward_tests::runtime_api::Function,
-    finding: Value,
-}
-
-async fn reported_dev_victim(stack: &Stack) -> Reported {
+/// A dev instance in the hub (with the hub's EC2 client), the responder
+/// (default policy) and a high EC2 finding about the instance that GuardDuty
+/// reports and the responder has not seen yet.
+async fn reported_dev_victim(
+    stack: &Stack,
+) -> (
+    aws_sdk_ec2::Client,
+    Victim,
+    steward_tests::runtime_api::Function,
+    Value,
+) {
     let config = stack.moto.config();
     let ec2 = aws_sdk_ec2::Client::new(&config);
     let victim = launch_victim(&config, &[("env", "dev")]).await;
     let responder = stack.function("guardduty-responder", "", &[]).await;
     let finding = ec2_finding(&victim.instance, HUB_ACCOUNT);
     report(stack, &finding).await;
-    Reported {
-        ec2,
-        victim,
-        responder,
-        finding,
-    }
+    (ec2, victim, responder, finding)
 }
 
 /// GuardDuty reports the event's finding (as its `detail` says) in the hub's
@@ -297,28 +293,36 @@ async fn finding_snapshots(ec2: &aws_sdk_ec2::Client, finding_id: &str) -> Vec<(
         .collect()
 }
 
-/// The quarantine groups steward created (in `vpc`, or anywhere).
-async fn quarantine_groups(
+/// The security groups named `name` (in `vpc`, or anywhere).
+async fn groups_named(
     ec2: &aws_sdk_ec2::Client,
+    name: &str,
     vpc: Option<&str>,
 ) -> Vec<aws_sdk_ec2::types::SecurityGroup> {
-    let mut describe = ec2.describe_security_groups().filters(
-        Filter::builder()
-            .name("group-name")
-            .values("steward-quarantine")
-            .build(),
-    );
+    let mut describe = ec2
+        .describe_security_groups()
+        .filters(Filter::builder().name("group-name").values(name).build());
     if let Some(vpc) = vpc {
         describe = describe.filters(Filter::builder().name("vpc-id").values(vpc).build());
     }
     describe.send().await.unwrap().security_groups().to_vec()
 }
 
+/// Asserts that nothing of a quarantine is on `victim`: no quarantine tag on
+/// the instance, no tag on its first interface, no termination protection.
+async fn assert_not_quarantined(ec2: &aws_sdk_ec2::Client, victim: &Victim) {
+    assert!(!instance_tags(ec2, &victim.instance)
+        .await
+        .contains_key("steward:quarantined"));
+    assert!(eni_tags(ec2, &victim.interfaces[0]).await.is_empty());
+    assert!(!termination_protected(ec2, &victim.instance).await);
+}
+
 async fn quarantine_group(
     ec2: &aws_sdk_ec2::Client,
     vpc: &str,
 ) -> aws_sdk_ec2::types::SecurityGroup {
-    let groups = quarantine_groups(ec2, Some(vpc)).await;
+    let groups = groups_named(ec2, "steward-quarantine", Some(vpc)).await;
     assert_eq!(groups.len(), 1, "exactly one quarantine group per VPC");
     groups[0].clone()
 }
@@ -560,11 +564,7 @@ async fn low_finding_only_notifies_and_archived_is_silent() {
         .as_str()
         .unwrap()
         .contains("LOW is below the containment threshold HIGH"));
-    assert!(!instance_tags(&ec2, &victim.instance)
-        .await
-        .contains_key("steward:quarantined"));
-    assert!(eni_tags(&ec2, &victim.interfaces[0]).await.is_empty());
-    assert!(!termination_protected(&ec2, &victim.instance).await);
+    assert_not_quarantined(&ec2, &victim).await;
     let received = stack.inbox.drain().await.unwrap();
     assert_eq!(received.len(), 1);
     assert_eq!(received[0].attributes["severity"], "LOW");
@@ -864,12 +864,7 @@ async fn member_account_finding_is_contained_there() {
 #[tokio::test]
 async fn release_restores_groups_and_says_what_it_left() {
     let stack = Stack::new().await;
-    let Reported {
-        ec2,
-        victim,
-        responder: mut f,
-        finding: e,
-    } = reported_dev_victim(&stack).await;
+    let (ec2, victim, mut f, e) = reported_dev_victim(&stack).await;
     f.response_to(&e).await;
     assert!(instance_tags(&ec2, &victim.instance)
         .await
@@ -1032,12 +1027,7 @@ async fn wide_open_group(ec2: &aws_sdk_ec2::Client, vpc: &str) -> String {
 #[tokio::test]
 async fn release_undoes_what_steward_recorded_not_what_a_rewritten_tag_says() {
     let stack = Stack::new().await;
-    let Reported {
-        ec2,
-        victim,
-        responder: mut f,
-        finding: e,
-    } = reported_dev_victim(&stack).await;
+    let (ec2, victim, mut f, e) = reported_dev_victim(&stack).await;
     f.response_to(&e).await;
 
     // Whoever may tag the instance (its own role) points the record at a
@@ -1192,13 +1182,11 @@ async fn vanished_instance_malformed_findings_dry_run_and_kill_switch_change_not
             .description()
             .contains("would replace the security groups"));
     }
-    assert!(!instance_tags(&ec2, &victim.instance)
-        .await
-        .contains_key("steward:quarantined"));
-    assert!(eni_tags(&ec2, &victim.interfaces[0]).await.is_empty());
-    assert!(!termination_protected(&ec2, &victim.instance).await);
+    assert_not_quarantined(&ec2, &victim).await;
     assert!(
-        quarantine_groups(&ec2, None).await.is_empty(),
+        groups_named(&ec2, "steward-quarantine", None)
+            .await
+            .is_empty(),
         "no quarantine group created"
     );
     let snaps = ec2
@@ -1290,12 +1278,7 @@ async fn forged_inflated_and_sample_findings_contain_nothing_a_genuine_high_one_
 #[tokio::test]
 async fn guardduty_unreachable_contains_nothing_and_says_so() {
     let stack = Stack::new().await;
-    let Reported {
-        ec2,
-        victim,
-        responder: mut f,
-        finding: e,
-    } = reported_dev_victim(&stack).await;
+    let (ec2, victim, mut f, e) = reported_dev_victim(&stack).await;
     stack
         .moto
         .post("/_steward/guardduty/outage", &json!({"on": true}))
@@ -1396,18 +1379,8 @@ async fn pre_tagged_and_reverted_instances_are_isolated_from_their_real_groups()
         vec![q.clone()]
     );
     // The allow-all group of the two-step swap exists, managed, open both ways.
-    let open = ec2
-        .describe_security_groups()
-        .filters(
-            Filter::builder()
-                .name("group-name")
-                .values("steward-quarantine-open")
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let open = &open.security_groups()[0];
+    let open = groups_named(&ec2, "steward-quarantine-open", None).await;
+    let open = &open[0];
     assert!(!open.ip_permissions().is_empty() && !open.ip_permissions_egress().is_empty());
 }
 
@@ -1729,19 +1702,7 @@ async fn evidence_is_kept_before_the_swap_and_release_undoes_it_and_reports_the_
 
     // Someone leaves the second interface on the allow-all group without a
     // record: the release restores what it can and says the group is attached.
-    let open = ec2
-        .describe_security_groups()
-        .filters(
-            Filter::builder()
-                .name("group-name")
-                .values("steward-quarantine-open")
-                .build(),
-        )
-        .filters(Filter::builder().name("vpc-id").values(&victim.vpc).build())
-        .send()
-        .await
-        .unwrap()
-        .security_groups()[0]
+    let open = groups_named(&ec2, "steward-quarantine-open", Some(&victim.vpc)).await[0]
         .group_id()
         .unwrap()
         .to_string();

@@ -371,12 +371,7 @@ async fn friday_stops_exactly_the_right_ones_weekend_does_nothing_monday_restore
     assert!(stack.inbox.drain().await.unwrap().is_empty());
 
     // Saturday noon: a developer starts the dev instance by hand; no transition, nothing happens.
-    aws_sdk_ec2::Client::new(&config)
-        .start_instances()
-        .instance_ids(&f.dev)
-        .send()
-        .await
-        .unwrap();
+    start_by_hand(&config, &f.dev).await;
     let saturday = scheduler.response_to(&scheduled(SATURDAY_NOON)).await;
     assert_eq!(saturday["notification"], "none", "{saturday:#}");
     assert_eq!(
@@ -632,13 +627,7 @@ async fn blast_radius_limit_changes_nothing_and_alerts_high() {
     );
     assert_eq!(instance_state(&config, &a).await, "running");
     assert_eq!(instance_state(&config, &b).await, "running");
-    let received = stack.inbox.drain().await.unwrap();
-    let m = digest(&received);
-    assert_eq!(m.attributes["severity"], "HIGH");
-    assert_eq!(
-        m.chat["metadata"]["eventType"],
-        "steward.offhours.blast-radius"
-    );
+    assert_one_high_blast_radius_alert(&stack, "steward.offhours.blast-radius").await;
 }
 
 #[tokio::test]
@@ -920,12 +909,7 @@ async fn budget_stop_holds_dev_through_the_next_morning_and_leaves_prod() {
         .region(aws_config::Region::new("eu-west-1"))
         .build();
     let unheld = instance(&elsewhere, &[("env", "dev")], false).await;
-    aws_sdk_ec2::Client::new(&elsewhere)
-        .stop_instances()
-        .instance_ids(&unheld)
-        .send()
-        .await
-        .unwrap();
+    stop_by_hand(&elsewhere, &unheld).await;
 
     let now = Utc::now();
     let period_start = now.date_naive();
@@ -1051,12 +1035,7 @@ async fn budget_stop_holds_dev_through_the_next_morning_and_leaves_prod() {
     );
 
     // Redelivered in another batch: nothing stopped or sent twice.
-    aws_sdk_ec2::Client::new(&config)
-        .start_instances()
-        .instance_ids(&dev)
-        .send()
-        .await
-        .unwrap();
+    start_by_hand(&config, &dev).await;
     let out = scheduler
         .response_to(&json!({"Records": [sqs_record("redelivered", &job)]}))
         .await;
@@ -1067,12 +1046,7 @@ async fn budget_stop_holds_dev_through_the_next_morning_and_leaves_prod() {
         "the job was carried out already; a redelivery stops nothing again"
     );
     assert!(stack.inbox.drain().await.unwrap().is_empty());
-    aws_sdk_ec2::Client::new(&config)
-        .stop_instances()
-        .instance_ids(&dev)
-        .send()
-        .await
-        .unwrap();
+    stop_by_hand(&config, &dev).await;
 
     // The next weekday morning start inside the period: the held instance stays stopped.
     let mut monday = now.date_naive() + Duration::days(1);
@@ -1222,12 +1196,7 @@ async fn a_throttled_stop_is_retried_by_the_next_run_until_the_catch_up_limit() 
     );
 
     // A developer starts one by hand; the throttling ends for one of the two.
-    aws_sdk_ec2::Client::new(&config)
-        .start_instances()
-        .instance_ids(&by_hand)
-        .send()
-        .await
-        .unwrap();
+    start_by_hand(&config, &by_hand).await;
     stack
         .moto
         .post("/_steward/faults", &json!({"clear": true}))
@@ -1409,13 +1378,7 @@ async fn budget_stop_over_the_blast_radius_changes_nothing_and_alerts_high() {
     assert_eq!(out["batchItemFailures"], json!([]), "{out:#}");
     assert_eq!(instance_state(&config, &a).await, "running");
     assert_eq!(instance_state(&config, &b).await, "running");
-    let received = stack.inbox.drain().await.unwrap();
-    let m = digest(&received);
-    assert_eq!(m.attributes["severity"], "HIGH");
-    assert_eq!(
-        m.chat["metadata"]["eventType"],
-        "steward.budget.blast-radius"
-    );
+    assert_one_high_blast_radius_alert(&stack, "steward.budget.blast-radius").await;
     // Raised limit, same job: carried out.
     let mut raised = stack.function("offhours-scheduler", "", &[]).await;
     raised
@@ -1469,6 +1432,34 @@ async fn organizational_unit(
         .id()
         .unwrap()
         .to_string()
+}
+
+/// Starts an instance as someone would by hand, outside steward.
+async fn start_by_hand(config: &SdkConfig, id: &str) {
+    aws_sdk_ec2::Client::new(config)
+        .start_instances()
+        .instance_ids(id)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Stops an instance as someone would by hand, outside steward.
+async fn stop_by_hand(config: &SdkConfig, id: &str) {
+    aws_sdk_ec2::Client::new(config)
+        .stop_instances()
+        .instance_ids(id)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Asserts that the inbox's one message is a HIGH alert of `event_type`.
+async fn assert_one_high_blast_radius_alert(stack: &Stack, event_type: &str) {
+    let received = stack.inbox.drain().await.unwrap();
+    let m = digest(&received);
+    assert_eq!(m.attributes["severity"], "HIGH");
+    assert_eq!(m.chat["metadata"]["eventType"], event_type);
 }
 
 /// A work queue for the fan-out.
