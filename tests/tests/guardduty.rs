@@ -890,11 +890,7 @@ async fn release_restores_groups_and_says_what_it_left() {
         victim.instance.clone(),
         "--dry-run".into(),
     ]);
-    assert!(
-        dry.status.success(),
-        "{}",
-        String::from_utf8_lossy(&dry.stderr)
-    );
+    assert_succeeded(&dry);
     assert!(String::from_utf8_lossy(&dry.stdout).contains("would restore"));
     assert!(
         instance_tags(&ec2, &victim.instance)
@@ -909,11 +905,7 @@ async fn release_restores_groups_and_says_what_it_left() {
         victim.instance.clone(),
         "--json".into(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["restored"].as_array().unwrap().len(), 2, "{report}");
     for (i, groups) in victim.groups.iter().enumerate() {
@@ -968,6 +960,15 @@ fn release_cli(stack: &Stack, instance: &str) -> std::process::Output {
     steward_cli(stack, &["quarantine", "release", instance, "--json"])
 }
 
+/// Asserts that a CLI run succeeded, showing what it wrote to stderr if not.
+fn assert_succeeded(output: &std::process::Output) {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// Runs the `steward` CLI as an operator of this stack would.
 fn steward_cli(stack: &Stack, args: &[&str]) -> std::process::Output {
     std::process::Command::new(function_binary("steward"))
@@ -981,11 +982,7 @@ fn steward_cli(stack: &Stack, args: &[&str]) -> std::process::Output {
 /// Runs the `steward` CLI, which must succeed, and returns its JSON report.
 fn steward_json(stack: &Stack, args: &[&str]) -> Value {
     let output = steward_cli(stack, args);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_succeeded(&output);
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
@@ -1042,11 +1039,7 @@ async fn release_undoes_what_steward_recorded_not_what_a_rewritten_tag_says() {
     .await;
 
     let out = release_cli(&stack, &victim.instance);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     let mut restored: Vec<String> =
         serde_json::from_value(report["restored"][0]["groups"].clone()).unwrap();

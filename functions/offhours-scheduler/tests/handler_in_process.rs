@@ -267,6 +267,14 @@ fn fan_out_setup() -> (
     (t, run_at, fleet)
 }
 
+/// The hub account's target in `region`.
+fn hub_target(region: &str) -> Target {
+    Target {
+        account: "123456789012".into(),
+        region: region.into(),
+    }
+}
+
 /// A work item of a fanned-out run for `target` at `time`, as an SQS batch.
 fn work(message_id: &str, target: &Target, time: &str) -> Value {
     let body = json!({"account": target.account, "region": target.region, "time": time});
@@ -285,11 +293,7 @@ async fn a_fanned_out_run_sends_one_digest_or_an_overdue_one_naming_the_missing_
     use chrono::Duration;
     let (t, run_at, fleet) = fan_out_setup();
     let scheduler = Scheduler::new(t.steward.clone(), MemoryFleet(vec![fleet.clone()]), None);
-    let target = |region: &str| Target {
-        account: "123456789012".into(),
-        region: region.into(),
-    };
-    let (east, west) = (target("us-east-1"), target("us-west-2"));
+    let (east, west) = (hub_target("us-east-1"), hub_target("us-west-2"));
     let store = t.store.as_ref();
 
     // Both targets report: one digest, after the second.
@@ -369,10 +373,7 @@ async fn a_failed_targets_later_success_is_reported_once_after_the_runs_digest()
     let (t, run_at, fleet) = fan_out_setup();
     fleet.failing.lock().unwrap().push("i-dev".into());
     let scheduler = Scheduler::new(t.steward.clone(), MemoryFleet(vec![fleet.clone()]), None);
-    let east = Target {
-        account: "123456789012".into(),
-        region: "us-east-1".into(),
-    };
+    let east = hub_target("us-east-1");
     offhours_scheduler::open_run(t.store.as_ref(), run_at, std::slice::from_ref(&east))
         .await
         .unwrap();
