@@ -12,6 +12,7 @@ use aws_sdk_ec2::types::{
 };
 use serde_json::{json, Value};
 use steward_tests::moto::{HUB_ACCOUNT, REGION};
+use steward_tests::organizations;
 use steward_tests::stack::{Stack, MEMBER_ACCOUNT, MEMBER_ROLE};
 use steward_tests::{event, function_binary, unique};
 
@@ -1753,59 +1754,12 @@ async fn evidence_is_kept_before_the_swap_and_release_undoes_it_and_reports_the_
 async fn an_account_under_a_targeted_unit_is_governed_and_one_outside_is_not() {
     let stack = Stack::new().await;
     let config = stack.moto.config();
-    let org = aws_sdk_organizations::Client::new(&config);
-    org.create_organization()
-        .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
-        .send()
-        .await
-        .unwrap();
-    let root = org.list_roots().send().await.unwrap().roots()[0]
-        .id()
-        .unwrap()
-        .to_string();
-    let unit = |parent: String, name: &'static str| {
-        let org = org.clone();
-        async move {
-            org.create_organizational_unit()
-                .parent_id(parent)
-                .name(name)
-                .send()
-                .await
-                .unwrap()
-                .organizational_unit()
-                .unwrap()
-                .id()
-                .unwrap()
-                .to_string()
-        }
-    };
-    let prod = unit(root.clone(), "prod").await;
-    let team = unit(prod.clone(), "team").await;
-    let account = |name: &'static str| {
-        let org = org.clone();
-        async move {
-            org.create_account()
-                .email(format!("{name}@example.com"))
-                .account_name(name)
-                .send()
-                .await
-                .unwrap()
-                .create_account_status()
-                .unwrap()
-                .account_id()
-                .unwrap()
-                .to_string()
-        }
-    };
-    let nested = account("nested").await;
-    let outside = account("sandbox").await;
-    org.move_account()
-        .account_id(&nested)
-        .source_parent_id(&root)
-        .destination_parent_id(&team)
-        .send()
-        .await
-        .unwrap();
+    let (org, root) = organizations::organization(&config).await;
+    let prod = organizations::organizational_unit(&org, &root, "prod").await;
+    let team = organizations::organizational_unit(&org, &prod, "team").await;
+    let nested = organizations::account(&org, "nested").await;
+    let outside = organizations::account(&org, "sandbox").await;
+    organizations::move_account(&org, &nested, &root, &team).await;
 
     let policy =
         format!("[targets]\naccounts = [\"{HUB_ACCOUNT}\"]\norganizational_units = [\"{prod}\"]\n");

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use steward_tests::fixtures::{self, in_region, Launch};
 use steward_tests::inbox::Received;
 use steward_tests::moto::{HUB_ACCOUNT, REGION};
+use steward_tests::organizations;
 use steward_tests::runtime_api::Function;
 use steward_tests::stack::{Stack, MEMBER_ACCOUNT, MEMBER_ROLE};
 use steward_tests::{event, function_binary, unique};
@@ -1278,36 +1279,11 @@ async fn a_redelivered_work_item_in_another_batch_sends_no_second_digest() {
 async fn a_nested_ous_accounts_are_scheduled() {
     let stack = Stack::new().await;
     let config = stack.moto.config();
-    let org = aws_sdk_organizations::Client::new(&config);
-    org.create_organization()
-        .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
-        .send()
-        .await
-        .unwrap();
-    let roots = org.list_roots().send().await.unwrap();
-    let root = roots.roots()[0].id().unwrap().to_string();
-    let dev_ou = organizational_unit(&org, &root, "dev").await;
-    let team_ou = organizational_unit(&org, &dev_ou, "team").await;
-    let created = org
-        .create_account()
-        .email("team-dev@example.com")
-        .account_name("team-dev")
-        .send()
-        .await
-        .unwrap();
-    let account = created
-        .create_account_status()
-        .unwrap()
-        .account_id()
-        .unwrap()
-        .to_string();
-    org.move_account()
-        .account_id(&account)
-        .source_parent_id(&root)
-        .destination_parent_id(&team_ou)
-        .send()
-        .await
-        .unwrap();
+    let (org, root) = organizations::organization(&config).await;
+    let dev_ou = organizations::organizational_unit(&org, &root, "dev").await;
+    let team_ou = organizations::organizational_unit(&org, &dev_ou, "team").await;
+    let account = organizations::account(&org, "team-dev").await;
+    organizations::move_account(&org, &account, &root, &team_ou).await;
     let member = stack
         .moto
         .account_config(&account, MEMBER_ROLE)
@@ -1413,25 +1389,6 @@ async fn one_instance_per_region(
         fleet.push((c, id));
     }
     fleet
-}
-
-/// Creates the organizational unit `name` under `parent` and returns its id.
-async fn organizational_unit(
-    org: &aws_sdk_organizations::Client,
-    parent: &str,
-    name: &str,
-) -> String {
-    org.create_organizational_unit()
-        .parent_id(parent)
-        .name(name)
-        .send()
-        .await
-        .unwrap()
-        .organizational_unit()
-        .unwrap()
-        .id()
-        .unwrap()
-        .to_string()
 }
 
 /// Starts an instance as someone would by hand, outside steward.
