@@ -10,6 +10,7 @@ pub mod functions;
 pub mod inbox;
 pub mod least_privilege;
 pub mod moto;
+pub mod organizations;
 pub mod postgres;
 pub mod runtime_api;
 pub mod stack;

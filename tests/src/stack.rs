@@ -67,6 +67,15 @@ impl Stack {
             .expect("function starts")
     }
 
+    /// The SDK configuration of the member account, reached through the
+    /// member role as steward reaches it.
+    pub async fn member_config(&self) -> aws_config::SdkConfig {
+        self.moto
+            .account_config(MEMBER_ACCOUNT, MEMBER_ROLE)
+            .await
+            .expect("the member role can be assumed")
+    }
+
     /// How many records the idempotency table holds.
     pub async fn idempotency_records(&self) -> usize {
         let ddb = aws_sdk_dynamodb::Client::new(&self.moto.config());

@@ -4,24 +4,19 @@
 //! `creating` for its first describes, or a failed status), with the
 //! security team's inbox subscribed.
 
-use aws_config::{Region, SdkConfig};
+use aws_config::SdkConfig;
 use aws_sdk_rds::types::Tag;
 use serde_json::{json, Value};
+use steward_tests::fixtures::in_region;
 use steward_tests::inbox::Received;
 use steward_tests::moto::{Moto, HUB_ACCOUNT, REGION};
-use steward_tests::stack::{Stack, MEMBER_ACCOUNT, MEMBER_ROLE};
+use steward_tests::runtime_api::Function;
+use steward_tests::stack::{Stack, MEMBER_ACCOUNT};
 use steward_tests::{function_binary, unique};
 
 const DR: &str = "us-west-2";
 const KEY_ALIAS: &str = "alias/steward-dr";
 const FUNCTION: &str = "snapshot-copier";
-
-fn in_region(config: &SdkConfig, region: &str) -> SdkConfig {
-    config
-        .to_builder()
-        .region(Region::new(region.to_string()))
-        .build()
-}
 
 fn policy() -> String {
     format!(
@@ -32,6 +27,15 @@ fn policy() -> String {
 /// A prod postgres instance in the source region and the DR key.
 async fn prod_database(moto: &Moto, id: &str) {
     prod_database_in(moto, &moto.config(), HUB_ACCOUNT, id).await
+}
+
+/// A prod database `prod-orders` with its DR copy made by a sweep of the
+/// copier, which is returned.
+async fn copier_after_a_sweep_of_prod_orders(stack: &Stack) -> Function {
+    prod_database(&stack.moto, "prod-orders").await;
+    let mut f = stack.function(FUNCTION, &policy(), &[]).await;
+    f.response_to(&json!({"job": "sweep"})).await;
+    f
 }
 
 /// The same in `account`, through `config`.
@@ -97,23 +101,40 @@ fn drills(received: &[Received]) -> Vec<&Received> {
         .collect()
 }
 
+/// Runs the next scheduled drill check, which must report `drill_id` and
+/// leave no drill database (`deleted` says what was deleted); returns the
+/// one drill report the inbox then holds.
+async fn check_reports_and_deletes(
+    stack: &Stack,
+    f: &mut Function,
+    drill_id: &str,
+    deleted: &str,
+) -> Received {
+    let checked = f.response_to(&json!({"job": "dr-drill"})).await;
+    assert_eq!(checked["reported"], json!([drill_id]), "{checked}");
+    assert!(
+        dr_instances(&stack.moto.config()).await.is_empty(),
+        "{deleted}"
+    );
+    let received = stack.inbox.drain().await.unwrap();
+    let reports = drills(&received);
+    assert_eq!(reports.len(), 1);
+    reports[0].clone()
+}
+
 #[tokio::test]
 async fn a_drill_restores_waits_verifies_deletes_and_reports_time_to_restore_against_the_rto() {
     let stack = Stack::new().await;
     let config = stack.moto.config();
-    prod_database(&stack.moto, "prod-orders").await;
-    let mut f = stack.function(FUNCTION, &policy(), &[]).await;
-    f.invoke(&json!({"job": "sweep"})).await.unwrap().response();
+    let mut f = copier_after_a_sweep_of_prod_orders(&stack).await;
     stack.inbox.drain().await.unwrap();
     // `creating` for three describes: the two reads of this test below and
     // the first scheduled check.
     restore_behaviour(&stack.moto, json!({"pending_describes": 3})).await;
 
     let started = f
-        .invoke(&json!({"job": "dr-drill", "database": "prod-orders"}))
-        .await
-        .unwrap()
-        .response();
+        .response_to(&json!({"job": "dr-drill", "database": "prod-orders"}))
+        .await;
     let drill_id = started["started"][0].as_str().unwrap().to_string();
     let restored = dr_instances(&config).await;
     assert_eq!(
@@ -138,31 +159,15 @@ async fn a_drill_restores_waits_verifies_deletes_and_reports_time_to_restore_aga
         .any(|t| t.key() == Some("steward:managed") && t.value() == Some("true")));
 
     // The first scheduled check sees the restore pending: nothing else happens.
-    let first = f
-        .invoke(&json!({"job": "dr-drill"}))
-        .await
-        .unwrap()
-        .response();
+    let first = f.response_to(&json!({"job": "dr-drill"})).await;
     assert_eq!(first["checked"], json!([drill_id]), "{first}");
     assert_eq!(first["reported"], json!([]), "{first}");
     assert_eq!(dr_instances(&config).await.len(), 1);
     assert!(drills(&stack.inbox.drain().await.unwrap()).is_empty());
 
     // The next sees it available: verified, deleted, reported once.
-    let second = f
-        .invoke(&json!({"job": "dr-drill"}))
-        .await
-        .unwrap()
-        .response();
-    assert_eq!(second["reported"], json!([drill_id]), "{second}");
-    assert!(
-        dr_instances(&config).await.is_empty(),
-        "the drill database is deleted"
-    );
-    let received = stack.inbox.drain().await.unwrap();
-    let reports = drills(&received);
-    assert_eq!(reports.len(), 1);
-    let report = reports[0];
+    let report =
+        check_reports_and_deletes(&stack, &mut f, &drill_id, "the drill database is deleted").await;
     assert_eq!(report.attributes["severity"], "INFO");
     assert!(report.subject.contains("RTO 45 min"), "{}", report.subject);
     let text = report.full_text();
@@ -174,11 +179,7 @@ async fn a_drill_restores_waits_verifies_deletes_and_reports_time_to_restore_aga
     assert!(facts["timeToRestoreMinutes"].is_string(), "{facts}");
 
     // A later run finds the database drilled this quarter: no new drill, no message.
-    let third = f
-        .invoke(&json!({"job": "dr-drill"}))
-        .await
-        .unwrap()
-        .response();
+    let third = f.response_to(&json!({"job": "dr-drill"})).await;
     assert_eq!(third["started"], json!([]), "{third}");
     assert!(dr_instances(&config).await.is_empty());
     assert!(drills(&stack.inbox.drain().await.unwrap()).is_empty());
@@ -190,15 +191,11 @@ async fn a_drill_left_open_by_a_crash_is_finished_by_the_sweep_and_an_unrecorded
 ) {
     let stack = Stack::new().await;
     let config = stack.moto.config();
-    prod_database(&stack.moto, "prod-orders").await;
-    let mut f = stack.function(FUNCTION, &policy(), &[]).await;
-    f.invoke(&json!({"job": "sweep"})).await.unwrap().response();
+    let mut f = copier_after_a_sweep_of_prod_orders(&stack).await;
     // The drill starts, then its checks never come (the restore is done).
     let started = f
-        .invoke(&json!({"job": "dr-drill", "database": "prod-orders"}))
-        .await
-        .unwrap()
-        .response();
+        .response_to(&json!({"job": "dr-drill", "database": "prod-orders"}))
+        .await;
     let drill_id = started["started"][0].as_str().unwrap().to_string();
     // Someone else's database carrying the drill tags and prefix, never recorded.
     let lookalike = "steward-drill-202601010000-ffffffffff";
@@ -222,7 +219,7 @@ async fn a_drill_left_open_by_a_crash_is_finished_by_the_sweep_and_an_unrecorded
         .unwrap();
     stack.inbox.drain().await.unwrap();
 
-    let sweep = f.invoke(&json!({"job": "sweep"})).await.unwrap().response();
+    let sweep = f.response_to(&json!({"job": "sweep"})).await;
     assert_eq!(sweep["drills_closed"], json!([drill_id]), "{sweep}");
     let left: Vec<String> = dr_instances(&config)
         .await
@@ -251,7 +248,7 @@ async fn a_drill_left_open_by_a_crash_is_finished_by_the_sweep_and_an_unrecorded
     );
 
     // The next sweep keeps reporting the lookalike and still never deletes it.
-    f.invoke(&json!({"job": "sweep"})).await.unwrap().response();
+    f.response_to(&json!({"job": "sweep"})).await;
     assert_eq!(dr_instances(&config).await.len(), 1);
 }
 
@@ -286,9 +283,7 @@ fn cli(stack: &Stack, policy_path: &std::path::Path) -> std::process::Command {
 async fn the_cli_drill_exits_0_when_verified_and_deleted_and_non_zero_on_a_failed_restore() {
     let stack = Stack::new().await;
     let config = stack.moto.config();
-    prod_database(&stack.moto, "prod-orders").await;
-    let mut f = stack.function(FUNCTION, &policy(), &[]).await;
-    f.invoke(&json!({"job": "sweep"})).await.unwrap().response();
+    let _copier = copier_after_a_sweep_of_prod_orders(&stack).await;
     let dir = std::env::temp_dir().join(unique("dr-drill"));
     std::fs::create_dir_all(&dir).unwrap();
     let policy_path = dir.join("policy.toml");
@@ -334,40 +329,24 @@ async fn the_cli_drill_exits_0_when_verified_and_deleted_and_non_zero_on_a_faile
 #[tokio::test]
 async fn a_failed_restore_is_deleted_and_reported_high_by_the_job() {
     let stack = Stack::new().await;
-    let config = stack.moto.config();
-    prod_database(&stack.moto, "prod-orders").await;
-    let mut f = stack.function(FUNCTION, &policy(), &[]).await;
-    f.invoke(&json!({"job": "sweep"})).await.unwrap().response();
+    let mut f = copier_after_a_sweep_of_prod_orders(&stack).await;
     stack.inbox.drain().await.unwrap();
     restore_behaviour(&stack.moto, json!({"fail_status": "incompatible-restore"})).await;
 
     let started = f
-        .invoke(&json!({"job": "dr-drill", "database": "prod-orders"}))
-        .await
-        .unwrap()
-        .response();
+        .response_to(&json!({"job": "dr-drill", "database": "prod-orders"}))
+        .await;
     let drill_id = started["started"][0].as_str().unwrap().to_string();
-    let checked = f
-        .invoke(&json!({"job": "dr-drill"}))
-        .await
-        .unwrap()
-        .response();
-    assert_eq!(checked["reported"], json!([drill_id]), "{checked}");
-    assert!(
-        dr_instances(&config).await.is_empty(),
-        "the failed restore is deleted"
-    );
-    let received = stack.inbox.drain().await.unwrap();
-    let reports = drills(&received);
-    assert_eq!(reports.len(), 1);
-    assert_eq!(reports[0].attributes["severity"], "HIGH");
-    let text = reports[0].full_text();
+    let report =
+        check_reports_and_deletes(&stack, &mut f, &drill_id, "the failed restore is deleted").await;
+    assert_eq!(report.attributes["severity"], "HIGH");
+    let text = report.full_text();
     assert!(
         text.contains("FAILED") && text.contains("incompatible-restore"),
         "{text}"
     );
     assert_eq!(
-        reports[0].chat["metadata"]["additionalContext"]["passed"],
+        report.chat["metadata"]["additionalContext"]["passed"],
         "false"
     );
 }
@@ -396,14 +375,12 @@ async fn an_aurora_drill_restores_a_cluster_and_one_instance_and_deletes_both() 
         .await
         .unwrap();
     let mut f = stack.function(FUNCTION, &policy(), &[]).await;
-    f.invoke(&json!({"job": "sweep"})).await.unwrap().response();
+    f.response_to(&json!({"job": "sweep"})).await;
     stack.inbox.drain().await.unwrap();
 
     let started = f
-        .invoke(&json!({"job": "dr-drill", "database": "prod-shop"}))
-        .await
-        .unwrap()
-        .response();
+        .response_to(&json!({"job": "dr-drill", "database": "prod-shop"}))
+        .await;
     let drill_id = started["started"][0].as_str().unwrap().to_string();
     let dr = aws_sdk_rds::Client::new(&in_region(&config, DR));
     let clusters = dr.describe_db_clusters().send().await.unwrap();
@@ -421,10 +398,8 @@ async fn an_aurora_drill_restores_a_cluster_and_one_instance_and_deletes_both() 
     );
 
     let checked = f
-        .invoke(&json!({"job": "dr-drill", "database": "prod-shop"}))
-        .await
-        .unwrap()
-        .response();
+        .response_to(&json!({"job": "dr-drill", "database": "prod-shop"}))
+        .await;
     assert_eq!(checked["reported"], json!([drill_id]), "{checked}");
     assert!(dr_instances(&config).await.is_empty());
     assert!(dr
@@ -448,37 +423,27 @@ async fn an_aurora_drill_restores_a_cluster_and_one_instance_and_deletes_both() 
 #[tokio::test]
 async fn a_member_account_database_is_drilled_in_that_account_through_the_member_role() {
     let stack = Stack::new().await;
-    let member = stack
-        .moto
-        .account_config(MEMBER_ACCOUNT, MEMBER_ROLE)
-        .await
-        .unwrap();
+    let member = stack.member_config().await;
     prod_database_in(&stack.moto, &member, MEMBER_ACCOUNT, "prod-payments").await;
     let policy = format!(
         "[targets]\naccounts = [\"{HUB_ACCOUNT}\", \"{MEMBER_ACCOUNT}\"]\n{}",
         policy()
     );
     let mut f = stack.function(FUNCTION, &policy, &[]).await;
-    f.invoke(&json!({"job": "sweep"})).await.unwrap().response();
+    f.response_to(&json!({"job": "sweep"})).await;
     stack.inbox.drain().await.unwrap();
 
     let name = format!("{MEMBER_ACCOUNT}/{REGION}/prod-payments");
     let started = f
-        .invoke(&json!({"job": "dr-drill", "database": name}))
-        .await
-        .unwrap()
-        .response();
+        .response_to(&json!({"job": "dr-drill", "database": name}))
+        .await;
     let drill_id = started["started"][0].as_str().unwrap().to_string();
     assert_eq!(dr_instances(&member).await.len(), 1, "{started}");
     assert!(
         dr_instances(&stack.moto.config()).await.is_empty(),
         "nothing in the hub account"
     );
-    let checked = f
-        .invoke(&json!({"job": "dr-drill"}))
-        .await
-        .unwrap()
-        .response();
+    let checked = f.response_to(&json!({"job": "dr-drill"})).await;
     assert_eq!(checked["reported"], json!([drill_id]), "{checked}");
     assert!(dr_instances(&member).await.is_empty());
     let received = stack.inbox.drain().await.unwrap();

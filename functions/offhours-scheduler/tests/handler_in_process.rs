@@ -232,21 +232,14 @@ async fn a_database_rds_restarted_in_its_off_time_is_stopped_again_through_the_f
     assert_eq!(t.publisher.count(), 1, "{:?}", t.publisher.subjects());
 }
 
-/// A work item of a fanned-out run for `target` at `time`, as an SQS batch.
-fn work(message_id: &str, target: &Target, time: &str) -> Value {
-    let body = json!({"account": target.account, "region": target.region, "time": time});
-    json!({"Records": [{
-        "messageId": message_id, "body": body.to_string(),
-        "eventSource": "aws:sqs", "awsRegion": "us-east-1"
-    }]})
-}
-
-/// Issue 10: a fanned-out run's batches record their results in the
-/// in-memory store and the last one sends the run's one digest; a run with
-/// a target that never reports gets its digest from the first scheduled
-/// run past `max_work_item_age_minutes`, naming the target.
-#[tokio::test]
-async fn a_fanned_out_run_sends_one_digest_or_an_overdue_one_naming_the_missing_target() {
+/// The fan-out tests' set-up: a live steward whose work items may be 90
+/// minutes old, the last run time at five past the hour, and a fleet of one
+/// dev instance tagged to stop at that run (and start twelve hours later).
+fn fan_out_setup() -> (
+    TestSteward,
+    chrono::DateTime<chrono::Utc>,
+    Arc<MemoryInstances>,
+) {
     use chrono::{Duration, Timelike, Utc};
     let mut policy = Policy::default();
     policy.offhours.max_work_item_age_minutes = 90;
@@ -271,12 +264,36 @@ async fn a_fanned_out_run_sends_one_digest_or_an_overdue_one_naming_the_missing_
         ),
     );
     *fleet.items.lock().unwrap() = vec![dev];
-    let scheduler = Scheduler::new(t.steward.clone(), MemoryFleet(vec![fleet.clone()]), None);
-    let target = |region: &str| Target {
+    (t, run_at, fleet)
+}
+
+/// The hub account's target in `region`.
+fn hub_target(region: &str) -> Target {
+    Target {
         account: "123456789012".into(),
         region: region.into(),
-    };
-    let (east, west) = (target("us-east-1"), target("us-west-2"));
+    }
+}
+
+/// A work item of a fanned-out run for `target` at `time`, as an SQS batch.
+fn work(message_id: &str, target: &Target, time: &str) -> Value {
+    let body = json!({"account": target.account, "region": target.region, "time": time});
+    json!({"Records": [{
+        "messageId": message_id, "body": body.to_string(),
+        "eventSource": "aws:sqs", "awsRegion": "us-east-1"
+    }]})
+}
+
+/// Issue 10: a fanned-out run's batches record their results in the
+/// in-memory store and the last one sends the run's one digest; a run with
+/// a target that never reports gets its digest from the first scheduled
+/// run past `max_work_item_age_minutes`, naming the target.
+#[tokio::test]
+async fn a_fanned_out_run_sends_one_digest_or_an_overdue_one_naming_the_missing_target() {
+    use chrono::Duration;
+    let (t, run_at, fleet) = fan_out_setup();
+    let scheduler = Scheduler::new(t.steward.clone(), MemoryFleet(vec![fleet.clone()]), None);
+    let (east, west) = (hub_target("us-east-1"), hub_target("us-west-2"));
     let store = t.store.as_ref();
 
     // Both targets report: one digest, after the second.
@@ -353,36 +370,10 @@ async fn a_fanned_out_run_sends_one_digest_or_an_overdue_one_naming_the_missing_
 /// once, and a further redelivery with nothing left to do sends nothing.
 #[tokio::test]
 async fn a_failed_targets_later_success_is_reported_once_after_the_runs_digest() {
-    use chrono::{Duration, Timelike, Utc};
-    let mut policy = Policy::default();
-    policy.offhours.max_work_item_age_minutes = 90;
-    let t = testing::steward("offhours-scheduler", policy, RunMode::Live);
-    let now = Utc::now();
-    let mut run_at = now
-        .with_minute(5)
-        .and_then(|t| t.with_second(0))
-        .and_then(|t| t.with_nanosecond(0))
-        .unwrap();
-    if run_at > now {
-        run_at -= Duration::hours(1);
-    }
-    let fleet = Arc::new(MemoryInstances::default());
-    let mut dev = instance("i-dev", "dev");
-    dev.tags.insert(
-        "steward:offhours".into(),
-        format!(
-            "off=(M-U,{});on=(M-U,{});tz=utc",
-            run_at.hour(),
-            (run_at.hour() + 12) % 24
-        ),
-    );
-    *fleet.items.lock().unwrap() = vec![dev];
+    let (t, run_at, fleet) = fan_out_setup();
     fleet.failing.lock().unwrap().push("i-dev".into());
     let scheduler = Scheduler::new(t.steward.clone(), MemoryFleet(vec![fleet.clone()]), None);
-    let east = Target {
-        account: "123456789012".into(),
-        region: "us-east-1".into(),
-    };
+    let east = hub_target("us-east-1");
     offhours_scheduler::open_run(t.store.as_ref(), run_at, std::slice::from_ref(&east))
         .await
         .unwrap();

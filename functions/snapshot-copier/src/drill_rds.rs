@@ -78,6 +78,23 @@ fn is_exists(code: Option<&str>) -> bool {
     )
 }
 
+/// The result of a call that creates a drill database: made, or made
+/// already by an earlier check of the same drill (a retry), is success.
+fn created_or_exists<T, E, R>(
+    result: Result<T, aws_sdk_rds::error::SdkError<E, R>>,
+    operation: &str,
+) -> anyhow::Result<()>
+where
+    E: aws_sdk_rds::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if is_exists(sdk::error_code(&e)) => Ok(()),
+        Err(e) => Err(sdk::sdk_error(operation, e)),
+    }
+}
+
 fn is_gone(code: Option<&str>) -> bool {
     matches!(
         code,
@@ -167,11 +184,7 @@ impl DrillRds for AwsDrillRds {
                     .set_tags(Some(tag_list(request)))
                     .send()
                     .await;
-                match result {
-                    Ok(_) => Ok(()),
-                    Err(e) if is_exists(sdk::error_code(&e)) => Ok(()),
-                    Err(e) => Err(sdk::sdk_error("RestoreDBInstanceFromDBSnapshot", e)),
-                }
+                created_or_exists(result, "RestoreDBInstanceFromDBSnapshot")
             }
             Kind::Cluster => {
                 let result = self
@@ -188,11 +201,7 @@ impl DrillRds for AwsDrillRds {
                     .set_tags(Some(tag_list(request)))
                     .send()
                     .await;
-                match result {
-                    Ok(_) => {}
-                    Err(e) if is_exists(sdk::error_code(&e)) => {}
-                    Err(e) => return Err(sdk::sdk_error("RestoreDBClusterFromSnapshot", e)),
-                }
+                created_or_exists(result, "RestoreDBClusterFromSnapshot")?;
                 let Some(member) = &request.member else {
                     return Ok(());
                 };
@@ -207,11 +216,7 @@ impl DrillRds for AwsDrillRds {
                     .set_tags(Some(tag_list(request)))
                     .send()
                     .await;
-                match result {
-                    Ok(_) => Ok(()),
-                    Err(e) if is_exists(sdk::error_code(&e)) => Ok(()),
-                    Err(e) => Err(sdk::sdk_error("CreateDBInstance", e)),
-                }
+                created_or_exists(result, "CreateDBInstance")
             }
         }
     }
