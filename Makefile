@@ -124,3 +124,8 @@ clean-venv:
 fuzz:
 	PROPTEST_CASES=$${PROPTEST_CASES:-20000} cargo test -p steward-shared --lib fuzz
 	PROPTEST_CASES=$${PROPTEST_CASES:-5000} cargo test --workspace --test parser_properties
+
+## Every function's main scenario with 30% injected AWS faults (issue 11).
+.PHONY: faults
+faults: venv postgres build
+	cargo test --workspace --test faults

@@ -15,6 +15,9 @@ Test endpoints (never reached by steward itself):
            fail with HTTP 503 and the error `code` (default
            `RequestLimitExceeded`, EC2's throttling code; the SDKs retry it,
            so arm more than the SDK's attempts to make a call fail).
+           An optional "status" (e.g. 400 with code
+           "IncorrectInstanceState") makes it a refusal of the request
+           instead, which the SDKs do not retry.
     POST   /_steward/faults   {"clear": true} (or DELETE) disarms every fault.
     GET    /_steward/faults   the armed faults and how many requests each failed.
 
@@ -42,7 +45,7 @@ def _operation(request):
     return action[0] if action else ""
 
 
-def _throttled(code, query_protocol):
+def _throttled(code, query_protocol, status=None):
     message = "Request limit exceeded (injected by the test harness)."
     if query_protocol:
         body = (
@@ -50,10 +53,10 @@ def _throttled(code, query_protocol):
             f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message>"
             "</Error></Errors><RequestID>steward-fault</RequestID></Response>"
         )
-        return Response(body, status=503, content_type="text/xml")
+        return Response(body, status=status or 503, content_type="text/xml")
     return Response(
         json.dumps({"__type": code, "message": message}),
-        status=400,
+        status=status or 400,
         content_type="application/x-amz-json-1.1",
     )
 
@@ -73,7 +76,9 @@ def intercept(request):
                 continue
             fault["remaining"] -= 1
             fault["failed"] += 1
-            return _throttled(fault["code"], not request.headers.get("X-Amz-Target"))
+            return _throttled(
+                fault["code"], not request.headers.get("X-Amz-Target"), fault.get("status")
+            )
     return None
 
 
@@ -89,6 +94,7 @@ def faults(request):
                 "remaining": int(spec.get("count", 1)),
                 "match": spec.get("match", ""),
                 "code": spec.get("code", "RequestLimitExceeded"),
+                "status": spec.get("status"),
                 "failed": 0,
             })
     elif request.method == "DELETE":

@@ -1,3 +1,5 @@
+//! `steward dr drill DB` is in `dr_drill`.
+//!
 //! `steward dr status [--json]`: the recovery point of every in-scope
 //! database in the DR region, computed by the snapshot copier's own code
 //! (the same table as the sweep's digest). Exits 2 when a database is past
@@ -13,6 +15,8 @@ use steward_shared::Policy;
 pub enum DrCommand {
     /// Per in-scope database: the newest DR copy and its age against the RPO (exit 2 when past it).
     Status(StatusArgs),
+    /// Restore the newest DR copy of DB into a throwaway database, verify it, delete it, report the time to restore (exit 0 only when it passed).
+    Drill(crate::dr_drill::DrillArgs),
 }
 
 #[derive(clap::Args)]
@@ -52,7 +56,21 @@ fn load_policy(path: Option<&str>) -> anyhow::Result<Policy> {
 }
 
 pub fn run(command: DrCommand) -> anyhow::Result<ExitCode> {
-    let DrCommand::Status(args) = command;
+    let args = match command {
+        DrCommand::Status(args) => args,
+        DrCommand::Drill(args) => {
+            let policy = load_policy(args.policy.as_deref())?;
+            if policy.snapshots.dr_region.is_empty() {
+                anyhow::bail!(
+                    "snapshots.dr_region is empty in the policy: there is no DR copy to drill"
+                );
+            }
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            return runtime.block_on(crate::dr_drill::drill(args, policy));
+        }
+    };
     let policy = load_policy(args.policy.as_deref())?;
     if policy.snapshots.dr_region.is_empty() {
         anyhow::bail!(
@@ -72,7 +90,7 @@ async fn status(args: StatusArgs, policy: Policy) -> anyhow::Result<ExitCode> {
             .filter(|r| !r.is_empty())
     });
     let aws = AwsContext::load("steward-cli", role).await?;
-    let rows = snapshot_copier::sweep::recovery_status(&aws, &policy, chrono::Utc::now()).await?;
+    let rows = snapshot_copier::recovery_status(&aws, &policy, chrono::Utc::now()).await?;
     let past = rows.iter().filter(|r| r.past_rpo).count();
     if args.json {
         let doc = serde_json::json!({
@@ -89,7 +107,7 @@ async fn status(args: StatusArgs, policy: Policy) -> anyhow::Result<ExitCode> {
             policy.snapshots.rpo_hours,
             rows.len()
         );
-        for line in snapshot_copier::report::table(&rows, policy.snapshots.rpo_hours) {
+        for line in snapshot_copier::recovery_table(&rows, policy.snapshots.rpo_hours) {
             println!("  {line}");
         }
     }

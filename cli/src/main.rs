@@ -4,6 +4,7 @@
 
 mod context;
 mod dr;
+mod dr_drill;
 mod plan;
 mod quarantine;
 mod schedule;
@@ -36,7 +37,7 @@ enum Command {
     /// GuardDuty containment.
     #[command(subcommand)]
     Quarantine(QuarantineCommand),
-    /// Disaster recovery: the DR recovery point of every database.
+    /// Disaster recovery: the DR recovery point of every database, restore drills.
     #[command(subcommand)]
     Dr(dr::DrCommand),
 }

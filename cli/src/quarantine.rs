@@ -1,20 +1,22 @@
 //! `steward quarantine release INSTANCE`: undoes a GuardDuty containment from
-//! the tags steward recorded (each interface's `steward:previous-groups`,
-//! the instance's `steward:quarantined`, `steward:target-groups` and
-//! `steward:standby`), in the hub's own account or, with `--account`, through
-//! the member role, and says what it left in place (always the allow-all
-//! group of the two-step swap, loudly when it is still attached) and what
-//! failed. Exit 1 when an undo step failed.
+//! the undo record the responder kept in steward's idempotency table (the
+//! hub's `STEWARD_IDEMPOTENCY_TABLE`, read with your credentials), checked
+//! against the tags it wrote beside it (each interface's
+//! `steward:previous-groups`, the instance's `steward:quarantined`,
+//! `steward:target-groups` and `steward:standby`): a tag that disagrees with
+//! the record is reported and the record wins. In the hub's own account or,
+//! with `--account`, through the member role; says what it left in place
+//! (always the allow-all group of the two-step swap, loudly when it is still
+//! attached) and what failed. Exit 1 when an undo step failed.
 
 use std::process::ExitCode;
 
 use std::path::PathBuf;
 
-use guardduty_responder::autoscaling::AwsAutoScaling;
-use guardduty_responder::ec2::AwsEc2;
-use guardduty_responder::elbv2::AwsTargetGroups;
 use guardduty_responder::release;
+use guardduty_responder::{AwsAutoScaling, AwsEc2, AwsTargetGroups, UndoLog};
 use steward_shared::aws::AwsContext;
+use steward_shared::idempotency::DynamoStore;
 
 #[derive(clap::Args)]
 pub struct ReleaseArgs {
@@ -36,6 +38,11 @@ pub struct ReleaseArgs {
     /// Say what would be restored; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Where steward's table holds no record, undo what steward's tags say
+    /// (only after checking them by hand: anyone who may tag the instance
+    /// can write them).
+    #[arg(long)]
+    pub trust_tags: bool,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -78,8 +85,20 @@ async fn run(args: ReleaseArgs) -> anyhow::Result<ExitCode> {
         autoscaling: &autoscaling,
         targets: &targets,
     };
+    let store = std::env::var(steward_shared::settings::vars::IDEMPOTENCY_TABLE)
+        .ok()
+        .filter(|t| !t.is_empty())
+        .map(|table| DynamoStore::new(aws_sdk_dynamodb::Client::new(aws.base()), table));
+    let undo = store
+        .as_ref()
+        .map(|s| UndoLog::new(s, &account, &region, &args.instance));
+    let records = release::Records {
+        undo: undo.as_ref(),
+        trust_tags: args.trust_tags,
+    };
     let report = release::release(
         &adapters,
+        &records,
         &args.instance,
         &policy.containment.quarantine_group_name,
         args.dry_run,
@@ -101,6 +120,7 @@ async fn run(args: ReleaseArgs) -> anyhow::Result<ExitCode> {
                 "id": g.id, "vpc": g.vpc_id, "still_attached_to": g.attached_to,
             })),
             "left": report.left,
+            "tags_changed": report.tags_changed,
             "failed": report.failed,
             "lines": report.lines(),
             "snapshots_left": report.snapshots_left,

@@ -59,7 +59,7 @@ pub fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
         None => Duration::minutes(i64::from(policy.offhours.interval_minutes)),
     };
     let window_start = at - window;
-    let holidays = schedule::parse_holidays(&policy.offhours);
+    let holidays = schedule::holiday_dates(&policy.offhours);
 
     let tags = HashMap::from([(schedule::TAG.to_string(), args.tag.clone())]);
     let mut out = json!({

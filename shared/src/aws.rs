@@ -58,6 +58,51 @@ impl From<&str> for OwnAccount {
     }
 }
 
+/// The one place every steward client's retries and timeouts are set (the
+/// member-account configurations and the assume-role provider are built
+/// from the same base, so they inherit them).
+///
+/// Suited to Lambda, where a hung call costs the whole invocation and AWS
+/// retries a failed invocation anyway (asynchronous retries, SQS redelivery):
+///
+/// | setting | value | why |
+/// | --- | --- | --- |
+/// | retry mode | standard, [`MAX_ATTEMPTS`](limits::MAX_ATTEMPTS) = 5 attempts | throttling, 5xx and dropped connections are retried with exponential backoff and full jitter; the SDK's retry quota stops a retry storm |
+/// | backoff | [`INITIAL_BACKOFF`](limits::INITIAL_BACKOFF) 200 ms doubling up to [`MAX_BACKOFF`](limits::MAX_BACKOFF) 5 s | at most about 3 s of waiting over the 5 attempts, instead of the SDK's 1 s to 20 s |
+/// | connect timeout | [`CONNECT_TIMEOUT`](limits::CONNECT_TIMEOUT) 3 s | an endpoint that does not accept is retried soon |
+/// | attempt timeout | [`ATTEMPT_TIMEOUT`](limits::ATTEMPT_TIMEOUT) 10 s | one hung attempt is abandoned and retried |
+/// | operation timeout | [`OPERATION_TIMEOUT`](limits::OPERATION_TIMEOUT) 30 s | a call, retries included, ends well inside the shortest function timeout (60 s), so the function reports it instead of being killed |
+pub mod limits {
+    use std::time::Duration;
+
+    use aws_config::retry::RetryConfig;
+    use aws_config::timeout::TimeoutConfig;
+
+    pub const MAX_ATTEMPTS: u32 = 5;
+    pub const INITIAL_BACKOFF: Duration = Duration::from_millis(200);
+    pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+    pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+    pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
+
+    /// Standard retries: [`MAX_ATTEMPTS`] attempts, jittered exponential backoff.
+    pub fn retry_config() -> RetryConfig {
+        RetryConfig::standard()
+            .with_max_attempts(MAX_ATTEMPTS)
+            .with_initial_backoff(INITIAL_BACKOFF)
+            .with_max_backoff(MAX_BACKOFF)
+    }
+
+    /// Connect, per-attempt and whole-operation timeouts.
+    pub fn timeout_config() -> TimeoutConfig {
+        TimeoutConfig::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+            .operation_timeout(OPERATION_TIMEOUT)
+            .build()
+    }
+}
+
 /// The process's AWS identity and the way to reach member accounts.
 #[derive(Clone)]
 pub struct AwsContext {
@@ -262,7 +307,8 @@ impl AwsContext {
 pub async fn sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .http_client(https_client())
-        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(5))
+        .retry_config(limits::retry_config())
+        .timeout_config(limits::timeout_config())
         .load()
         .await
 }
@@ -310,6 +356,27 @@ mod tests {
         assert!(name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "+=,.@-_".contains(c)));
+    }
+
+    #[test]
+    fn every_client_gets_bounded_retries_and_timeouts() {
+        let retry = limits::retry_config();
+        assert_eq!(retry.max_attempts(), limits::MAX_ATTEMPTS);
+        assert_eq!(retry.initial_backoff(), limits::INITIAL_BACKOFF);
+        let timeouts = limits::timeout_config();
+        assert_eq!(
+            timeouts.operation_timeout(),
+            Some(limits::OPERATION_TIMEOUT)
+        );
+        assert_eq!(
+            timeouts.operation_attempt_timeout(),
+            Some(limits::ATTEMPT_TIMEOUT)
+        );
+        assert_eq!(timeouts.connect_timeout(), Some(limits::CONNECT_TIMEOUT));
+        // Attempts and the waits between them fit in the operation timeout,
+        // which fits in the shortest function timeout (60 s).
+        assert!(limits::ATTEMPT_TIMEOUT * 2 + limits::MAX_BACKOFF <= limits::OPERATION_TIMEOUT);
+        assert!(limits::OPERATION_TIMEOUT < std::time::Duration::from_secs(60));
     }
 
     #[test]

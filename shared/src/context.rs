@@ -209,17 +209,44 @@ impl Steward {
         };
         match with_renewal(store.as_ref(), &lease, work()).await {
             Ok(result) => {
-                store.complete(&lease, keep, Some(&result)).await?;
+                // The work is done: a throttled record must not make a retry do it again.
+                persistently(|| store.complete(&lease, keep, Some(&result))).await?;
                 Ok(Once::Ran(result))
             }
             Err(e) => {
-                if let Err(release) = store.release(&lease).await {
+                if let Err(release) = persistently(|| store.release(&lease)).await {
                     tracing::error!(error = %release, key, "could not release the idempotency claim; a retry takes it over when its lease lapses");
                 }
                 Err(e)
             }
         }
     }
+}
+
+/// Pauses before the extra tries of a claim's record or release.
+const RECORD_PAUSES: [Duration; 3] = [
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+];
+
+/// Tries a claim's record (or release) again after the SDK's own retries
+/// gave up (a throttled or unavailable table): lost, it would leave the
+/// claim held until its lease lapses and, for a record, make a retry do the
+/// finished work again (issue 11, found under injected faults).
+async fn persistently<F, Fut>(write: F) -> anyhow::Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let mut result = write().await;
+    for pause in RECORD_PAUSES {
+        let Err(e) = &result else { break };
+        tracing::warn!(error = %format!("{e:#}"), "writing the idempotency record failed; trying again");
+        tokio::time::sleep(pause).await;
+        result = write().await;
+    }
+    result
 }
 
 /// Runs `work` while renewing `lease` every [`idempotency::RENEW_EVERY`]; a

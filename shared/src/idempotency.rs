@@ -10,7 +10,7 @@
 //! The key format and the table schema live here and nowhere else. Expiry is
 //! lazy in DynamoDB, so `expires_at` is compared in the write condition itself.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -108,6 +108,39 @@ pub trait IdempotencyStore: Send + Sync {
     async fn reserve(&self, key: &str, n: u64, limit: u64, keep: Duration) -> anyhow::Result<bool> {
         let _ = (key, n, limit, keep);
         anyhow::bail!("this idempotency store keeps no budgets")
+    }
+    /// Gives back `n` units reserved with [`reserve`](Self::reserve) under
+    /// `key` (work that did not happen), atomically and only while at least
+    /// `n` are reserved: `true` when given back, `false` when the budget
+    /// holds fewer (nothing changes).
+    async fn give_back(&self, key: &str, n: u64) -> anyhow::Result<bool> {
+        let _ = (key, n);
+        anyhow::bail!("this idempotency store keeps no budgets")
+    }
+    /// Adds `members` to the set of strings kept under `key` (a
+    /// `keys::state` key), atomically; adding a member twice is harmless.
+    /// Returns the set as it was just before this addition, so concurrent
+    /// callers each see a different "before" and exactly one of them sees
+    /// the set become complete. The record lives for `keep` after its last
+    /// addition.
+    async fn add_members(
+        &self,
+        key: &str,
+        members: &[String],
+        keep: Duration,
+    ) -> anyhow::Result<BTreeSet<String>> {
+        let _ = (key, members, keep);
+        anyhow::bail!("this idempotency store keeps no sets")
+    }
+    /// Removes `members` from the set under `key`, atomically (absent ones are ignored).
+    async fn remove_members(&self, key: &str, members: &[String]) -> anyhow::Result<()> {
+        let _ = (key, members);
+        anyhow::bail!("this idempotency store keeps no sets")
+    }
+    /// The set kept under `key` (empty when there is none or it expired).
+    async fn members(&self, key: &str) -> anyhow::Result<BTreeSet<String>> {
+        let _ = key;
+        anyhow::bail!("this idempotency store keeps no sets")
     }
 }
 
@@ -390,6 +423,131 @@ impl IdempotencyStore for DynamoStore {
             Err(e) if is_condition_failure(&e) => Ok(false),
             Err(e) => Err(self.fail("UpdateItem", e)),
         }
+    }
+
+    async fn give_back(&self, key: &str, n: u64) -> anyhow::Result<bool> {
+        if n == 0 {
+            return Ok(true);
+        }
+        let returned = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(key.to_string()))
+            .update_expression("SET used = used - :n")
+            .condition_expression("attribute_exists(used) AND used >= :n AND expires_at >= :now")
+            .expression_attribute_values(":n", AttributeValue::N(n.to_string()))
+            .expression_attribute_values(":now", AttributeValue::N(now_epoch().to_string()))
+            .send()
+            .await;
+        match returned {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(self.fail("UpdateItem", e)),
+        }
+    }
+
+    async fn add_members(
+        &self,
+        key: &str,
+        members: &[String],
+        keep: Duration,
+    ) -> anyhow::Result<BTreeSet<String>> {
+        if members.is_empty() {
+            return self.members(key).await;
+        }
+        // An expired set (lazy TTL) is dropped first, then added to afresh.
+        for _ in 0..2 {
+            let now = now_epoch();
+            let added = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", AttributeValue::S(key.to_string()))
+                .update_expression(
+                    "ADD #m :m SET #s = if_not_exists(#s, :set), expires_at = :until",
+                )
+                .condition_expression("attribute_not_exists(pk) OR expires_at >= :now")
+                .expression_attribute_names("#m", "members")
+                .expression_attribute_names("#s", "status")
+                .expression_attribute_values(":m", AttributeValue::Ss(members.to_vec()))
+                .expression_attribute_values(":set", AttributeValue::S("SET".into()))
+                .expression_attribute_values(
+                    ":until",
+                    AttributeValue::N((now + keep.as_secs() as i64).to_string()),
+                )
+                .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+                .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+                .send()
+                .await;
+            match added {
+                Ok(out) => {
+                    return Ok(out
+                        .attributes()
+                        .and_then(|a| a.get("members"))
+                        .and_then(|v| v.as_ss().ok())
+                        .map(|ss| ss.iter().cloned().collect())
+                        .unwrap_or_default())
+                }
+                Err(e) if is_condition_failure(&e) => {
+                    let dropped = self
+                        .client
+                        .delete_item()
+                        .table_name(&self.table)
+                        .key("pk", AttributeValue::S(key.to_string()))
+                        .condition_expression("expires_at < :now")
+                        .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+                        .send()
+                        .await;
+                    match dropped {
+                        Ok(_) => {}
+                        Err(e) if is_condition_failure(&e) => {}
+                        Err(e) => return Err(self.fail("DeleteItem", e)),
+                    }
+                }
+                Err(e) => return Err(self.fail("UpdateItem", e)),
+            }
+        }
+        anyhow::bail!(
+            "idempotency table {}: the set {key} kept expiring while being added to; try again",
+            self.table
+        )
+    }
+
+    async fn remove_members(&self, key: &str, members: &[String]) -> anyhow::Result<()> {
+        if members.is_empty() {
+            return Ok(());
+        }
+        let removed = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(key.to_string()))
+            .update_expression("DELETE #m :m")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#m", "members")
+            .expression_attribute_values(":m", AttributeValue::Ss(members.to_vec()))
+            .send()
+            .await;
+        match removed {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(self.fail("UpdateItem", e)),
+        }
+    }
+
+    async fn members(&self, key: &str) -> anyhow::Result<BTreeSet<String>> {
+        let Some(item) = self.read(key).await? else {
+            return Ok(BTreeSet::new());
+        };
+        if record_of(&item).expires_at < now_epoch() {
+            return Ok(BTreeSet::new());
+        }
+        Ok(item
+            .get("members")
+            .and_then(|v| v.as_ss().ok())
+            .map(|ss| ss.iter().cloned().collect())
+            .unwrap_or_default())
     }
 }
 

@@ -115,7 +115,7 @@ pub struct Offhours {
     /// Minutes between scheduler runs; transitions in (time - interval, time] are acted on.
     pub interval_minutes: u32,
     /// Dates (YYYY-MM-DD) on which no start transition happens.
-    pub holidays: Vec<String>,
+    pub holidays: Vec<crate::schedule::Holiday>,
     /// Hibernate EC2 instances that support it instead of stopping them.
     pub hibernate: bool,
     /// Targets processed concurrently by one run.
@@ -138,8 +138,7 @@ pub struct Offhours {
     pub catch_up_minutes: u32,
 }
 
-/// What the schedule module reads of `[offhours]` (holidays are validated
-/// at load, so every entry is a date here).
+/// What the schedule module reads of `[offhours]`.
 impl crate::schedule::Defaults for Offhours {
     fn mode(&self) -> ScheduleMode {
         self.mode
@@ -150,11 +149,8 @@ impl crate::schedule::Defaults for Offhours {
     fn default_schedule(&self) -> &str {
         &self.default_schedule
     }
-    fn holidays(&self) -> Vec<chrono::NaiveDate> {
-        self.holidays
-            .iter()
-            .filter_map(|d| crate::schedule::holiday(d))
-            .collect()
+    fn holidays(&self) -> &[crate::schedule::Holiday] {
+        &self.holidays
     }
 }
 
@@ -389,6 +385,18 @@ pub struct Snapshots {
     /// Manual snapshots allowed per region in the DR region (AWS default
     /// quota 100; DR copies count): at it, steward stops copying and alerts HIGH.
     pub manual_snapshot_quota: u32,
+    /// DB subnet group in the DR region a restore drill's throwaway database
+    /// is placed in (empty: the account's default VPC).
+    pub drill_subnet_group: String,
+    /// Security group ids in the DR region given to a drill's database
+    /// (empty: the VPC's default group).
+    pub drill_security_groups: Vec<String>,
+    /// Instance class of a drill's database (the smallest that runs the engine).
+    pub drill_instance_class: String,
+    /// Instance class of the one instance in a drill's Aurora cluster.
+    pub drill_aurora_instance_class: String,
+    /// Minutes a restore may take (the RTO): a slower drill is reported HIGH.
+    pub drill_rto_minutes: u32,
 }
 
 impl Default for Snapshots {
@@ -404,6 +412,11 @@ impl Default for Snapshots {
             rpo_hours: 24,
             max_copies_in_flight: 5,
             manual_snapshot_quota: 100,
+            drill_subnet_group: String::new(),
+            drill_security_groups: Vec::new(),
+            drill_instance_class: "db.t4g.micro".to_string(),
+            drill_aurora_instance_class: "db.t4g.medium".to_string(),
+            drill_rto_minutes: 60,
         }
     }
 }
@@ -597,8 +610,12 @@ impl Policy {
     pub fn from_toml(text: &str) -> Result<Policy, PolicyErrors> {
         let mut policy: Policy = toml::from_str(text).map_err(|e| {
             let line = e.span().map(|span| line_of(text, span.start));
-            let message = e.message().to_string();
+            let mut message = e.message().to_string();
             let key = key_from_serde_message(&message).unwrap_or_else(|| "document".into());
+            // Values that check themselves (e.g. a holiday) name their key first.
+            if let Some(rest) = message.strip_prefix(&format!("`{key}`: ")) {
+                message = rest.to_string();
+            }
             PolicyErrors(vec![PolicyError { key, line, message }])
         })?;
         let problems = policy.semantic_problems();
@@ -674,6 +691,10 @@ impl Policy {
                 "snapshots.max_copies_in_flight",
                 self.snapshots.max_copies_in_flight,
             ),
+            (
+                "snapshots.drill_rto_minutes",
+                self.snapshots.drill_rto_minutes,
+            ),
         ] {
             if value == 0 {
                 problems.push((key.into(), "must be at least 1".into()));
@@ -688,19 +709,36 @@ impl Policy {
                 "a DR region needs a KMS key in that region (ARN or alias) for the copies".into(),
             ));
         }
+        for (key, class) in [
+            (
+                "snapshots.drill_instance_class",
+                &self.snapshots.drill_instance_class,
+            ),
+            (
+                "snapshots.drill_aurora_instance_class",
+                &self.snapshots.drill_aurora_instance_class,
+            ),
+        ] {
+            if !class.starts_with("db.") {
+                problems.push((
+                    key.into(),
+                    "must be an RDS instance class (db.t4g.micro, ...)".into(),
+                ));
+            }
+        }
+        for (i, group) in self.snapshots.drill_security_groups.iter().enumerate() {
+            if !group.starts_with("sg-") {
+                problems.push((
+                    format!("snapshots.drill_security_groups[{i}]"),
+                    format!("`{group}` is not a security group id (sg-...)"),
+                ));
+            }
+        }
         if self.offhours.interval_minutes == 0 || self.offhours.interval_minutes > 1440 {
             problems.push((
                 "offhours.interval_minutes".into(),
                 "must be between 1 and 1440".into(),
             ));
-        }
-        for (i, day) in self.offhours.holidays.iter().enumerate() {
-            if crate::schedule::holiday(day).is_none() {
-                problems.push((
-                    format!("offhours.holidays[{i}]"),
-                    format!("`{day}` is not a date (YYYY-MM-DD)"),
-                ));
-            }
         }
         if self.offhours.concurrency == 0 {
             problems.push(("offhours.concurrency".into(), "must be at least 1".into()));
@@ -933,17 +971,31 @@ mod tests {
 
     #[test]
     fn semantic_errors_are_located() {
-        let text = "[tagging.account_environments]\n\"123456789012\" = \"qa\"\n[offhours]\nholidays = [\"2026-12-25\", \"xmas\"]\n";
+        let text = "[tagging.account_environments]\n\"123456789012\" = \"qa\"\n";
         let err = Policy::from_toml(text).unwrap_err();
         let keys: Vec<_> = err.0.iter().map(|e| (e.key.as_str(), e.line)).collect();
         assert!(
             keys.contains(&("tagging.account_environments.123456789012", Some(2))),
             "{keys:?}"
         );
-        assert!(
-            keys.contains(&("offhours.holidays[1]", Some(4))),
-            "{keys:?}"
+    }
+
+    #[test]
+    fn a_holiday_that_is_not_a_date_is_refused_at_its_key() {
+        let text = "[offhours]\nholidays = [\"2026-12-25\",\n  \"xmas\"]\n";
+        let err = Policy::from_toml(text).unwrap_err();
+        let e = &err.0[0];
+        assert_eq!(
+            (e.key.as_str(), e.line),
+            ("offhours.holidays", Some(2)),
+            "{err}"
         );
+        assert!(
+            e.message.contains("xmas") && e.message.contains("YYYY-MM-DD"),
+            "{err}"
+        );
+        let ok = Policy::from_toml("[offhours]\nholidays = [\" 2026-12-25 \"]\n").unwrap();
+        assert_eq!(ok.offhours.holidays[0].to_string(), "2026-12-25");
     }
 
     const EXAMPLE: &str = include_str!("../../infra/policy.example.toml");

@@ -76,6 +76,8 @@ struct Entry {
 #[derive(Default)]
 pub struct MemoryStore {
     entries: Mutex<HashMap<String, Entry>>,
+    /// Sets of strings (`add_members`) by key, with their expiry.
+    sets: Mutex<HashMap<String, (std::collections::BTreeSet<String>, i64)>>,
 }
 
 fn now() -> i64 {
@@ -265,6 +267,67 @@ impl IdempotencyStore for MemoryStore {
             },
         );
         Ok(true)
+    }
+
+    async fn give_back(&self, key: &str, n: u64) -> anyhow::Result<bool> {
+        let mut entries = self
+            .entries
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?;
+        let now = now();
+        let Some(entry) = entries.get_mut(key).filter(|e| e.expires_at >= now) else {
+            return Ok(n == 0);
+        };
+        let used = entry
+            .result
+            .as_deref()
+            .and_then(|r| r.parse::<u64>().ok())
+            .unwrap_or(0);
+        if used < n {
+            return Ok(false);
+        }
+        entry.result = Some((used - n).to_string());
+        Ok(true)
+    }
+
+    async fn add_members(
+        &self,
+        key: &str,
+        members: &[String],
+        keep: Duration,
+    ) -> anyhow::Result<std::collections::BTreeSet<String>> {
+        let mut sets = self.sets.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+        let now = now();
+        let before = sets
+            .get(key)
+            .filter(|(_, expires_at)| *expires_at >= now)
+            .cloned();
+        let mut set = before.map(|(set, _)| set).unwrap_or_default();
+        let old = set.clone();
+        if !members.is_empty() {
+            set.extend(members.iter().cloned());
+            sets.insert(key.to_string(), (set, now + keep.as_secs() as i64));
+        }
+        Ok(old)
+    }
+
+    async fn remove_members(&self, key: &str, members: &[String]) -> anyhow::Result<()> {
+        let mut sets = self.sets.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+        if let Some((set, _)) = sets.get_mut(key) {
+            for m in members {
+                set.remove(m);
+            }
+        }
+        Ok(())
+    }
+
+    async fn members(&self, key: &str) -> anyhow::Result<std::collections::BTreeSet<String>> {
+        let sets = self.sets.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+        Ok(sets
+            .get(key)
+            .filter(|(_, expires_at)| *expires_at >= now())
+            .map(|(set, _)| set.clone())
+            .unwrap_or_default())
     }
 }
 

@@ -17,6 +17,14 @@ use crate::moto::REGION;
 /// An AMI moto knows.
 pub const AMI: &str = "ami-12c6146b";
 
+/// The same configuration (endpoint, account, credentials) in another region.
+pub fn in_region(config: &SdkConfig, region: &str) -> SdkConfig {
+    config
+        .to_builder()
+        .region(aws_config::Region::new(region.to_string()))
+        .build()
+}
+
 /// What to launch.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Launch<'a> {

@@ -4,11 +4,13 @@
 //! security team's inbox (an SQS queue subscribed to the SNS topic).
 
 pub mod demo;
+pub mod faults;
 pub mod fixtures;
 pub mod functions;
 pub mod inbox;
 pub mod least_privilege;
 pub mod moto;
+pub mod organizations;
 pub mod postgres;
 pub mod profile;
 pub mod runtime_api;

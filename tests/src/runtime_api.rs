@@ -178,6 +178,24 @@ impl Function {
         self.invoke_raw(&payload.to_string()).await
     }
 
+    /// Sends one event and returns the handler's response; panics (failing
+    /// the test) when the invocation could not run or the function failed.
+    pub async fn response_to(&mut self, payload: &serde_json::Value) -> serde_json::Value {
+        self.invoke(payload)
+            .await
+            .unwrap_or_else(|e| panic!("{} could not be invoked: {e:#}", self.name))
+            .response()
+    }
+
+    /// Sends one event that must fail and returns the error document the
+    /// runtime posted; panics when the function succeeded instead.
+    pub async fn error_for(&mut self, payload: &serde_json::Value) -> serde_json::Value {
+        self.invoke(payload)
+            .await
+            .unwrap_or_else(|e| panic!("{} could not be invoked: {e:#}", self.name))
+            .error()
+    }
+
     /// Sends raw bytes (for malformed JSON) and waits for the answer; with
     /// `STEWARD_PROFILE_LOG` set, records its figures (see [`crate::profile`]).
     pub async fn invoke_raw(&mut self, payload: &str) -> anyhow::Result<Outcome> {

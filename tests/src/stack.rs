@@ -43,6 +43,14 @@ impl Stack {
         }
     }
 
+    /// The environment of an operator running the `steward` CLI against this
+    /// stack: the emulator's credentials and the hub's idempotency table.
+    pub fn operator_env(&self) -> Vec<(String, String)> {
+        let mut env = self.moto.env();
+        env.push(("STEWARD_IDEMPOTENCY_TABLE".into(), self.table.clone()));
+        env
+    }
+
     /// Starts the built function `name` with `policy` and the extra variables
     /// (the topic, the table and the member role are set already).
     pub async fn function(&self, name: &str, policy: &str, extra: &[(&str, &str)]) -> Function {
@@ -57,6 +65,15 @@ impl Stack {
         Function::start(&function_binary(name), name, &env)
             .await
             .expect("function starts")
+    }
+
+    /// The SDK configuration of the member account, reached through the
+    /// member role as steward reaches it.
+    pub async fn member_config(&self) -> aws_config::SdkConfig {
+        self.moto
+            .account_config(MEMBER_ACCOUNT, MEMBER_ROLE)
+            .await
+            .expect("the member role can be assumed")
     }
 
     /// How many records the idempotency table holds.

@@ -157,18 +157,10 @@ async fn budgets_alert_gives_one_enriched_message_even_when_delivered_twice() {
     forecast(&stack, json!({"amount": "150.00"})).await;
     let mut f = stack.function(FUNCTION, "", &[]).await;
 
-    let first = f
-        .invoke(&event("budget-sns-actual.json"))
-        .await
-        .unwrap()
-        .response();
+    let first = f.response_to(&event("budget-sns-actual.json")).await;
     assert_eq!(first["results"][0]["notification"], "sent", "{first}");
     assert_eq!(first["cost_explorer_requests"], 5, "{first}");
-    let again = f
-        .invoke(&event("budget-sns-actual.json"))
-        .await
-        .unwrap()
-        .response();
+    let again = f.response_to(&event("budget-sns-actual.json")).await;
     assert_eq!(again["results"][0]["notification"], "duplicate", "{again}");
 
     let inbox = stack.inbox.drain().await.unwrap();
@@ -213,17 +205,9 @@ async fn daily_check_flags_a_forecast_breach_on_a_budget_without_notification() 
     forecast(&stack, json!({"amount": "130.00"})).await;
     let mut f = stack.function(FUNCTION, "", &[]).await;
 
-    let out = f
-        .invoke(&event("budget-daily-check.json"))
-        .await
-        .unwrap()
-        .response();
+    let out = f.response_to(&event("budget-daily-check.json")).await;
     assert_eq!(out["alerts"].as_array().unwrap().len(), 1, "{out}");
-    let again = f
-        .invoke(&event("budget-daily-check.json"))
-        .await
-        .unwrap()
-        .response();
+    let again = f.response_to(&event("budget-daily-check.json")).await;
     assert_eq!(again["alerts"][0]["notification"], "duplicate", "{again}");
 
     let inbox = stack.inbox.drain().await.unwrap();
@@ -244,11 +228,7 @@ async fn cost_explorer_failing_still_sends_the_alert_and_says_what_is_missing() 
     forecast(&stack, json!({"fail": true})).await;
     let mut f = stack.function(FUNCTION, "", &[]).await;
 
-    let out = f
-        .invoke(&event("budget-sns-actual.json"))
-        .await
-        .unwrap()
-        .response();
+    let out = f.response_to(&event("budget-sns-actual.json")).await;
     assert_eq!(out["results"][0]["notification"], "sent", "{out}");
     let inbox = stack.inbox.drain().await.unwrap();
     assert_eq!(inbox.len(), 1);
@@ -287,17 +267,9 @@ async fn an_anomaly_from_sns_and_from_eventbridge_gives_one_message() {
         .await
         .unwrap();
     let mut f = stack.function(FUNCTION, "", &[]).await;
-    let sns = f
-        .invoke(&event("anomaly-sns.json"))
-        .await
-        .unwrap()
-        .response();
+    let sns = f.response_to(&event("anomaly-sns.json")).await;
     assert_eq!(sns["results"][0]["notification"], "sent", "{sns}");
-    let eb = f
-        .invoke(&event("anomaly-eventbridge.json"))
-        .await
-        .unwrap()
-        .response();
+    let eb = f.response_to(&event("anomaly-eventbridge.json")).await;
     assert_eq!(eb["results"][0]["notification"], "duplicate", "{eb}");
 
     let inbox = stack.inbox.drain().await.unwrap();
@@ -336,18 +308,10 @@ async fn weekly_review_sends_one_digest() {
         .unwrap();
     forecast(&stack, json!({"amount": "4200.00"})).await;
     let mut f = stack.function(FUNCTION, "", &[]).await;
-    let out = f
-        .invoke(&event("budget-weekly-review.json"))
-        .await
-        .unwrap()
-        .response();
+    let out = f.response_to(&event("budget-weekly-review.json")).await;
     assert_eq!(out["notification"], "sent", "{out}");
     assert_eq!(out["cost_explorer_requests"], 7, "{out}");
-    let again = f
-        .invoke(&event("budget-weekly-review.json"))
-        .await
-        .unwrap()
-        .response();
+    let again = f.response_to(&event("budget-weekly-review.json")).await;
     assert_eq!(again["notification"], "duplicate", "{again}");
 
     let inbox = stack.inbox.drain().await.unwrap();
@@ -391,11 +355,7 @@ async fn dev_stop_queues_one_exact_job_per_region_only_for_a_dev_account_and_onl
         .function(FUNCTION, &policy, &[("STEWARD_WORK_QUEUE", queue.as_str())])
         .await;
 
-    let out = on
-        .invoke(&event("budget-sns-actual.json"))
-        .await
-        .unwrap()
-        .response();
+    let out = on.response_to(&event("budget-sns-actual.json")).await;
     assert_eq!(out["results"][0]["dev_stop"], true, "{out}");
     let period = "\"period_start\": \"2026-12-01\", \"period_end\": \"2027-01-01\", \"time\": \"2026-12-01T10:00:00Z\"}";
     assert_eq!(
@@ -406,10 +366,7 @@ async fn dev_stop_queues_one_exact_job_per_region_only_for_a_dev_account_and_onl
         ]
     );
     // The same alert again: no second job, no second message.
-    on.invoke(&event("budget-sns-actual.json"))
-        .await
-        .unwrap()
-        .response();
+    on.response_to(&event("budget-sns-actual.json")).await;
     assert!(queue_bodies(&sqs, &queue).await.is_empty());
     let inbox = stack.inbox.drain().await.unwrap();
     assert_eq!(inbox.len(), 1);
@@ -422,10 +379,8 @@ async fn dev_stop_queues_one_exact_job_per_region_only_for_a_dev_account_and_onl
 
     // A prod account's breach stops nothing, and says why.
     let prod = on
-        .invoke(&budget_alert(MEMBER_ACCOUNT, "prod-monthly"))
-        .await
-        .unwrap()
-        .response();
+        .response_to(&budget_alert(MEMBER_ACCOUNT, "prod-monthly"))
+        .await;
     assert_eq!(prod["results"][0]["dev_stop"], false, "{prod}");
     assert!(queue_bodies(&sqs, &queue).await.is_empty());
     let inbox = stack.inbox.drain().await.unwrap();
@@ -446,10 +401,8 @@ async fn dev_stop_queues_one_exact_job_per_region_only_for_a_dev_account_and_onl
         )
         .await;
     let out = off
-        .invoke(&budget_alert(HUB_ACCOUNT, "dev-other"))
-        .await
-        .unwrap()
-        .response();
+        .response_to(&budget_alert(HUB_ACCOUNT, "dev-other"))
+        .await;
     assert_eq!(out["results"][0]["dev_stop"], false, "{out}");
     assert!(queue_bodies(&sqs, &queue).await.is_empty());
     let inbox = stack.inbox.drain().await.unwrap();
@@ -467,10 +420,8 @@ async fn dev_stop_queues_one_exact_job_per_region_only_for_a_dev_account_and_onl
         )
         .await;
     let out = dry
-        .invoke(&budget_alert(HUB_ACCOUNT, "dev-third"))
-        .await
-        .unwrap()
-        .response();
+        .response_to(&budget_alert(HUB_ACCOUNT, "dev-third"))
+        .await;
     assert_eq!(out["results"][0]["dev_stop"], true, "{out}");
     assert!(queue_bodies(&sqs, &queue).await.is_empty());
     let inbox = stack.inbox.drain().await.unwrap();
@@ -535,7 +486,7 @@ async fn malformed_input_of_each_kind_fails_clearly_and_changes_nothing() {
         (json!({"hello": "world"}), "unknown event shape"),
     ];
     for (payload, expected) in cases {
-        let err = f.invoke(&payload).await.unwrap().error();
+        let err = f.error_for(&payload).await;
         assert_eq!(err["errorType"], "BadEvent", "{err}");
         assert!(
             err["errorMessage"].as_str().unwrap().contains(expected),

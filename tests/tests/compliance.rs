@@ -59,7 +59,7 @@ async fn a_change_and_its_recovery_give_two_messages_and_repeats_give_none() {
     let mut f = stack.function(FUNCTION, "", &[]).await;
 
     let broken = event("config-compliance-change.json");
-    let out = f.invoke(&broken).await.unwrap().response();
+    let out = f.response_to(&broken).await;
     assert_eq!(out["transition"], "noncompliant", "{out}");
     assert_eq!(out["notification"], "sent", "{out}");
     assert_eq!(out["tags_known"], true, "{out}");
@@ -97,17 +97,17 @@ async fn a_change_and_its_recovery_give_two_messages_and_repeats_give_none() {
         .starts_with("Fix AWS::S3::Bucket steward-demo-logs"));
 
     // The same change delivered again: silent.
-    let again = f.invoke(&broken).await.unwrap().response();
+    let again = f.response_to(&broken).await;
     assert_eq!(again["notification"], "duplicate", "{again}");
     // The same change in a new envelope (another event id): still silent, the key is the change.
     let mut rewrapped = broken.clone();
     rewrapped["id"] = json!("another-delivery");
-    let again = f.invoke(&rewrapped).await.unwrap().response();
+    let again = f.response_to(&rewrapped).await;
     assert_eq!(again["notification"], "duplicate", "{again}");
     assert!(stack.inbox.drain().await.unwrap().is_empty());
 
     let recovered = event("config-compliance-change-recovered.json");
-    let out = f.invoke(&recovered).await.unwrap().response();
+    let out = f.response_to(&recovered).await;
     assert_eq!(out["transition"], "recovered", "{out}");
     let received = stack.inbox.drain().await.unwrap();
     assert_eq!(received.len(), 1);
@@ -118,7 +118,7 @@ async fn a_change_and_its_recovery_give_two_messages_and_repeats_give_none() {
         "{}",
         received[0].subject
     );
-    let again = f.invoke(&recovered).await.unwrap().response();
+    let again = f.response_to(&recovered).await;
     assert_eq!(again["notification"], "duplicate");
     assert!(stack.inbox.drain().await.unwrap().is_empty());
 
@@ -129,7 +129,7 @@ async fn a_change_and_its_recovery_give_two_messages_and_repeats_give_none() {
         "NON_COMPLIANT",
         "2026-12-01T11:00:00.000Z",
     );
-    let out = f.invoke(&later).await.unwrap().response();
+    let out = f.response_to(&later).await;
     assert_eq!(out["notification"], "sent", "{out}");
     assert_eq!(stack.inbox.drain().await.unwrap().len(), 1);
 
@@ -148,18 +148,14 @@ async fn insufficient_data_is_only_logged() {
     let stack = Stack::new().await;
     let mut f = stack.function(FUNCTION, "", &[]).await;
     let out = f
-        .invoke(&event("config-compliance-change-insufficient-data.json"))
-        .await
-        .unwrap()
-        .response();
+        .response_to(&event("config-compliance-change-insufficient-data.json"))
+        .await;
     assert_eq!(out["transition"], "logged", "{out}");
     assert_eq!(out["notification"], "none");
     // A change between two passing states is logged only, too.
     let out = f
-        .invoke(&change("r", Some("NOT_APPLICABLE"), "COMPLIANT", "t1"))
-        .await
-        .unwrap()
-        .response();
+        .response_to(&change("r", Some("NOT_APPLICABLE"), "COMPLIANT", "t1"))
+        .await;
     assert_eq!(out["notification"], "none", "{out}");
     assert!(stack.inbox.drain().await.unwrap().is_empty());
     assert_eq!(stack.idempotency_records().await, 0);
@@ -191,10 +187,10 @@ async fn a_flapping_resource_gives_one_flapping_message() {
             new,
             &format!("2026-12-01T10:0{i}:00.000Z"),
         );
-        let out = f.invoke(&e).await.unwrap().response();
+        let out = f.response_to(&e).await;
         outcomes.push(out["notification"].as_str().unwrap().to_string());
         // A redelivery in the middle of the flapping changes nothing.
-        let again = f.invoke(&e).await.unwrap().response();
+        let again = f.response_to(&e).await;
         assert_ne!(again["notification"], "sent", "{again}");
     }
     assert_eq!(
@@ -237,7 +233,7 @@ async fn a_flapping_resource_gives_one_flapping_message() {
         "2026-12-01T10:09:00Z",
     );
     other["detail"]["resourceId"] = json!("another-bucket");
-    let out = f.invoke(&other).await.unwrap().response();
+    let out = f.response_to(&other).await;
     assert_eq!(out["notification"], "sent", "{out}");
 }
 
@@ -259,10 +255,8 @@ rule_severities = [
         ("iam-password-policy", "LOW"),
     ] {
         let out = f
-            .invoke(&change(rule, Some("COMPLIANT"), "NON_COMPLIANT", "t1"))
-            .await
-            .unwrap()
-            .response();
+            .response_to(&change(rule, Some("COMPLIANT"), "NON_COMPLIANT", "t1"))
+            .await;
         assert_eq!(out["severity"], severity, "{rule}: {out}");
         // No configuration item was seeded: the message goes out and says so.
         assert_eq!(out["tags_known"], false, "{out}");
@@ -330,10 +324,8 @@ async fn the_digest_counts_what_is_still_non_compliant_and_the_change_since_yest
     let schedule = "arn:aws:scheduler:us-east-1:123456789012:schedule/default/compliance-digest";
 
     let out = f
-        .invoke(&json!({"scheduledTime": "2026-11-30T08:00:00Z", "scheduleArn": schedule}))
-        .await
-        .unwrap()
-        .response();
+        .response_to(&json!({"scheduledTime": "2026-11-30T08:00:00Z", "scheduleArn": schedule}))
+        .await;
     assert_eq!(out["job"], "digest", "{out}");
     assert_eq!(out["resources"], 4, "{out}");
     assert_eq!(out["rules"], 3, "{out}");
@@ -371,7 +363,7 @@ async fn the_digest_counts_what_is_still_non_compliant_and_the_change_since_yest
     )
     .await;
     let today = json!({"scheduledTime": "2026-12-01T08:00:00Z", "scheduleArn": schedule});
-    let out = f.invoke(&today).await.unwrap().response();
+    let out = f.response_to(&today).await;
     assert_eq!(out["resources"], 4, "{out}");
     let received = stack.inbox.drain().await.unwrap();
     assert_eq!(received.len(), 1);
@@ -385,7 +377,7 @@ async fn the_digest_counts_what_is_still_non_compliant_and_the_change_since_yest
     }
     assert!(!d.contains("s3-bucket-logging-enabled"), "{d}");
     // One run, one digest: the same day again is silent.
-    let again = f.invoke(&today).await.unwrap().response();
+    let again = f.response_to(&today).await;
     assert_eq!(again["notification"], "duplicate", "{again}");
     assert!(stack.inbox.drain().await.unwrap().is_empty());
 }
@@ -398,11 +390,7 @@ async fn the_digest_says_which_target_failed() {
     let mut f = stack
         .function(FUNCTION, &policy, &[("STEWARD_MEMBER_ROLE", "")])
         .await;
-    let out = f
-        .invoke(&json!({"job": "digest"}))
-        .await
-        .unwrap()
-        .response();
+    let out = f.response_to(&json!({"job": "digest"})).await;
     assert_eq!(out["failed_targets"], 1, "{out}");
     let received = stack.inbox.drain().await.unwrap();
     assert_eq!(received.len(), 1);
@@ -449,7 +437,7 @@ async fn malformed_input_fails_with_a_clear_error_and_changes_nothing() {
             "unsupported detail-type",
         ),
     ] {
-        let err = f.invoke(&payload).await.unwrap().error();
+        let err = f.error_for(&payload).await;
         assert_eq!(err["errorType"], "BadEvent", "{err}");
         let message = err["errorMessage"].as_str().unwrap();
         assert!(message.contains(expected), "{expected}: {message}");
@@ -478,17 +466,9 @@ async fn dry_run_and_kill_switch_notify_marked_and_write_nothing() {
         ("STEWARD_DISABLED", "(DISABLED)"),
     ] {
         let mut f = stack.function(FUNCTION, "", &[(var, "true")]).await;
-        let out = f
-            .invoke(&event("config-compliance-change.json"))
-            .await
-            .unwrap()
-            .response();
+        let out = f.response_to(&event("config-compliance-change.json")).await;
         assert_eq!(out["notification"], "sent", "{var}: {out}");
-        let out = f
-            .invoke(&json!({"job": "digest"}))
-            .await
-            .unwrap()
-            .response();
+        let out = f.response_to(&json!({"job": "digest"})).await;
         assert_eq!(out["resources"], 1, "{var}: {out}");
         let received = stack.inbox.drain().await.unwrap();
         assert_eq!(received.len(), 2, "{var}");

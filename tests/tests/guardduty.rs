@@ -12,6 +12,7 @@ use aws_sdk_ec2::types::{
 };
 use serde_json::{json, Value};
 use steward_tests::moto::{HUB_ACCOUNT, REGION};
+use steward_tests::organizations;
 use steward_tests::stack::{Stack, MEMBER_ACCOUNT, MEMBER_ROLE};
 use steward_tests::{event, function_binary, unique};
 
@@ -160,6 +161,26 @@ async fn detector(config: &SdkConfig) -> String {
         .to_string()
 }
 
+/// A dev instance in the hub (with the hub's EC2 client), the responder
+/// (default policy) and a high EC2 finding about the instance that GuardDuty
+/// reports and the responder has not seen yet.
+async fn reported_dev_victim(
+    stack: &Stack,
+) -> (
+    aws_sdk_ec2::Client,
+    Victim,
+    steward_tests::runtime_api::Function,
+    Value,
+) {
+    let config = stack.moto.config();
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let victim = launch_victim(&config, &[("env", "dev")]).await;
+    let responder = stack.function("guardduty-responder", "", &[]).await;
+    let finding = ec2_finding(&victim.instance, HUB_ACCOUNT);
+    report(stack, &finding).await;
+    (ec2, victim, responder, finding)
+}
+
 /// GuardDuty reports the event's finding (as its `detail` says) in the hub's
 /// detector (the delegated administrator sees every member's findings).
 async fn report(stack: &Stack, e: &Value) {
@@ -273,28 +294,38 @@ async fn finding_snapshots(ec2: &aws_sdk_ec2::Client, finding_id: &str) -> Vec<(
         .collect()
 }
 
+/// The security groups named `name` (in `vpc`, or anywhere).
+async fn groups_named(
+    ec2: &aws_sdk_ec2::Client,
+    name: &str,
+    vpc: Option<&str>,
+) -> Vec<aws_sdk_ec2::types::SecurityGroup> {
+    let mut describe = ec2
+        .describe_security_groups()
+        .filters(Filter::builder().name("group-name").values(name).build());
+    if let Some(vpc) = vpc {
+        describe = describe.filters(Filter::builder().name("vpc-id").values(vpc).build());
+    }
+    describe.send().await.unwrap().security_groups().to_vec()
+}
+
+/// Asserts that nothing of a quarantine is on `victim`: no quarantine tag on
+/// the instance, no tag on its first interface, no termination protection.
+async fn assert_not_quarantined(ec2: &aws_sdk_ec2::Client, victim: &Victim) {
+    assert!(!instance_tags(ec2, &victim.instance)
+        .await
+        .contains_key("steward:quarantined"));
+    assert!(eni_tags(ec2, &victim.interfaces[0]).await.is_empty());
+    assert!(!termination_protected(ec2, &victim.instance).await);
+}
+
 async fn quarantine_group(
     ec2: &aws_sdk_ec2::Client,
     vpc: &str,
 ) -> aws_sdk_ec2::types::SecurityGroup {
-    let out = ec2
-        .describe_security_groups()
-        .filters(Filter::builder().name("vpc-id").values(vpc).build())
-        .filters(
-            Filter::builder()
-                .name("group-name")
-                .values("steward-quarantine")
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        out.security_groups().len(),
-        1,
-        "exactly one quarantine group per VPC"
-    );
-    out.security_groups()[0].clone()
+    let groups = groups_named(ec2, "steward-quarantine", Some(vpc)).await;
+    assert_eq!(groups.len(), 1, "exactly one quarantine group per VPC");
+    groups[0].clone()
 }
 
 #[tokio::test]
@@ -307,7 +338,7 @@ async fn high_ec2_finding_quarantines_snapshots_protects_and_notifies_once() {
     let e = ec2_finding(&victim.instance, HUB_ACCOUNT);
     report(&stack, &e).await;
     let finding_id = e["detail"]["id"].as_str().unwrap().to_string();
-    let out = f.invoke(&e).await.unwrap().response();
+    let out = f.response_to(&e).await;
     assert_eq!(out["containment"], "contained", "{out}");
     assert_eq!(out["notification"], "sent");
     assert_eq!(out["verified"], true);
@@ -450,7 +481,7 @@ async fn high_ec2_finding_quarantines_snapshots_protects_and_notifies_once() {
     );
 
     // The same delivery again: nothing new, no second snapshot, no second message.
-    let again = f.invoke(&e).await.unwrap().response();
+    let again = f.response_to(&e).await;
     assert_eq!(again["containment"], "already-contained", "{again}");
     assert_eq!(again["notification"], "duplicate");
     assert_eq!(finding_snapshots(&ec2, &finding_id).await.len(), 2);
@@ -467,14 +498,14 @@ async fn high_ec2_finding_quarantines_snapshots_protects_and_notifies_once() {
     repeated["detail"]["id"] = json!(finding_id);
     repeated["detail"]["resource"]["instanceDetails"]["instanceId"] = json!(victim.instance);
     report(&stack, &repeated).await;
-    let out = f.invoke(&repeated).await.unwrap().response();
+    let out = f.response_to(&repeated).await;
     assert_eq!(out["notification"], "duplicate", "{out}");
     assert!(stack.inbox.drain().await.unwrap().is_empty());
     // Its band rises to CRITICAL: notified again, with the new count; still no new snapshot.
     repeated["id"] = json!(uuid::Uuid::new_v4().to_string());
     repeated["detail"]["severity"] = json!(9.2);
     report(&stack, &repeated).await;
-    let out = f.invoke(&repeated).await.unwrap().response();
+    let out = f.response_to(&repeated).await;
     assert_eq!(out["notification"], "sent", "{out}");
     let received = stack.inbox.drain().await.unwrap();
     assert_eq!(received.len(), 1);
@@ -492,13 +523,13 @@ async fn high_ec2_finding_quarantines_snapshots_protects_and_notifies_once() {
     repeated["id"] = json!(uuid::Uuid::new_v4().to_string());
     repeated["detail"]["severity"] = json!(8.0);
     report(&stack, &repeated).await;
-    let out = f.invoke(&repeated).await.unwrap().response();
+    let out = f.response_to(&repeated).await;
     assert_eq!(out["notification"], "suppressed", "{out}");
     // A new window (policy interval passed) notifies again.
     repeated["id"] = json!(uuid::Uuid::new_v4().to_string());
     repeated["detail"]["updatedAt"] = json!("2026-11-21T11:05:12.901Z");
     report(&stack, &repeated).await;
-    let out = f.invoke(&repeated).await.unwrap().response();
+    let out = f.response_to(&repeated).await;
     assert_eq!(out["notification"], "sent", "{out}");
     assert_eq!(stack.inbox.drain().await.unwrap().len(), 1);
 
@@ -528,17 +559,13 @@ async fn low_finding_only_notifies_and_archived_is_silent() {
     let mut low = event("guardduty-low-port-probe.json");
     low["detail"]["resource"]["instanceDetails"]["instanceId"] = json!(victim.instance);
     report(&stack, &low).await;
-    let out = f.invoke(&low).await.unwrap().response();
+    let out = f.response_to(&low).await;
     assert_eq!(out["containment"], "not-contained", "{out}");
     assert!(out["held"]
         .as_str()
         .unwrap()
         .contains("LOW is below the containment threshold HIGH"));
-    assert!(!instance_tags(&ec2, &victim.instance)
-        .await
-        .contains_key("steward:quarantined"));
-    assert!(eni_tags(&ec2, &victim.interfaces[0]).await.is_empty());
-    assert!(!termination_protected(&ec2, &victim.instance).await);
+    assert_not_quarantined(&ec2, &victim).await;
     let received = stack.inbox.drain().await.unwrap();
     assert_eq!(received.len(), 1);
     assert_eq!(received[0].attributes["severity"], "LOW");
@@ -555,7 +582,7 @@ async fn low_finding_only_notifies_and_archived_is_silent() {
     let mut archived = event("guardduty-archived.json");
     archived["detail"]["resource"]["instanceDetails"]["instanceId"] = json!(victim.instance);
     report(&stack, &archived).await;
-    let out = f.invoke(&archived).await.unwrap().response();
+    let out = f.response_to(&archived).await;
     assert_eq!(out["skipped"], "archived");
     assert!(stack.inbox.drain().await.unwrap().is_empty());
     assert!(!instance_tags(&ec2, &victim.instance)
@@ -571,7 +598,7 @@ async fn low_finding_only_notifies_and_archived_is_silent() {
         )
         .await;
     low["id"] = json!(uuid::Uuid::new_v4().to_string());
-    let out = quiet.invoke(&low).await.unwrap().response();
+    let out = quiet.response_to(&low).await;
     assert!(
         out["skipped"]
             .as_str()
@@ -590,7 +617,7 @@ async fn s3_finding_and_exempt_instance_are_notified_not_changed() {
     let mut f = stack.function("guardduty-responder", "", &[]).await;
     let s3 = event("guardduty-s3-block-public-access-disabled.json");
     report(&stack, &s3).await;
-    let out = f.invoke(&s3).await.unwrap().response();
+    let out = f.response_to(&s3).await;
     assert_eq!(out["containment"], "not-contained", "{out}");
     let received = stack.inbox.drain().await.unwrap();
     assert_eq!(received[0].attributes["severity"], "MEDIUM");
@@ -603,7 +630,7 @@ async fn s3_finding_and_exempt_instance_are_notified_not_changed() {
     let exempt = launch_victim(&config, &[("env", "prod"), ("steward:exempt", "true")]).await;
     let e = ec2_finding(&exempt.instance, HUB_ACCOUNT);
     report(&stack, &e).await;
-    let out = f.invoke(&e).await.unwrap().response();
+    let out = f.response_to(&e).await;
     assert!(
         out["held"]
             .as_str()
@@ -632,7 +659,7 @@ async fn s3_finding_and_exempt_instance_are_notified_not_changed() {
     let prod = launch_victim(&config, &[("env", "prod")]).await;
     let e = ec2_finding(&prod.instance, HUB_ACCOUNT);
     report(&stack, &e).await;
-    let out = only_dev.invoke(&e).await.unwrap().response();
+    let out = only_dev.response_to(&e).await;
     assert!(
         out["held"]
             .as_str()
@@ -688,7 +715,7 @@ async fn user_key_is_deactivated_but_break_glass_is_spared() {
     let mut e = event("guardduty-iam-user-tor.json");
     e["detail"]["resource"]["accessKeyDetails"]["accessKeyId"] = json!(keys[0]);
     report(&stack, &e).await;
-    let out = f.invoke(&e).await.unwrap().response();
+    let out = f.response_to(&e).await;
     assert_eq!(out["containment"], "contained", "{out}");
     assert_eq!(status("ci-deployer").await, "Inactive");
     let received = stack.inbox.drain().await.unwrap();
@@ -716,7 +743,7 @@ async fn user_key_is_deactivated_but_break_glass_is_spared() {
     spared["detail"]["resource"]["accessKeyDetails"]["accessKeyId"] = json!(keys[1]);
     spared["detail"]["resource"]["accessKeyDetails"]["userName"] = json!("breakglass-admin");
     report(&stack, &spared).await;
-    let out = f.invoke(&spared).await.unwrap().response();
+    let out = f.response_to(&spared).await;
     assert!(
         out["held"].as_str().unwrap().contains("break-glass"),
         "{out}"
@@ -748,15 +775,9 @@ async fn role_session_finding_attaches_the_deny_policy_once() {
         .await;
     let e = event("guardduty-instance-credential-exfiltration.json");
     report(&stack, &e).await;
-    let out = f.invoke(&e).await.unwrap().response();
+    let out = f.response_to(&e).await;
     assert_eq!(out["containment"], "contained", "{out}");
-    let policy = iam
-        .get_role_policy()
-        .role_name("orders-api-dev")
-        .policy_name("steward-revoke-sessions")
-        .send()
-        .await
-        .unwrap();
+    let policy = revoke_sessions_policy(&iam).await;
     let document = policy.policy_document();
     let decoded = document
         .replace("%22", "\"")
@@ -781,26 +802,16 @@ async fn role_session_finding_attaches_the_deny_policy_once() {
     // The same finding again: the revocation already covers its activity; nothing changes.
     let mut again = e.clone();
     again["id"] = json!(uuid::Uuid::new_v4().to_string());
-    let out = f.invoke(&again).await.unwrap().response();
+    let out = f.response_to(&again).await;
     assert_eq!(out["containment"], "already-contained", "{out}");
-    let after = iam
-        .get_role_policy()
-        .role_name("orders-api-dev")
-        .policy_name("steward-revoke-sessions")
-        .send()
-        .await
-        .unwrap();
+    let after = revoke_sessions_policy(&iam).await;
     assert_eq!(after.policy_document(), document, "the cutoff is not moved");
 }
 
 #[tokio::test]
 async fn member_account_finding_is_contained_there() {
     let stack = Stack::new().await;
-    let member = stack
-        .moto
-        .account_config(MEMBER_ACCOUNT, MEMBER_ROLE)
-        .await
-        .unwrap();
+    let member = stack.member_config().await;
     let member_ec2 = aws_sdk_ec2::Client::new(&member);
     let victim = launch_victim(&member, &[("env", "staging")]).await;
     // The member account is governed; GuardDuty reports the finding in the
@@ -811,7 +822,7 @@ async fn member_account_finding_is_contained_there() {
     detector(&member).await;
     let e = ec2_finding(&victim.instance, MEMBER_ACCOUNT);
     report_in(&stack, MEMBER_ACCOUNT, &e["detail"]).await;
-    let out = f.invoke(&e).await.unwrap().response();
+    let out = f.response_to(&e).await;
     assert_eq!(out["containment"], "contained", "{out}");
     assert!(instance_tags(&member_ec2, &victim.instance)
         .await
@@ -831,8 +842,9 @@ async fn member_account_finding_is_contained_there() {
     assert_eq!(received[0].attributes["environment"], "staging");
 
     // The operator releases it from the hub through the member role.
-    let output = std::process::Command::new(function_binary("steward"))
-        .args([
+    let report = steward_json(
+        &stack,
+        &[
             "quarantine",
             "release",
             &victim.instance,
@@ -841,17 +853,8 @@ async fn member_account_finding_is_contained_there() {
             "--role",
             MEMBER_ROLE,
             "--json",
-        ])
-        .env_clear()
-        .envs(stack.moto.env())
-        .output()
-        .expect("the steward CLI is built (cargo build -p steward-cli)");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+        ],
     );
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["account"], MEMBER_ACCOUNT);
     assert_eq!(report["restored"].as_array().unwrap().len(), 2, "{report}");
     assert!(!instance_tags(&member_ec2, &victim.instance)
@@ -862,13 +865,8 @@ async fn member_account_finding_is_contained_there() {
 #[tokio::test]
 async fn release_restores_groups_and_says_what_it_left() {
     let stack = Stack::new().await;
-    let config = stack.moto.config();
-    let ec2 = aws_sdk_ec2::Client::new(&config);
-    let victim = launch_victim(&config, &[("env", "dev")]).await;
-    let mut f = stack.function("guardduty-responder", "", &[]).await;
-    let e = ec2_finding(&victim.instance, HUB_ACCOUNT);
-    report(&stack, &e).await;
-    f.invoke(&e).await.unwrap().response();
+    let (ec2, victim, mut f, e) = reported_dev_victim(&stack).await;
+    f.response_to(&e).await;
     assert!(instance_tags(&ec2, &victim.instance)
         .await
         .contains_key("steward:quarantined"));
@@ -880,7 +878,7 @@ async fn release_restores_groups_and_says_what_it_left() {
             .args(&args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default());
-        for (k, v) in stack.moto.env() {
+        for (k, v) in stack.operator_env() {
             command.env(k, v);
         }
         command
@@ -893,11 +891,7 @@ async fn release_restores_groups_and_says_what_it_left() {
         victim.instance.clone(),
         "--dry-run".into(),
     ]);
-    assert!(
-        dry.status.success(),
-        "{}",
-        String::from_utf8_lossy(&dry.stderr)
-    );
+    assert_succeeded(&dry);
     assert!(String::from_utf8_lossy(&dry.stdout).contains("would restore"));
     assert!(
         instance_tags(&ec2, &victim.instance)
@@ -912,11 +906,7 @@ async fn release_restores_groups_and_says_what_it_left() {
         victim.instance.clone(),
         "--json".into(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["restored"].as_array().unwrap().len(), 2, "{report}");
     for (i, groups) in victim.groups.iter().enumerate() {
@@ -966,6 +956,148 @@ async fn release_restores_groups_and_says_what_it_left() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("not quarantined by steward"));
 }
 
+/// Runs `steward quarantine release INSTANCE --json` as an operator of `stack`.
+fn release_cli(stack: &Stack, instance: &str) -> std::process::Output {
+    steward_cli(stack, &["quarantine", "release", instance, "--json"])
+}
+
+/// Asserts that a CLI run succeeded, showing what it wrote to stderr if not.
+fn assert_succeeded(output: &std::process::Output) {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Runs the `steward` CLI as an operator of this stack would.
+fn steward_cli(stack: &Stack, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(function_binary("steward"))
+        .args(args)
+        .env_clear()
+        .envs(stack.operator_env())
+        .output()
+        .expect("the steward CLI is built (cargo build -p steward-cli)")
+}
+
+/// Runs the `steward` CLI, which must succeed, and returns its JSON report.
+fn steward_json(stack: &Stack, args: &[&str]) -> Value {
+    let output = steward_cli(stack, args);
+    assert_succeeded(&output);
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// The inline policy steward puts on a role whose sessions it revokes.
+async fn revoke_sessions_policy(
+    iam: &aws_sdk_iam::Client,
+) -> aws_sdk_iam::operation::get_role_policy::GetRolePolicyOutput {
+    iam.get_role_policy()
+        .role_name("orders-api-dev")
+        .policy_name("steward-revoke-sessions")
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn set_tag(ec2: &aws_sdk_ec2::Client, resource: &str, key: &str, value: &str) {
+    ec2.create_tags()
+        .resources(resource)
+        .tags(Tag::builder().key(key).value(value).build())
+        .send()
+        .await
+        .unwrap();
+}
+
+/// A group allowing everything, as an attacker would prepare it.
+async fn wide_open_group(ec2: &aws_sdk_ec2::Client, vpc: &str) -> String {
+    ec2.create_security_group()
+        .group_name(unique("wide-open"))
+        .description("attacker's choice")
+        .vpc_id(vpc)
+        .send()
+        .await
+        .unwrap()
+        .group_id()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn release_undoes_what_steward_recorded_not_what_a_rewritten_tag_says() {
+    let stack = Stack::new().await;
+    let (ec2, victim, mut f, e) = reported_dev_victim(&stack).await;
+    f.response_to(&e).await;
+
+    // Whoever may tag the instance (its own role) points the record at a
+    // group of its choosing before the team releases it.
+    let open = wide_open_group(&ec2, &victim.vpc).await;
+    set_tag(
+        &ec2,
+        &victim.interfaces[0],
+        "steward:previous-groups",
+        &open,
+    )
+    .await;
+
+    let out = release_cli(&stack, &victim.instance);
+    assert_succeeded(&out);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut restored: Vec<String> =
+        serde_json::from_value(report["restored"][0]["groups"].clone()).unwrap();
+    restored.sort();
+    let mut expected = victim.groups[0].clone();
+    expected.sort();
+    assert_eq!(restored, expected, "{report}");
+    let changed = report["tags_changed"].to_string();
+    assert!(
+        changed.contains(&victim.interfaces[0]) && changed.contains(&open),
+        "{report}"
+    );
+    assert!(report["lines"].to_string().contains("WARNING"), "{report}");
+    assert!(
+        !eni_groups(&ec2, &victim.interfaces[0])
+            .await
+            .contains(&open),
+        "the attacker's group is never attached"
+    );
+    // The record is released with the instance: a second release finds nothing.
+    let again = release_cli(&stack, &victim.instance);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not quarantined by steward"));
+}
+
+#[tokio::test]
+async fn steward_tags_on_an_instance_steward_never_contained_undo_nothing() {
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let victim = launch_victim(&config, &[("env", "dev")]).await;
+    let open = wide_open_group(&ec2, &victim.vpc).await;
+    set_tag(&ec2, &victim.instance, "steward:quarantined", "forged").await;
+    set_tag(
+        &ec2,
+        &victim.interfaces[0],
+        "steward:previous-groups",
+        &open,
+    )
+    .await;
+
+    let out = release_cli(&stack, &victim.instance);
+    assert!(
+        !out.status.success(),
+        "a tag steward has no record of is not acted on"
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["restored"], json!([]), "{report}");
+    assert!(
+        report["failed"].to_string().contains("--trust-tags"),
+        "{report}"
+    );
+    assert!(!eni_groups(&ec2, &victim.interfaces[0])
+        .await
+        .contains(&open));
+}
+
 #[tokio::test]
 async fn vanished_instance_malformed_findings_dry_run_and_kill_switch_change_nothing() {
     let stack = Stack::new().await;
@@ -975,7 +1107,7 @@ async fn vanished_instance_malformed_findings_dry_run_and_kill_switch_change_not
 
     let gone = ec2_finding("i-0deadbeef0000000a", HUB_ACCOUNT);
     report(&stack, &gone).await;
-    let out = f.invoke(&gone).await.unwrap().response();
+    let out = f.response_to(&gone).await;
     assert!(
         out["held"].as_str().unwrap().contains("no longer exists"),
         "{out}"
@@ -994,7 +1126,7 @@ async fn vanished_instance_malformed_findings_dry_run_and_kill_switch_change_not
     );
     let mut bad = ec2_finding(&victim.instance, HUB_ACCOUNT);
     bad["detail"]["severity"] = json!("8.0");
-    let err = f.invoke(&bad).await.unwrap().error();
+    let err = f.error_for(&bad).await;
     assert!(
         err["errorMessage"]
             .as_str()
@@ -1004,7 +1136,7 @@ async fn vanished_instance_malformed_findings_dry_run_and_kill_switch_change_not
     );
     let mut bad = ec2_finding(&victim.instance, HUB_ACCOUNT);
     bad["detail"].as_object_mut().unwrap().remove("accountId");
-    let err = f.invoke(&bad).await.unwrap().error();
+    let err = f.error_for(&bad).await;
     assert!(
         err["errorMessage"]
             .as_str()
@@ -1012,7 +1144,7 @@ async fn vanished_instance_malformed_findings_dry_run_and_kill_switch_change_not
             .contains("missing detail.accountId"),
         "{err}"
     );
-    let err = f.invoke(&json!({"source": "aws.ec2", "detail-type": "EC2 Instance State-change Notification", "id": "x", "detail": {}})).await.unwrap().error();
+    let err = f.error_for(&json!({"source": "aws.ec2", "detail-type": "EC2 Instance State-change Notification", "id": "x", "detail": {}})).await;
     assert!(
         err["errorMessage"]
             .as_str()
@@ -1031,7 +1163,7 @@ async fn vanished_instance_malformed_findings_dry_run_and_kill_switch_change_not
             .await;
         let e = ec2_finding(&victim.instance, HUB_ACCOUNT);
         report(&stack, &e).await;
-        let out = g.invoke(&e).await.unwrap().response();
+        let out = g.response_to(&e).await;
         assert_eq!(out["containment"], "would-contain", "{var}: {out}");
         let received = stack.inbox.drain().await.unwrap();
         assert_eq!(received.len(), 1, "{var}");
@@ -1044,24 +1176,11 @@ async fn vanished_instance_malformed_findings_dry_run_and_kill_switch_change_not
             .description()
             .contains("would replace the security groups"));
     }
-    assert!(!instance_tags(&ec2, &victim.instance)
-        .await
-        .contains_key("steward:quarantined"));
-    assert!(eni_tags(&ec2, &victim.interfaces[0]).await.is_empty());
-    assert!(!termination_protected(&ec2, &victim.instance).await);
-    let groups = ec2
-        .describe_security_groups()
-        .filters(
-            Filter::builder()
-                .name("group-name")
-                .values("steward-quarantine")
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    assert_not_quarantined(&ec2, &victim).await;
     assert!(
-        groups.security_groups().is_empty(),
+        groups_named(&ec2, "steward-quarantine", None)
+            .await
+            .is_empty(),
         "no quarantine group created"
     );
     let snaps = ec2
@@ -1095,7 +1214,7 @@ async fn forged_inflated_and_sample_findings_contain_nothing_a_genuine_high_one_
 
     // Forged: GuardDuty never reported it.
     let forged = ec2_finding(&victim.instance, HUB_ACCOUNT);
-    let out = f.invoke(&forged).await.unwrap().response();
+    let out = f.response_to(&forged).await;
     untouched(&out);
     assert_eq!(out["verified"], false);
     assert!(
@@ -1119,7 +1238,7 @@ async fn forged_inflated_and_sample_findings_contain_nothing_a_genuine_high_one_
     let mut genuine = inflated["detail"].clone();
     genuine["severity"] = json!(2.0);
     report_in(&stack, HUB_ACCOUNT, &genuine).await;
-    let out = f.invoke(&inflated).await.unwrap().response();
+    let out = f.response_to(&inflated).await;
     untouched(&out);
     assert_eq!(out["band"], "LOW", "GuardDuty's severity is used: {out}");
     stack.inbox.drain().await.unwrap();
@@ -1129,7 +1248,7 @@ async fn forged_inflated_and_sample_findings_contain_nothing_a_genuine_high_one_
     let mut detail = sample["detail"].clone();
     detail["service"]["additionalInfo"] = json!({"value": "{\"sample\":true}", "type": "default"});
     report_in(&stack, HUB_ACCOUNT, &detail).await;
-    let out = f.invoke(&sample).await.unwrap().response();
+    let out = f.response_to(&sample).await;
     untouched(&out);
     assert!(out["held"].as_str().unwrap().contains("sample"), "{out}");
     assert_eq!(stack.inbox.drain().await.unwrap().len(), 1);
@@ -1146,37 +1265,27 @@ async fn forged_inflated_and_sample_findings_contain_nothing_a_genuine_high_one_
     // The genuine HIGH finding is contained.
     let real = ec2_finding(&victim.instance, HUB_ACCOUNT);
     report(&stack, &real).await;
-    let out = f.invoke(&real).await.unwrap().response();
+    let out = f.response_to(&real).await;
     assert_eq!(out["containment"], "contained", "{out}");
 }
 
 #[tokio::test]
-async fn guardduty_unreachable_contains_nothing_and_says_so() {
+async fn guardduty_unreachable_contains_nothing_says_so_and_fails_for_a_retry() {
     let stack = Stack::new().await;
-    let config = stack.moto.config();
-    let ec2 = aws_sdk_ec2::Client::new(&config);
-    let victim = launch_victim(&config, &[("env", "dev")]).await;
-    let mut f = stack.function("guardduty-responder", "", &[]).await;
-    let e = ec2_finding(&victim.instance, HUB_ACCOUNT);
-    report(&stack, &e).await;
+    let (ec2, victim, mut f, e) = reported_dev_victim(&stack).await;
     stack
         .moto
         .post("/_steward/guardduty/outage", &json!({"on": true}))
         .await
         .unwrap();
-    let out = f.invoke(&e).await.unwrap().response();
-    stack
-        .moto
-        .post("/_steward/guardduty/outage", &json!({"on": false}))
-        .await
-        .unwrap();
-    assert_eq!(out["containment"], "not-contained", "{out}");
+    // The invocation fails (Lambda delivers it again) after telling the team.
+    let error = f.invoke(&e).await.unwrap().error();
     assert!(
-        out["held"]
+        error["errorMessage"]
             .as_str()
             .unwrap()
             .contains("GuardDuty could not be asked"),
-        "{out}"
+        "{error}"
     );
     assert!(!instance_tags(&ec2, &victim.instance)
         .await
@@ -1184,6 +1293,21 @@ async fn guardduty_unreachable_contains_nothing_and_says_so() {
     let received = stack.inbox.drain().await.unwrap();
     assert_eq!(received.len(), 1);
     assert!(received[0].description().contains("UNVERIFIED"));
+    // Still down at the retry: failed again, not told twice.
+    f.invoke(&e).await.unwrap().error();
+    assert!(stack.inbox.drain().await.unwrap().is_empty());
+    // GuardDuty answers at the next retry: contained (issue 11: a transient
+    // outage no longer loses the containment until the sweep).
+    stack
+        .moto
+        .post("/_steward/guardduty/outage", &json!({"on": false}))
+        .await
+        .unwrap();
+    let out = f.response_to(&e).await;
+    assert_eq!(out["verified"], true, "{out}");
+    assert!(instance_tags(&ec2, &victim.instance)
+        .await
+        .contains_key("steward:quarantined"));
 }
 
 #[tokio::test]
@@ -1216,7 +1340,7 @@ async fn pre_tagged_and_reverted_instances_are_isolated_from_their_real_groups()
     let mut f = stack.function("guardduty-responder", "", &[]).await;
     let e = ec2_finding(&victim.instance, HUB_ACCOUNT);
     report(&stack, &e).await;
-    let out = f.invoke(&e).await.unwrap().response();
+    let out = f.response_to(&e).await;
     assert_eq!(out["containment"], "contained", "{out}");
     let q = quarantine_group(&ec2, &victim.vpc)
         .await
@@ -1252,25 +1376,15 @@ async fn pre_tagged_and_reverted_instances_are_isolated_from_their_real_groups()
     );
     let again = ec2_finding(&victim.instance, HUB_ACCOUNT);
     report(&stack, &again).await;
-    let out = f.invoke(&again).await.unwrap().response();
+    let out = f.response_to(&again).await;
     assert_eq!(out["containment"], "contained", "{out}");
     assert_eq!(
         eni_groups(&ec2, &victim.interfaces[0]).await,
         vec![q.clone()]
     );
     // The allow-all group of the two-step swap exists, managed, open both ways.
-    let open = ec2
-        .describe_security_groups()
-        .filters(
-            Filter::builder()
-                .name("group-name")
-                .values("steward-quarantine-open")
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let open = &open.security_groups()[0];
+    let open = groups_named(&ec2, "steward-quarantine-open", None).await;
+    let open = &open[0];
     assert!(!open.ip_permissions().is_empty() && !open.ip_permissions_egress().is_empty());
 }
 
@@ -1293,17 +1407,13 @@ async fn sweep_catches_a_lost_event_and_contains_a_finding_seen_twice_once() {
     report(&stack, &seen_event).await;
     report(&stack, &old_event).await;
     let mut f = stack.function("guardduty-responder", "", &[]).await;
-    let out = f.invoke(&seen_event).await.unwrap().response();
+    let out = f.response_to(&seen_event).await;
     assert_eq!(out["containment"], "contained", "{out}");
     let seen_id = seen_event["detail"]["id"].as_str().unwrap();
     assert_eq!(finding_snapshots(&ec2, seen_id).await.len(), 2);
     stack.inbox.drain().await.unwrap();
 
-    let out = f
-        .invoke(&json!({"job": "findings-sweep"}))
-        .await
-        .unwrap()
-        .response();
+    let out = f.response_to(&json!({"job": "findings-sweep"})).await;
     let handled = out["findings"].as_array().unwrap();
     assert_eq!(handled.len(), 2, "{out}");
     let by_id = |id: &str| {
@@ -1351,7 +1461,7 @@ async fn the_hourly_cap_stops_containment_with_one_critical_alert() {
     for v in &victims {
         let e = ec2_finding(&v.instance, HUB_ACCOUNT);
         report(&stack, &e).await;
-        outs.push(f.invoke(&e).await.unwrap().response());
+        outs.push(f.response_to(&e).await);
     }
     assert_eq!(outs[0]["containment"], "contained", "{}", outs[0]);
     for out in &outs[1..] {
@@ -1530,7 +1640,7 @@ async fn evidence_is_kept_before_the_swap_and_release_undoes_it_and_reports_the_
         .post("/_steward/calls/clear", &json!({}))
         .await
         .unwrap();
-    let out = f.invoke(&e).await.unwrap().response();
+    let out = f.response_to(&e).await;
     assert_eq!(out["containment"], "contained", "{out}");
 
     // Standby with scale-in protection; the desired capacity lowered by one
@@ -1591,24 +1701,12 @@ async fn evidence_is_kept_before_the_swap_and_release_undoes_it_and_reports_the_
     assert!(!text.contains("FAILED"), "{text}");
 
     // A repeated delivery changes nothing.
-    let again = f.invoke(&e).await.unwrap().response();
+    let again = f.response_to(&e).await;
     assert_eq!(again["containment"], "already-contained", "{again}");
 
     // Someone leaves the second interface on the allow-all group without a
     // record: the release restores what it can and says the group is attached.
-    let open = ec2
-        .describe_security_groups()
-        .filters(
-            Filter::builder()
-                .name("group-name")
-                .values("steward-quarantine-open")
-                .build(),
-        )
-        .filters(Filter::builder().name("vpc-id").values(&victim.vpc).build())
-        .send()
-        .await
-        .unwrap()
-        .security_groups()[0]
+    let open = groups_named(&ec2, "steward-quarantine-open", Some(&victim.vpc)).await[0]
         .group_id()
         .unwrap()
         .to_string();
@@ -1625,18 +1723,10 @@ async fn evidence_is_kept_before_the_swap_and_release_undoes_it_and_reports_the_
         .await
         .unwrap();
 
-    let output = std::process::Command::new(function_binary("steward"))
-        .args(["quarantine", "release", &victim.instance, "--json"])
-        .env_clear()
-        .envs(stack.moto.env())
-        .output()
-        .expect("the steward CLI is built (cargo build -p steward-cli)");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let report = steward_json(
+        &stack,
+        &["quarantine", "release", &victim.instance, "--json"],
     );
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["standby_exited"], group.as_str(), "{report}");
     assert_eq!(report["protection_removed"], group.as_str(), "{report}");
     assert_eq!(
@@ -1674,59 +1764,12 @@ async fn evidence_is_kept_before_the_swap_and_release_undoes_it_and_reports_the_
 async fn an_account_under_a_targeted_unit_is_governed_and_one_outside_is_not() {
     let stack = Stack::new().await;
     let config = stack.moto.config();
-    let org = aws_sdk_organizations::Client::new(&config);
-    org.create_organization()
-        .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
-        .send()
-        .await
-        .unwrap();
-    let root = org.list_roots().send().await.unwrap().roots()[0]
-        .id()
-        .unwrap()
-        .to_string();
-    let unit = |parent: String, name: &'static str| {
-        let org = org.clone();
-        async move {
-            org.create_organizational_unit()
-                .parent_id(parent)
-                .name(name)
-                .send()
-                .await
-                .unwrap()
-                .organizational_unit()
-                .unwrap()
-                .id()
-                .unwrap()
-                .to_string()
-        }
-    };
-    let prod = unit(root.clone(), "prod").await;
-    let team = unit(prod.clone(), "team").await;
-    let account = |name: &'static str| {
-        let org = org.clone();
-        async move {
-            org.create_account()
-                .email(format!("{name}@example.com"))
-                .account_name(name)
-                .send()
-                .await
-                .unwrap()
-                .create_account_status()
-                .unwrap()
-                .account_id()
-                .unwrap()
-                .to_string()
-        }
-    };
-    let nested = account("nested").await;
-    let outside = account("sandbox").await;
-    org.move_account()
-        .account_id(&nested)
-        .source_parent_id(&root)
-        .destination_parent_id(&team)
-        .send()
-        .await
-        .unwrap();
+    let (org, root) = organizations::organization(&config).await;
+    let prod = organizations::organizational_unit(&org, &root, "prod").await;
+    let team = organizations::organizational_unit(&org, &prod, "team").await;
+    let nested = organizations::account(&org, "nested").await;
+    let outside = organizations::account(&org, "sandbox").await;
+    organizations::move_account(&org, &nested, &root, &team).await;
 
     let policy =
         format!("[targets]\naccounts = [\"{HUB_ACCOUNT}\"]\norganizational_units = [\"{prod}\"]\n");
@@ -1734,13 +1777,13 @@ async fn an_account_under_a_targeted_unit_is_governed_and_one_outside_is_not() {
     // Inside the nested unit: governed (the instance is gone, so the hold is that).
     let inside = ec2_finding("i-0feedface0000000a", &nested);
     report(&stack, &inside).await;
-    let out = f.invoke(&inside).await.unwrap().response();
+    let out = f.response_to(&inside).await;
     let held = out["held"].as_str().unwrap();
     assert!(held.contains("no longer exists"), "{out}");
     // Outside: notified, nothing contained, and the message says why.
     let e = ec2_finding("i-0feedface0000000b", &outside);
     report(&stack, &e).await;
-    let out = f.invoke(&e).await.unwrap().response();
+    let out = f.response_to(&e).await;
     assert_eq!(out["containment"], "not-contained", "{out}");
     let held = out["held"].as_str().unwrap();
     assert!(

@@ -6,9 +6,11 @@ use std::collections::HashMap;
 
 use aws_config::SdkConfig;
 use serde_json::{json, Value};
-use steward_tests::fixtures::{self, Launch};
+use steward_tests::fixtures::{self, in_region, Launch};
 use steward_tests::inbox::Received;
 use steward_tests::moto::{HUB_ACCOUNT, REGION};
+use steward_tests::organizations;
+use steward_tests::runtime_api::Function;
 use steward_tests::stack::{Stack, MEMBER_ACCOUNT, MEMBER_ROLE};
 use steward_tests::{event, function_binary, unique};
 
@@ -284,11 +286,7 @@ async fn friday_stops_exactly_the_right_ones_weekend_does_nothing_monday_restore
         .await;
 
     // Friday evening.
-    let out = scheduler
-        .invoke(&scheduled(FRIDAY_EVENING))
-        .await
-        .unwrap()
-        .response();
+    let out = scheduler.response_to(&scheduled(FRIDAY_EVENING)).await;
     assert_eq!(out["notification"], "sent", "{out:#}");
     assert_eq!(instance_state(&config, &f.dev).await, "stopped");
     assert_eq!(instance_state(&config, &f.dev_hibernating).await, "stopped");
@@ -369,26 +367,13 @@ async fn friday_stops_exactly_the_right_ones_weekend_does_nothing_monday_restore
     );
 
     // The same delivery again: harmless, and no second digest.
-    let again = scheduler
-        .invoke(&scheduled(FRIDAY_EVENING))
-        .await
-        .unwrap()
-        .response();
+    let again = scheduler.response_to(&scheduled(FRIDAY_EVENING)).await;
     assert_eq!(again["notification"], "duplicate", "{again:#}");
     assert!(stack.inbox.drain().await.unwrap().is_empty());
 
     // Saturday noon: a developer starts the dev instance by hand; no transition, nothing happens.
-    aws_sdk_ec2::Client::new(&config)
-        .start_instances()
-        .instance_ids(&f.dev)
-        .send()
-        .await
-        .unwrap();
-    let saturday = scheduler
-        .invoke(&scheduled(SATURDAY_NOON))
-        .await
-        .unwrap()
-        .response();
+    start_by_hand(&config, &f.dev).await;
+    let saturday = scheduler.response_to(&scheduled(SATURDAY_NOON)).await;
     assert_eq!(saturday["notification"], "none", "{saturday:#}");
     assert_eq!(
         instance_state(&config, &f.dev).await,
@@ -399,11 +384,7 @@ async fn friday_stops_exactly_the_right_ones_weekend_does_nothing_monday_restore
     assert!(stack.inbox.drain().await.unwrap().is_empty());
 
     // Monday morning: everything comes back, capacities exactly.
-    let monday = scheduler
-        .invoke(&scheduled(MONDAY_MORNING))
-        .await
-        .unwrap()
-        .response();
+    let monday = scheduler.response_to(&scheduled(MONDAY_MORNING)).await;
     assert_eq!(monday["notification"], "sent", "{monday:#}");
     assert_eq!(instance_state(&config, &f.dev_hibernating).await, "running");
     assert_eq!(asg_capacity(&config, "dev-workers").await.0, (1, 3, 2));
@@ -438,10 +419,8 @@ async fn late_run_acts_and_holiday_keeps_things_off() {
         .await;
     // Fourteen minutes late (interval 15): still inside the window.
     let out = scheduler
-        .invoke(&scheduled("2026-11-20T19:14:00Z"))
-        .await
-        .unwrap()
-        .response();
+        .response_to(&scheduled("2026-11-20T19:14:00Z"))
+        .await;
     assert_eq!(
         out["targets"][0]["done"][0]["outcome"], "stopped",
         "{out:#}"
@@ -450,11 +429,7 @@ async fn late_run_acts_and_holiday_keeps_things_off() {
     // Sixteen minutes late: outside the window, nothing (the previous run acted).
     let mut late = stack.function("offhours-scheduler", "", &[]).await;
     let other = instance(&config, &[("env", "dev")], false).await;
-    let out = late
-        .invoke(&scheduled("2026-11-20T19:16:00Z"))
-        .await
-        .unwrap()
-        .response();
+    let out = late.response_to(&scheduled("2026-11-20T19:16:00Z")).await;
     assert!(
         out["targets"][0]["done"].as_array().unwrap().is_empty(),
         "{out:#}"
@@ -462,19 +437,13 @@ async fn late_run_acts_and_holiday_keeps_things_off() {
     assert_eq!(instance_state(&config, &other).await, "running");
     // Monday is a holiday: no start.
     stack.inbox.drain().await.unwrap();
-    let out = scheduler
-        .invoke(&scheduled(MONDAY_MORNING))
-        .await
-        .unwrap()
-        .response();
+    let out = scheduler.response_to(&scheduled(MONDAY_MORNING)).await;
     assert_eq!(out["notification"], "none", "{out:#}");
     assert_eq!(instance_state(&config, &dev).await, "stopped");
     // Tuesday morning it starts.
     scheduler
-        .invoke(&scheduled("2026-11-24T07:05:00Z"))
-        .await
-        .unwrap()
-        .response();
+        .response_to(&scheduled("2026-11-24T07:05:00Z"))
+        .await;
     assert_eq!(instance_state(&config, &dev).await, "running");
 }
 
@@ -494,17 +463,13 @@ async fn seven_day_restart_is_undone_in_off_time_only() {
         .await;
     // Sunday 03:12: RDS started dev-postgres after seven days stopped.
     let out = scheduler
-        .invoke(&event("rds-event-0154-instance-restarted.json"))
-        .await
-        .unwrap()
-        .response();
+        .response_to(&event("rds-event-0154-instance-restarted.json"))
+        .await;
     assert_eq!(out["outcome"], "stopped", "{out:#}");
     assert_eq!(db_status(&config, "dev-postgres").await, "stopped");
     let out = scheduler
-        .invoke(&event("rds-event-0153-cluster-restarted.json"))
-        .await
-        .unwrap()
-        .response();
+        .response_to(&event("rds-event-0153-cluster-restarted.json"))
+        .await;
     assert_eq!(out["outcome"], "stopped", "{out:#}");
     assert_eq!(cluster_status(&config, "dev-aurora").await, "stopped");
     let received = stack.inbox.drain().await.unwrap();
@@ -524,7 +489,7 @@ async fn seven_day_restart_is_undone_in_off_time_only() {
     let mut prod = event("rds-event-0154-instance-restarted.json");
     prod["id"] = json!("prod-restart");
     prod["detail"]["SourceIdentifier"] = json!("prod-postgres");
-    let out = scheduler.invoke(&prod).await.unwrap().response();
+    let out = scheduler.response_to(&prod).await;
     assert!(
         out["left_running"]
             .as_str()
@@ -542,7 +507,7 @@ async fn seven_day_restart_is_undone_in_off_time_only() {
     let mut tuesday = event("rds-event-0154-instance-restarted.json");
     tuesday["id"] = json!("tuesday-restart");
     tuesday["time"] = json!("2026-11-24T11:00:00Z");
-    let out = scheduler.invoke(&tuesday).await.unwrap().response();
+    let out = scheduler.response_to(&tuesday).await;
     assert!(
         out["left_running"].as_str().unwrap().contains("on time"),
         "{out:#}"
@@ -553,20 +518,12 @@ async fn seven_day_restart_is_undone_in_off_time_only() {
 #[tokio::test]
 async fn cross_account_target_is_reached_through_the_member_role() {
     let stack = Stack::new().await;
-    let member = stack
-        .moto
-        .account_config(MEMBER_ACCOUNT, MEMBER_ROLE)
-        .await
-        .unwrap();
+    let member = stack.member_config().await;
     let there = instance(&member, &[("env", "dev")], false).await;
     let here = instance(&stack.moto.config(), &[("env", "dev")], false).await;
     let policy = format!("[targets]\naccounts = [\"{MEMBER_ACCOUNT}\"]\n");
     let mut scheduler = stack.function("offhours-scheduler", &policy, &[]).await;
-    let out = scheduler
-        .invoke(&scheduled(FRIDAY_EVENING))
-        .await
-        .unwrap()
-        .response();
+    let out = scheduler.response_to(&scheduled(FRIDAY_EVENING)).await;
     assert_eq!(
         out["targets"][0]["target"]["account"], MEMBER_ACCOUNT,
         "{out:#}"
@@ -586,38 +543,16 @@ async fn sqs_fan_out_reports_only_the_failing_target() {
     let stack = Stack::new().await;
     let config = stack.moto.config();
     let sqs = aws_sdk_sqs::Client::new(&config);
-    let queue = sqs
-        .create_queue()
-        .queue_name(unique("steward-offhours-work"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_string();
+    let queue = work_queue(&config).await;
     let hub = instance(&config, &[("env", "dev")], false).await;
-    let member = stack
-        .moto
-        .account_config(MEMBER_ACCOUNT, MEMBER_ROLE)
-        .await
-        .unwrap();
+    let member = stack.member_config().await;
     let there = instance(&member, &[("env", "dev")], false).await;
     // Two targets fanned out; a third work item names a region the emulator does not know.
     let policy = format!(
         "[targets]\naccounts = [\"{HUB_ACCOUNT}\", \"{MEMBER_ACCOUNT}\"]\nregions = [\"{REGION}\"]\n[offhours]\nfan_out_above = 1\n# The run is replayed at a fixed past date: allow its work items to be old.\nmax_work_item_age_minutes = 100000000\n"
     );
-    let mut fan = stack
-        .function(
-            "offhours-scheduler",
-            &policy,
-            &[("STEWARD_WORK_QUEUE", &queue)],
-        )
-        .await;
-    let out = fan
-        .invoke(&scheduled(FRIDAY_EVENING))
-        .await
-        .unwrap()
-        .response();
+    let mut fan = fan_out_scheduler(&stack, &policy, &queue).await;
+    let out = fan.response_to(&scheduled(FRIDAY_EVENING)).await;
     assert_eq!(out["fanned_out"], 2, "{out:#}");
     assert_eq!(
         instance_state(&config, &hub).await,
@@ -642,11 +577,7 @@ async fn sqs_fan_out_reports_only_the_failing_target() {
         "eventSource": "aws:sqs",
         "awsRegion": REGION
     }));
-    let out = fan
-        .invoke(&json!({"Records": records}))
-        .await
-        .unwrap()
-        .response();
+    let out = fan.response_to(&json!({"Records": records})).await;
     assert_eq!(
         out["batchItemFailures"],
         json!([{"itemIdentifier": "failing-target"}]),
@@ -687,11 +618,7 @@ async fn blast_radius_limit_changes_nothing_and_alerts_high() {
             &[],
         )
         .await;
-    let out = scheduler
-        .invoke(&scheduled(FRIDAY_EVENING))
-        .await
-        .unwrap()
-        .response();
+    let out = scheduler.response_to(&scheduled(FRIDAY_EVENING)).await;
     assert!(
         out["blocked"]
             .as_str()
@@ -701,13 +628,7 @@ async fn blast_radius_limit_changes_nothing_and_alerts_high() {
     );
     assert_eq!(instance_state(&config, &a).await, "running");
     assert_eq!(instance_state(&config, &b).await, "running");
-    let received = stack.inbox.drain().await.unwrap();
-    let m = digest(&received);
-    assert_eq!(m.attributes["severity"], "HIGH");
-    assert_eq!(
-        m.chat["metadata"]["eventType"],
-        "steward.offhours.blast-radius"
-    );
+    assert_one_high_blast_radius_alert(&stack, "steward.offhours.blast-radius").await;
 }
 
 #[tokio::test]
@@ -718,11 +639,7 @@ async fn dry_run_changes_nothing_and_bad_events_fail_clearly() {
     let mut scheduler = stack
         .function("offhours-scheduler", "", &[("STEWARD_DRY_RUN", "true")])
         .await;
-    let out = scheduler
-        .invoke(&scheduled(FRIDAY_EVENING))
-        .await
-        .unwrap()
-        .response();
+    let out = scheduler.response_to(&scheduled(FRIDAY_EVENING)).await;
     assert_eq!(
         out["targets"][0]["done"][0]["outcome"], "would be stopped",
         "{out:#}"
@@ -731,16 +648,14 @@ async fn dry_run_changes_nothing_and_bad_events_fail_clearly() {
     let received = stack.inbox.drain().await.unwrap();
     assert!(digest(&received).subject.contains("(DRY RUN)"));
     let error = scheduler
-        .invoke(&json!({"scheduledTime": "<aws.scheduler.scheduled-time>"}))
-        .await
-        .unwrap()
-        .error();
+        .error_for(&json!({"scheduledTime": "<aws.scheduler.scheduled-time>"}))
+        .await;
     assert!(error.to_string().contains("unexpanded template"), "{error}");
     // The EventBridge Scheduler payload works as a trigger.
     let mut live = stack.function("offhours-scheduler", "", &[]).await;
     let mut payload = event("scheduler-eventbridge-scheduler.json");
     payload["scheduledTime"] = json!(FRIDAY_EVENING);
-    live.invoke(&payload).await.unwrap().response();
+    live.response_to(&payload).await;
     assert_eq!(instance_state(&config, &dev).await, "stopped");
 }
 
@@ -797,19 +712,11 @@ async fn eks_node_group_scales_to_zero_and_back_exactly() {
         )
     };
     let mut scheduler = stack.function("offhours-scheduler", "", &[]).await;
-    let out = scheduler
-        .invoke(&scheduled(FRIDAY_EVENING))
-        .await
-        .unwrap()
-        .response();
+    let out = scheduler.response_to(&scheduled(FRIDAY_EVENING)).await;
     let (capacity, tags) = scaling(eks.clone()).await;
     assert_eq!(capacity, (0, 4, 0), "{out:#}");
     assert_eq!(tags["steward:saved-capacity"], "1:4:3");
-    scheduler
-        .invoke(&scheduled(MONDAY_MORNING))
-        .await
-        .unwrap()
-        .response();
+    scheduler.response_to(&scheduled(MONDAY_MORNING)).await;
     assert_eq!(scaling(eks).await.0, (1, 4, 3));
 }
 
@@ -855,11 +762,7 @@ async fn account_floor_keeps_dev_tagged_instance_in_prod_account_running() {
     let dev = instance(&config, &[("env", "dev")], false).await;
     let policy = format!("[tagging.account_environments]\n\"{HUB_ACCOUNT}\" = \"prod\"\n");
     let mut scheduler = stack.function("offhours-scheduler", &policy, &[]).await;
-    let out = scheduler
-        .invoke(&scheduled(FRIDAY_EVENING))
-        .await
-        .unwrap()
-        .response();
+    let out = scheduler.response_to(&scheduled(FRIDAY_EVENING)).await;
     assert_eq!(instance_state(&config, &dev).await, "running", "{out:#}");
     let received = stack.inbox.drain().await.unwrap();
     let m = digest(&received);
@@ -882,11 +785,7 @@ async fn account_floor_keeps_dev_tagged_instance_in_prod_account_running() {
             &[],
         )
         .await;
-    mixed
-        .invoke(&scheduled(FRIDAY_EVENING))
-        .await
-        .unwrap()
-        .response();
+    mixed.response_to(&scheduled(FRIDAY_EVENING)).await;
     assert_eq!(instance_state(&config, &dev).await, "stopped");
 }
 
@@ -898,11 +797,7 @@ async fn changed_env_tag_is_reported_in_the_next_digest() {
     let config = stack.moto.config();
     let orders = instance(&config, &[("env", "prod")], false).await;
     let mut scheduler = stack.function("offhours-scheduler", "", &[]).await;
-    scheduler
-        .invoke(&scheduled(FRIDAY_EVENING))
-        .await
-        .unwrap()
-        .response();
+    scheduler.response_to(&scheduled(FRIDAY_EVENING)).await;
     stack.inbox.drain().await.unwrap();
     aws_sdk_ec2::Client::new(&config)
         .create_tags()
@@ -916,11 +811,7 @@ async fn changed_env_tag_is_reported_in_the_next_digest() {
         .send()
         .await
         .unwrap();
-    let out = scheduler
-        .invoke(&scheduled(SATURDAY_NOON))
-        .await
-        .unwrap()
-        .response();
+    let out = scheduler.response_to(&scheduled(SATURDAY_NOON)).await;
     assert_eq!(instance_state(&config, &orders).await, "running", "{out:#}");
     let received = stack.inbox.drain().await.unwrap();
     let text = digest(&received).description();
@@ -932,10 +823,8 @@ async fn changed_env_tag_is_reported_in_the_next_digest() {
     );
     // The next run compares with the new value: nothing to report.
     scheduler
-        .invoke(&scheduled("2026-11-21T12:15:00Z"))
-        .await
-        .unwrap()
-        .response();
+        .response_to(&scheduled("2026-11-21T12:15:00Z"))
+        .await;
     assert!(stack.inbox.drain().await.unwrap().is_empty());
 }
 
@@ -957,14 +846,12 @@ async fn stale_work_items_are_reported_and_dropped_extreme_times_do_not_crash() 
         })
     };
     let out = scheduler
-        .invoke(&json!({"Records": [
+        .response_to(&json!({"Records": [
             record("friday-redriven", FRIDAY_EVENING),
             record("far-future", "+262142-12-31T23:59:59Z"),
             record("year-zero", "0000-01-01T00:00:00Z"),
         ]}))
-        .await
-        .unwrap()
-        .response();
+        .await;
     assert_eq!(instance_state(&config, &dev).await, "running", "{out:#}");
     let failed: Vec<&str> = out["batchItemFailures"]
         .as_array()
@@ -986,11 +873,7 @@ async fn stale_work_items_are_reported_and_dropped_extreme_times_do_not_crash() 
         m.description()
     );
     // The function is still alive after the extreme times.
-    let out = scheduler
-        .invoke(&scheduled(SATURDAY_NOON))
-        .await
-        .unwrap()
-        .response();
+    let out = scheduler.response_to(&scheduled(SATURDAY_NOON)).await;
     assert!(out.get("window").is_some(), "{out:#}");
 }
 
@@ -1027,12 +910,7 @@ async fn budget_stop_holds_dev_through_the_next_morning_and_leaves_prod() {
         .region(aws_config::Region::new("eu-west-1"))
         .build();
     let unheld = instance(&elsewhere, &[("env", "dev")], false).await;
-    aws_sdk_ec2::Client::new(&elsewhere)
-        .stop_instances()
-        .instance_ids(&unheld)
-        .send()
-        .await
-        .unwrap();
+    stop_by_hand(&elsewhere, &unheld).await;
 
     let now = Utc::now();
     let period_start = now.date_naive();
@@ -1050,10 +928,8 @@ async fn budget_stop_holds_dev_through_the_next_morning_and_leaves_prod() {
     foreign["account"] = json!(MEMBER_ACCOUNT);
     let mut scheduler = stack.function("offhours-scheduler", &policy, &[]).await;
     let out = scheduler
-        .invoke(&json!({"Records": [sqs_record("foreign", &foreign)]}))
-        .await
-        .unwrap()
-        .response();
+        .response_to(&json!({"Records": [sqs_record("foreign", &foreign)]}))
+        .await;
     assert_eq!(
         out["batchItemFailures"],
         json!([{"itemIdentifier": "foreign"}]),
@@ -1072,10 +948,8 @@ async fn budget_stop_holds_dev_through_the_next_morning_and_leaves_prod() {
     let mut stale_job = job.clone();
     stale_job["time"] = json!((now - Duration::minutes(90)).to_rfc3339());
     let out = scheduler
-        .invoke(&json!({"Records": [sqs_record("stale", &stale_job)]}))
-        .await
-        .unwrap()
-        .response();
+        .response_to(&json!({"Records": [sqs_record("stale", &stale_job)]}))
+        .await;
     assert_eq!(out["batchItemFailures"], json!([]), "{out:#}");
     assert_eq!(instance_state(&config, &dev).await, "running");
     let received = stack.inbox.drain().await.unwrap();
@@ -1094,10 +968,8 @@ async fn budget_stop_holds_dev_through_the_next_morning_and_leaves_prod() {
         )
         .await;
     let out = dry
-        .invoke(&json!({"Records": [sqs_record("dry", &job)]}))
-        .await
-        .unwrap()
-        .response();
+        .response_to(&json!({"Records": [sqs_record("dry", &job)]}))
+        .await;
     assert_eq!(out["batchItemFailures"], json!([]), "{out:#}");
     assert_eq!(instance_state(&config, &dev).await, "running");
     assert!(!instance_tags(&config, &dev)
@@ -1115,10 +987,8 @@ async fn budget_stop_holds_dev_through_the_next_morning_and_leaves_prod() {
 
     // Live: dev stopped and held, prod untouched, exempt skipped; one message.
     let out = scheduler
-        .invoke(&json!({"Records": [sqs_record("first", &job)]}))
-        .await
-        .unwrap()
-        .response();
+        .response_to(&json!({"Records": [sqs_record("first", &job)]}))
+        .await;
     assert_eq!(out["batchItemFailures"], json!([]), "{out:#}");
     assert_eq!(instance_state(&config, &dev).await, "stopped");
     assert_eq!(
@@ -1166,17 +1036,10 @@ async fn budget_stop_holds_dev_through_the_next_morning_and_leaves_prod() {
     );
 
     // Redelivered in another batch: nothing stopped or sent twice.
-    aws_sdk_ec2::Client::new(&config)
-        .start_instances()
-        .instance_ids(&dev)
-        .send()
-        .await
-        .unwrap();
+    start_by_hand(&config, &dev).await;
     let out = scheduler
-        .invoke(&json!({"Records": [sqs_record("redelivered", &job)]}))
-        .await
-        .unwrap()
-        .response();
+        .response_to(&json!({"Records": [sqs_record("redelivered", &job)]}))
+        .await;
     assert_eq!(out["batchItemFailures"], json!([]), "{out:#}");
     assert_eq!(
         instance_state(&config, &dev).await,
@@ -1184,12 +1047,7 @@ async fn budget_stop_holds_dev_through_the_next_morning_and_leaves_prod() {
         "the job was carried out already; a redelivery stops nothing again"
     );
     assert!(stack.inbox.drain().await.unwrap().is_empty());
-    aws_sdk_ec2::Client::new(&config)
-        .stop_instances()
-        .instance_ids(&dev)
-        .send()
-        .await
-        .unwrap();
+    stop_by_hand(&config, &dev).await;
 
     // The next weekday morning start inside the period: the held instance stays stopped.
     let mut monday = now.date_naive() + Duration::days(1);
@@ -1198,11 +1056,7 @@ async fn budget_stop_holds_dev_through_the_next_morning_and_leaves_prod() {
     }
     assert!(monday < period_end);
     let morning = format!("{monday}T07:05:00Z");
-    let out = scheduler
-        .invoke(&scheduled(&morning))
-        .await
-        .unwrap()
-        .response();
+    let out = scheduler.response_to(&scheduled(&morning)).await;
     assert_eq!(instance_state(&config, &dev).await, "stopped", "{out:#}");
     assert_eq!(
         instance_state(&elsewhere, &unheld).await,
@@ -1216,14 +1070,6 @@ async fn budget_stop_holds_dev_through_the_next_morning_and_leaves_prod() {
             && text.contains("steward:budget-hold"),
         "{text}"
     );
-}
-
-/// The SDK configuration of the hub account in another region.
-fn in_region(config: &SdkConfig, region: &str) -> SdkConfig {
-    config
-        .to_builder()
-        .region(aws_config::Region::new(region.to_string()))
-        .build()
 }
 
 /// A fanned-out work item for `region` of the hub at `time`.
@@ -1261,12 +1107,10 @@ async fn fanned_out_run_changes_at_most_the_limit_and_alerts_once() {
     let mut scheduler = stack.function("offhours-scheduler", policy, &[]).await;
     for (i, region) in regions.iter().enumerate() {
         let out = scheduler
-            .invoke(
+            .response_to(
                 &json!({"Records": [work_item(&format!("target-{i}"), region, FRIDAY_EVENING)]}),
             )
-            .await
-            .unwrap()
-            .response();
+            .await;
         assert_eq!(out["batchItemFailures"], json!([]), "{out:#}");
     }
     let mut stopped = 0;
@@ -1295,10 +1139,8 @@ async fn fanned_out_run_changes_at_most_the_limit_and_alerts_once() {
         .contains("held back by the run's blast radius")));
     // A held-back target's work item delivered again: still held back, no second alert.
     scheduler
-        .invoke(&json!({"Records": [work_item("again", "us-west-2", FRIDAY_EVENING)]}))
-        .await
-        .unwrap()
-        .response();
+        .response_to(&json!({"Records": [work_item("again", "us-west-2", FRIDAY_EVENING)]}))
+        .await;
     let received = stack.inbox.drain().await.unwrap();
     assert!(of_type(&received, "steward.offhours.blast-radius").is_empty());
     let mut stopped_after = 0;
@@ -1313,14 +1155,19 @@ async fn fanned_out_run_changes_at_most_the_limit_and_alerts_once() {
 /// Issue 10 section 2: a stop throttled at 19:00 is retried by the 19:15 run
 /// (while a resource started by hand since stays up), and one still failing
 /// is not retried after the catch-up limit (120 minutes).
+///
+/// Throttling fails a whole batch (issue 11: a throttled batch is retried
+/// whole, never split), so the throttled instance is the only one in its
+/// batch: it hibernates, the others stop plainly. The stubborn one is
+/// refused for itself (`IncorrectInstanceState`), which isolates it.
 #[tokio::test]
 async fn a_throttled_stop_is_retried_by_the_next_run_until_the_catch_up_limit() {
     let stack = Stack::new().await;
     let config = stack.moto.config();
-    let throttled = instance(&config, &[("env", "dev")], false).await;
+    let throttled = instance(&config, &[("env", "dev")], true).await;
     let by_hand = instance(&config, &[("env", "dev")], false).await;
     let stubborn = instance(&config, &[("env", "dev")], false).await;
-    let arm = |id: String| {
+    let throttle = |id: String| {
         let moto = &stack.moto;
         async move {
             moto.post(
@@ -1331,14 +1178,26 @@ async fn a_throttled_stop_is_retried_by_the_next_run_until_the_catch_up_limit() 
             .unwrap();
         }
     };
-    arm(throttled.clone()).await;
-    arm(stubborn.clone()).await;
-    let mut scheduler = stack.function("offhours-scheduler", "", &[]).await;
+    let refuse = |id: String| {
+        let moto = &stack.moto;
+        async move {
+            moto.post(
+                "/_steward/faults",
+                &json!({"action": "StopInstances", "count": 1000, "match": id,
+                        "code": "IncorrectInstanceState", "status": 400}),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    throttle(throttled.clone()).await;
+    refuse(stubborn.clone()).await;
+    let mut scheduler = stack
+        .function("offhours-scheduler", "[offhours]\nhibernate = true\n", &[])
+        .await;
     let out = scheduler
-        .invoke(&scheduled("2026-11-20T19:00:00Z"))
-        .await
-        .unwrap()
-        .response();
+        .response_to(&scheduled("2026-11-20T19:00:00Z"))
+        .await;
     assert_eq!(
         instance_state(&config, &throttled).await,
         "running",
@@ -1357,23 +1216,16 @@ async fn a_throttled_stop_is_retried_by_the_next_run_until_the_catch_up_limit() 
     );
 
     // A developer starts one by hand; the throttling ends for one of the two.
-    aws_sdk_ec2::Client::new(&config)
-        .start_instances()
-        .instance_ids(&by_hand)
-        .send()
-        .await
-        .unwrap();
+    start_by_hand(&config, &by_hand).await;
     stack
         .moto
         .post("/_steward/faults", &json!({"clear": true}))
         .await
         .unwrap();
-    arm(stubborn.clone()).await;
+    refuse(stubborn.clone()).await;
     let out = scheduler
-        .invoke(&scheduled("2026-11-20T19:15:00Z"))
-        .await
-        .unwrap()
-        .response();
+        .response_to(&scheduled("2026-11-20T19:15:00Z"))
+        .await;
     assert_eq!(
         instance_state(&config, &throttled).await,
         "stopped",
@@ -1396,10 +1248,8 @@ async fn a_throttled_stop_is_retried_by_the_next_run_until_the_catch_up_limit() 
         .await
         .unwrap();
     let out = scheduler
-        .invoke(&scheduled("2026-11-20T21:15:00Z"))
-        .await
-        .unwrap()
-        .response();
+        .response_to(&scheduled("2026-11-20T21:15:00Z"))
+        .await;
     assert_eq!(
         instance_state(&config, &stubborn).await,
         "running",
@@ -1423,23 +1273,19 @@ async fn a_redelivered_work_item_in_another_batch_sends_no_second_digest() {
     let policy = "[offhours]\nmax_work_item_age_minutes = 100000000\n";
     let mut scheduler = stack.function("offhours-scheduler", policy, &[]).await;
     let out = scheduler
-        .invoke(&json!({"Records": [
+        .response_to(&json!({"Records": [
             work_item("a", REGION, FRIDAY_EVENING),
             work_item("b", "eu-west-1", FRIDAY_EVENING),
         ]}))
-        .await
-        .unwrap()
-        .response();
+        .await;
     assert_eq!(out["batchItemFailures"], json!([]), "{out:#}");
     assert_eq!(instance_state(&config, &here).await, "stopped");
     assert_eq!(instance_state(&there_config, &there).await, "stopped");
     let received = stack.inbox.drain().await.unwrap();
     assert!(digest(&received).subject.contains("2 stopped"));
     let out = scheduler
-        .invoke(&json!({"Records": [work_item("a-again", REGION, FRIDAY_EVENING)]}))
-        .await
-        .unwrap()
-        .response();
+        .response_to(&json!({"Records": [work_item("a-again", REGION, FRIDAY_EVENING)]}))
+        .await;
     assert_eq!(out["batchItemFailures"], json!([]), "{out:#}");
     assert!(
         stack.inbox.drain().await.unwrap().is_empty(),
@@ -1452,58 +1298,11 @@ async fn a_redelivered_work_item_in_another_batch_sends_no_second_digest() {
 async fn a_nested_ous_accounts_are_scheduled() {
     let stack = Stack::new().await;
     let config = stack.moto.config();
-    let org = aws_sdk_organizations::Client::new(&config);
-    org.create_organization()
-        .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
-        .send()
-        .await
-        .unwrap();
-    let roots = org.list_roots().send().await.unwrap();
-    let root = roots.roots()[0].id().unwrap().to_string();
-    let dev_ou = org
-        .create_organizational_unit()
-        .parent_id(&root)
-        .name("dev")
-        .send()
-        .await
-        .unwrap()
-        .organizational_unit()
-        .unwrap()
-        .id()
-        .unwrap()
-        .to_string();
-    let team_ou = org
-        .create_organizational_unit()
-        .parent_id(&dev_ou)
-        .name("team")
-        .send()
-        .await
-        .unwrap()
-        .organizational_unit()
-        .unwrap()
-        .id()
-        .unwrap()
-        .to_string();
-    let created = org
-        .create_account()
-        .email("team-dev@example.com")
-        .account_name("team-dev")
-        .send()
-        .await
-        .unwrap();
-    let account = created
-        .create_account_status()
-        .unwrap()
-        .account_id()
-        .unwrap()
-        .to_string();
-    org.move_account()
-        .account_id(&account)
-        .source_parent_id(&root)
-        .destination_parent_id(&team_ou)
-        .send()
-        .await
-        .unwrap();
+    let (org, root) = organizations::organization(&config).await;
+    let dev_ou = organizations::organizational_unit(&org, &root, "dev").await;
+    let team_ou = organizations::organizational_unit(&org, &dev_ou, "team").await;
+    let account = organizations::account(&org, "team-dev").await;
+    organizations::move_account(&org, &account, &root, &team_ou).await;
     let member = stack
         .moto
         .account_config(&account, MEMBER_ROLE)
@@ -1512,11 +1311,7 @@ async fn a_nested_ous_accounts_are_scheduled() {
     let nested = instance(&member, &[("env", "dev")], false).await;
     let policy = format!("[targets]\norganizational_units = [\"{dev_ou}\"]\n");
     let mut scheduler = stack.function("offhours-scheduler", &policy, &[]).await;
-    let out = scheduler
-        .invoke(&scheduled(FRIDAY_EVENING))
-        .await
-        .unwrap()
-        .response();
+    let out = scheduler.response_to(&scheduled(FRIDAY_EVENING)).await;
     assert_eq!(
         out["targets"][0]["target"]["account"],
         account.as_str(),
@@ -1535,17 +1330,13 @@ async fn a_missed_run_is_caught_up_by_the_next_one() {
     let dev = instance(&config, &[("env", "dev")], false).await;
     let mut scheduler = stack.function("offhours-scheduler", "", &[]).await;
     scheduler
-        .invoke(&scheduled("2026-11-20T18:45:00Z"))
-        .await
-        .unwrap()
-        .response();
+        .response_to(&scheduled("2026-11-20T18:45:00Z"))
+        .await;
     assert_eq!(instance_state(&config, &dev).await, "running");
     // The 19:00 run is lost; the 19:15 run covers (18:45, 19:15].
     let out = scheduler
-        .invoke(&scheduled("2026-11-20T19:15:00Z"))
-        .await
-        .unwrap()
-        .response();
+        .response_to(&scheduled("2026-11-20T19:15:00Z"))
+        .await;
     assert_eq!(instance_state(&config, &dev).await, "stopped", "{out:#}");
     let received = stack.inbox.drain().await.unwrap();
     let text = digest(&received).description();
@@ -1577,27 +1368,305 @@ async fn budget_stop_over_the_blast_radius_changes_nothing_and_alerts_high() {
         )
         .await;
     let out = limited
-        .invoke(&json!({"Records": [sqs_record("m1", &job)]}))
-        .await
-        .unwrap()
-        .response();
+        .response_to(&json!({"Records": [sqs_record("m1", &job)]}))
+        .await;
     assert_eq!(out["batchItemFailures"], json!([]), "{out:#}");
     assert_eq!(instance_state(&config, &a).await, "running");
     assert_eq!(instance_state(&config, &b).await, "running");
-    let received = stack.inbox.drain().await.unwrap();
-    let m = digest(&received);
-    assert_eq!(m.attributes["severity"], "HIGH");
-    assert_eq!(
-        m.chat["metadata"]["eventType"],
-        "steward.budget.blast-radius"
-    );
+    assert_one_high_blast_radius_alert(&stack, "steward.budget.blast-radius").await;
     // Raised limit, same job: carried out.
     let mut raised = stack.function("offhours-scheduler", "", &[]).await;
     raised
-        .invoke(&json!({"Records": [sqs_record("m2", &job)]}))
-        .await
-        .unwrap()
-        .response();
+        .response_to(&json!({"Records": [sqs_record("m2", &job)]}))
+        .await;
     assert_eq!(instance_state(&config, &a).await, "stopped");
     assert_eq!(instance_state(&config, &b).await, "stopped");
+}
+
+/// The scheduler with a work queue, as a fanning-out deployment runs it.
+async fn fan_out_scheduler(stack: &Stack, policy: &str, queue: &str) -> Function {
+    stack
+        .function(
+            "offhours-scheduler",
+            policy,
+            &[("STEWARD_WORK_QUEUE", queue)],
+        )
+        .await
+}
+
+/// One instance tagged `tags` in each of `regions`, with the configuration
+/// that reaches it.
+async fn one_instance_per_region(
+    config: &SdkConfig,
+    regions: &[&str],
+    tags: &[(&str, &str)],
+) -> Vec<(SdkConfig, String)> {
+    let mut fleet = Vec::new();
+    for region in regions {
+        let c = in_region(config, region);
+        let id = instance(&c, tags, false).await;
+        fleet.push((c, id));
+    }
+    fleet
+}
+
+/// Starts an instance as someone would by hand, outside steward.
+async fn start_by_hand(config: &SdkConfig, id: &str) {
+    aws_sdk_ec2::Client::new(config)
+        .start_instances()
+        .instance_ids(id)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Stops an instance as someone would by hand, outside steward.
+async fn stop_by_hand(config: &SdkConfig, id: &str) {
+    aws_sdk_ec2::Client::new(config)
+        .stop_instances()
+        .instance_ids(id)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Asserts that the inbox's one message is a HIGH alert of `event_type`.
+async fn assert_one_high_blast_radius_alert(stack: &Stack, event_type: &str) {
+    let received = stack.inbox.drain().await.unwrap();
+    let m = digest(&received);
+    assert_eq!(m.attributes["severity"], "HIGH");
+    assert_eq!(m.chat["metadata"]["eventType"], event_type);
+}
+
+/// A work queue for the fan-out.
+async fn work_queue(config: &SdkConfig) -> String {
+    aws_sdk_sqs::Client::new(config)
+        .create_queue()
+        .queue_name(unique("steward-offhours-work"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string()
+}
+
+/// The `n` work items the fan-out queued, as SQS records, ordered by region.
+async fn queued(config: &SdkConfig, queue: &str, n: usize) -> Vec<(String, Value)> {
+    let sqs = aws_sdk_sqs::Client::new(config);
+    let mut records = Vec::new();
+    for _ in 0..10 {
+        let received = sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        for m in received.messages() {
+            let body: Value = serde_json::from_str(m.body().unwrap()).unwrap();
+            let region = body["region"].as_str().unwrap().to_string();
+            records.push((region, json!({"messageId": m.message_id().unwrap(), "body": m.body().unwrap(), "eventSource": "aws:sqs", "awsRegion": REGION})));
+        }
+        if records.len() >= n {
+            break;
+        }
+    }
+    assert_eq!(records.len(), n, "the fan-out queued one item per target");
+    records.sort_by(|a, b| a.0.cmp(&b.0));
+    records
+}
+
+/// Issue 10 section 3: a fanned-out run of three targets delivered one per
+/// invocation sends exactly one digest, after the last target, listing all
+/// three; a work item redelivered in another batch sends no second one.
+#[tokio::test]
+async fn a_fanned_out_run_sends_one_digest_listing_every_target() {
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    let queue = work_queue(&config).await;
+    let regions = [REGION, "eu-west-1", "us-west-2"];
+    let fleet = one_instance_per_region(&config, &regions, &[("env", "dev")]).await;
+    let policy = format!(
+        "[targets]\naccounts = [\"{HUB_ACCOUNT}\"]\nregions = [\"{REGION}\", \"eu-west-1\", \"us-west-2\"]\n[offhours]\nfan_out_above = 1\n# The run is replayed at a fixed past date: allow its work items to be old.\nmax_work_item_age_minutes = 100000000\n"
+    );
+    let mut scheduler = fan_out_scheduler(&stack, &policy, &queue).await;
+    let out = scheduler.response_to(&scheduled(FRIDAY_EVENING)).await;
+    assert_eq!(out["fanned_out"], 3, "{out:#}");
+    let records = queued(&config, &queue, 3).await;
+    for (i, (_, record)) in records.iter().enumerate() {
+        let out = scheduler.response_to(&json!({"Records": [record]})).await;
+        assert_eq!(out["batchItemFailures"], json!([]), "{out:#}");
+        let received = stack.inbox.drain().await.unwrap();
+        if i < 2 {
+            assert!(
+                received.is_empty(),
+                "no digest before the run's last target reported: {:#?}",
+                received.iter().map(|r| &r.subject).collect::<Vec<_>>()
+            );
+        } else {
+            let m = digest(&received);
+            assert!(m.subject.contains("3 stopped"), "{}", m.subject);
+            assert_eq!(m.attributes["account"], "multiple");
+            let text = m.description();
+            for (_, id) in &fleet {
+                assert!(text.contains(id.as_str()), "{id} missing from {text}");
+            }
+        }
+    }
+    for (c, id) in &fleet {
+        assert_eq!(instance_state(c, id).await, "stopped");
+    }
+    // The first work item delivered again, in another batch: still one digest.
+    let out = scheduler
+        .response_to(&json!({"Records": [records[0].1]}))
+        .await;
+    assert_eq!(out["batchItemFailures"], json!([]), "{out:#}");
+    assert!(
+        stack.inbox.drain().await.unwrap().is_empty(),
+        "a redelivered work item sends no second digest"
+    );
+}
+
+/// Issue 10 section 3: a target whose work item never completes does not
+/// silence the run: the first scheduled run after
+/// `max_work_item_age_minutes` sends the run's digest naming it as missing.
+/// Times are near the wall clock, so the work items are fresh with the
+/// default age limit; each instance's own schedule turns off at this hour.
+#[tokio::test]
+async fn a_target_that_never_reports_is_named_by_the_next_runs_overdue_digest() {
+    use chrono::{Duration, Timelike, Utc};
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    let queue = work_queue(&config).await;
+    // The latest HH:05 at least a minute ago: the instances' LaunchTime
+    // (now) comes after the run's window, so it is no evidence of a change
+    // by hand inside it.
+    let now = Utc::now();
+    let mut run_at = now
+        .with_minute(5)
+        .and_then(|t| t.with_second(0))
+        .and_then(|t| t.with_nanosecond(0))
+        .unwrap();
+    if run_at + Duration::minutes(1) > now {
+        run_at -= Duration::hours(1);
+    }
+    let tag = format!(
+        "off=(M-U,{});on=(M-U,{});tz=utc",
+        run_at.hour(),
+        (run_at.hour() + 12) % 24
+    );
+    let regions = [REGION, "eu-west-1", "us-west-2"];
+    let fleet = one_instance_per_region(
+        &config,
+        &regions,
+        &[("env", "dev"), ("steward:offhours", &tag)],
+    )
+    .await;
+    let policy = format!(
+        "[targets]\naccounts = [\"{HUB_ACCOUNT}\"]\nregions = [\"{REGION}\", \"eu-west-1\", \"us-west-2\"]\n[offhours]\nfan_out_above = 1\nmax_work_item_age_minutes = 90\n"
+    );
+    let mut scheduler = fan_out_scheduler(&stack, &policy, &queue).await;
+    let out = scheduler
+        .response_to(&scheduled(&run_at.to_rfc3339()))
+        .await;
+    assert_eq!(out["fanned_out"], 3, "{out:#}");
+    let records = queued(&config, &queue, 3).await;
+    // eu-west-1 and us-east-1 report; us-west-2's item is never processed.
+    for (_, record) in &records[..2] {
+        let out = scheduler.response_to(&json!({"Records": [record]})).await;
+        assert_eq!(out["batchItemFailures"], json!([]), "{out:#}");
+    }
+    assert!(
+        stack.inbox.drain().await.unwrap().is_empty(),
+        "the run waits for its third target"
+    );
+    assert_eq!(records[2].0, "us-west-2");
+    // A run before the deadline does not send it yet.
+    scheduler
+        .response_to(&scheduled(&(run_at + Duration::minutes(30)).to_rfc3339()))
+        .await;
+    assert!(stack.inbox.drain().await.unwrap().is_empty());
+    // The first run past max_work_item_age_minutes (90) sends it.
+    scheduler
+        .response_to(&scheduled(&(run_at + Duration::minutes(105)).to_rfc3339()))
+        .await;
+    let received = stack.inbox.drain().await.unwrap();
+    let m = digest(&received);
+    assert_eq!(m.attributes["severity"], "MEDIUM");
+    assert!(
+        m.subject.contains("2 stopped") && m.subject.contains("1 target(s) never reported"),
+        "{}",
+        m.subject
+    );
+    let text = m.description();
+    assert!(
+        text.contains(&format!("target {HUB_ACCOUNT}/us-west-2 never reported")),
+        "{text}"
+    );
+    assert!(
+        text.contains(fleet[0].1.as_str()) && text.contains(fleet[1].1.as_str()),
+        "{text}"
+    );
+    // Sent once: the next run does not repeat it.
+    scheduler
+        .response_to(&scheduled(&(run_at + Duration::minutes(110)).to_rfc3339()))
+        .await;
+    assert!(stack.inbox.drain().await.unwrap().is_empty());
+}
+
+/// Issue 10 section 1: a stop that fails gives its reservation back to the
+/// run's budget, so the run does not stop short for nothing: with a limit
+/// of 3, the first target's one failed stop (of two) leaves room for the
+/// second target's two.
+#[tokio::test]
+async fn a_failed_stop_gives_its_reserved_change_back_to_the_run() {
+    let stack = Stack::new().await;
+    let config = stack.moto.config();
+    let failing = instance(&config, &[("env", "dev")], false).await;
+    let fine = instance(&config, &[("env", "dev")], false).await;
+    let there_config = in_region(&config, "eu-west-1");
+    let there = [
+        instance(&there_config, &[("env", "dev")], false).await,
+        instance(&there_config, &[("env", "dev")], false).await,
+    ];
+    stack
+        .moto
+        .post(
+            "/_steward/faults",
+            // Refused for this id (a throttle would fail the whole batch).
+            &json!({"action": "StopInstances", "count": 1000, "match": failing,
+                    "code": "IncorrectInstanceState", "status": 400}),
+        )
+        .await
+        .unwrap();
+    let policy = "[limits]\nmax_changes_per_run = 3\n[offhours]\n# The run is replayed at a fixed past date: allow its work items to be old.\nmax_work_item_age_minutes = 100000000\n";
+    let mut scheduler = stack.function("offhours-scheduler", policy, &[]).await;
+    let out = scheduler
+        .response_to(&json!({"Records": [work_item("here", REGION, FRIDAY_EVENING)]}))
+        .await;
+    assert_eq!(
+        out["batchItemFailures"],
+        json!([{"itemIdentifier": "here"}]),
+        "{out:#}"
+    );
+    assert_eq!(instance_state(&config, &failing).await, "running");
+    assert_eq!(instance_state(&config, &fine).await, "stopped");
+    let out = scheduler
+        .response_to(&json!({"Records": [work_item("there", "eu-west-1", FRIDAY_EVENING)]}))
+        .await;
+    assert_eq!(out["batchItemFailures"], json!([]), "{out:#}");
+    let received = stack.inbox.drain().await.unwrap();
+    for id in &there {
+        assert_eq!(
+            instance_state(&there_config, id).await,
+            "stopped",
+            "1 change used + 2 fit in the limit of 3: {:#?}",
+            received.iter().map(|m| m.description()).collect::<Vec<_>>()
+        );
+    }
+    assert!(
+        of_type(&received, "steward.offhours.blast-radius").is_empty(),
+        "nothing was held back"
+    );
 }

@@ -297,6 +297,29 @@ fn error_message(outcome: Outcome) -> String {
         .to_string()
 }
 
+/// Runs `createSecret`, which must succeed, then `setSecret`, which must
+/// fail; returns the failure's message.
+async fn set_secret_refusal(f: &mut Function, arn: &str, token: &str) -> String {
+    run_step(f, arn, token, "createSecret").await.response();
+    error_message(run_step(f, arn, token, "setSecret").await)
+}
+
+/// Asserts that a refused rotation left no pending value (`pending_message`
+/// names the check) and that the database still takes the `initial` credentials.
+async fn assert_nothing_pending_and_database_untouched(
+    stack: &Stack,
+    arn: &str,
+    token: &str,
+    initial: &Value,
+    pending_message: &str,
+) {
+    assert!(
+        stack.value(arn, Some(token), "AWSPENDING").await.is_none(),
+        "{pending_message}"
+    );
+    assert!(stack.logs_in(initial).await, "the database is untouched");
+}
+
 /// The one rotation failure notification the inbox holds.
 async fn failure_notice(stack: &Stack, secret: &str, step: &str) -> steward_tests::inbox::Received {
     let received = stack.inbox.drain().await.unwrap();
@@ -587,10 +610,7 @@ async fn failures_are_clear_notified_and_never_lock_out() {
         )
         .await;
     let token = stack.stage(&arn).await;
-    run_step(&mut f, &arn, &token, "createSecret")
-        .await
-        .response();
-    let message = error_message(run_step(&mut f, &arn, &token, "setSecret").await);
+    let message = set_secret_refusal(&mut f, &arn, &token).await;
     assert!(
         message.contains("refused user \"app\"") && message.contains("nothing was changed"),
         "{message}"
@@ -706,10 +726,7 @@ async fn failures_are_clear_notified_and_never_lock_out() {
     let tls_arn = stack.create_secret(&tls_name, &tls_current).await;
     let token = stack.stage(&tls_arn).await;
     let mut tls_floor = stack.rotator(TLS_POLICY).await;
-    run_step(&mut tls_floor, &tls_arn, &token, "createSecret")
-        .await
-        .response();
-    let message = error_message(run_step(&mut tls_floor, &tls_arn, &token, "setSecret").await);
+    let message = set_secret_refusal(&mut tls_floor, &tls_arn, &token).await;
     assert!(
         message.contains("server does not offer TLS")
             && message.contains("does not fall back to plain text"),
@@ -732,10 +749,7 @@ async fn failures_are_clear_notified_and_never_lock_out() {
         .rotator("[rotation]\nrequire_tls = false\nconnect_timeout_seconds = 1\n")
         .await;
     let token = stack.stage(&hang_arn).await;
-    run_step(&mut quick, &hang_arn, &token, "createSecret")
-        .await
-        .response();
-    let message = error_message(run_step(&mut quick, &hang_arn, &token, "setSecret").await);
+    let message = set_secret_refusal(&mut quick, &hang_arn, &token).await;
     assert!(
         message.contains("did not complete within 2 s")
             && message.contains("connect_timeout_seconds"),
@@ -768,10 +782,7 @@ async fn tls_rotation_verifies_the_server_against_the_policy_ca_bundle() {
     // Without the CA bundle the system trust store does not know the test CA: a clear error, no plain fallback.
     let mut f = stack.rotator(POLICY).await;
     let token = stack.stage(&arn).await;
-    run_step(&mut f, &arn, &token, "createSecret")
-        .await
-        .response();
-    let message = error_message(run_step(&mut f, &arn, &token, "setSecret").await);
+    let message = set_secret_refusal(&mut f, &arn, &token).await;
     assert!(
         message.contains("TLS to user \"app\"") && message.contains("ca_bundle"),
         "{message}"
@@ -826,14 +837,14 @@ async fn dry_run_and_kill_switch_change_nothing_and_say_so() {
                 "{message}"
             );
         }
-        assert!(
-            stack
-                .value(&arn, Some(&token), "AWSPENDING")
-                .await
-                .is_none(),
-            "no pending value written"
-        );
-        assert!(stack.logs_in(&initial).await, "the database is untouched");
+        assert_nothing_pending_and_database_untouched(
+            &stack,
+            &arn,
+            &token,
+            &initial,
+            "no pending value written",
+        )
+        .await;
         let received = stack.inbox.drain().await.unwrap();
         assert_eq!(received.len(), 2, "one message per step");
         assert!(received
@@ -1168,10 +1179,7 @@ async fn master_secrets_must_be_allowed_by_the_policy_list_or_the_tag() {
         )
         .await;
     let token = stack.stage(&arn).await;
-    run_step(&mut f, &arn, &token, "createSecret")
-        .await
-        .response();
-    let message = error_message(run_step(&mut f, &arn, &token, "setSecret").await);
+    let message = set_secret_refusal(&mut f, &arn, &token).await;
     assert!(
         message.contains("refused")
             && message.contains("not allowed as master credentials")
@@ -1210,10 +1218,7 @@ async fn master_secrets_must_be_allowed_by_the_policy_list_or_the_tag() {
         )
         .await;
     let token = stack.stage(&arn2).await;
-    run_step(&mut listed_other, &arn2, &token, "createSecret")
-        .await
-        .response();
-    let message = error_message(run_step(&mut listed_other, &arn2, &token, "setSecret").await);
+    let message = set_secret_refusal(&mut listed_other, &arn2, &token).await;
     assert!(
         message.contains("not listed in [rotation] master_secrets"),
         "{message}"
@@ -1339,14 +1344,14 @@ async fn an_exempt_secret_is_not_rotated() {
         "{message}"
     );
     failure_notice(&stack, &name, "createSecret").await;
-    assert!(
-        stack
-            .value(&arn, Some(&token), "AWSPENDING")
-            .await
-            .is_none(),
-        "no pending value"
-    );
-    assert!(stack.logs_in(&initial).await, "the database is untouched");
+    assert_nothing_pending_and_database_untouched(
+        &stack,
+        &arn,
+        &token,
+        &initial,
+        "no pending value",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -1364,14 +1369,14 @@ async fn require_tls_is_a_floor_that_ssl_false_cannot_lower() {
         "{message}"
     );
     failure_notice(&stack, &name, "createSecret").await;
-    assert!(
-        stack
-            .value(&arn, Some(&token), "AWSPENDING")
-            .await
-            .is_none(),
-        "no pending value"
-    );
-    assert!(stack.logs_in(&initial).await, "the database is untouched");
+    assert_nothing_pending_and_database_untouched(
+        &stack,
+        &arn,
+        &token,
+        &initial,
+        "no pending value",
+    )
+    .await;
     // Allowed by the policy, the same secret rotates over plain TCP.
     let mut plain = stack.rotator(POLICY).await;
     for step in STEPS {

@@ -255,3 +255,82 @@ fn steward_validate_accepts_the_example_and_names_key_and_line_of_errors() {
     );
     std::fs::remove_file(&bad).ok();
 }
+
+/// The idempotency store's run-level state against DynamoDB: a budget
+/// given back conditionally (never below zero), and atomic sets whose
+/// addition returns the set before it (an expired set starts afresh).
+#[tokio::test]
+async fn idempotency_budgets_give_back_and_sets_add_atomically() {
+    let moto = Moto::start().await.unwrap();
+    let ddb = aws_sdk_dynamodb::Client::new(&moto.config());
+    let table = unique("idem-sets");
+    create_table(&ddb, &table).await.unwrap();
+    let store = DynamoStore::new(ddb.clone(), table.clone());
+    let keep = Duration::from_secs(600);
+
+    assert!(store.reserve("budget", 2, 3, keep).await.unwrap());
+    assert!(!store.reserve("budget", 2, 3, keep).await.unwrap());
+    assert!(store.give_back("budget", 1).await.unwrap());
+    assert!(
+        store.reserve("budget", 2, 3, keep).await.unwrap(),
+        "1 + 2 fits in 3"
+    );
+    assert!(
+        !store.give_back("budget", 4).await.unwrap(),
+        "never below zero"
+    );
+    assert!(!store.give_back("no-budget", 1).await.unwrap());
+
+    let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert!(store.members("set").await.unwrap().is_empty());
+    let before = store
+        .add_members("set", &names(&["a", "b"]), keep)
+        .await
+        .unwrap();
+    assert!(before.is_empty());
+    let before = store
+        .add_members("set", &names(&["b", "c"]), keep)
+        .await
+        .unwrap();
+    assert_eq!(before.into_iter().collect::<Vec<_>>(), names(&["a", "b"]));
+    store.remove_members("set", &names(&["a"])).await.unwrap();
+    assert_eq!(
+        store
+            .members("set")
+            .await
+            .unwrap()
+            .into_iter()
+            .collect::<Vec<_>>(),
+        names(&["b", "c"])
+    );
+    store
+        .remove_members("absent", &names(&["a"]))
+        .await
+        .unwrap();
+
+    // A set whose record expired (DynamoDB's TTL is lazy) counts as empty.
+    let now = chrono::Utc::now().timestamp();
+    ddb.put_item()
+        .table_name(&table)
+        .item("pk", AttributeValue::S("old".into()))
+        .item("members", AttributeValue::Ss(names(&["stale"])))
+        .item("expires_at", AttributeValue::N((now - 10).to_string()))
+        .send()
+        .await
+        .unwrap();
+    assert!(store.members("old").await.unwrap().is_empty());
+    let before = store
+        .add_members("old", &names(&["fresh"]), keep)
+        .await
+        .unwrap();
+    assert!(before.is_empty(), "{before:?}");
+    assert_eq!(
+        store
+            .members("old")
+            .await
+            .unwrap()
+            .into_iter()
+            .collect::<Vec<_>>(),
+        names(&["fresh"])
+    );
+}

@@ -5,25 +5,19 @@
 //! with the security team's inbox subscribed; `steward dr status` through
 //! the built CLI.
 
-use aws_config::{Region, SdkConfig};
+use aws_config::SdkConfig;
 use aws_sdk_rds::types::Tag;
 use chrono::{Duration, SecondsFormat, Utc};
 use serde_json::{json, Value};
+use steward_tests::fixtures::in_region;
 use steward_tests::inbox::Received;
 use steward_tests::moto::{Moto, HUB_ACCOUNT, REGION};
-use steward_tests::stack::{Stack, MEMBER_ACCOUNT, MEMBER_ROLE};
+use steward_tests::stack::{Stack, MEMBER_ACCOUNT};
 use steward_tests::{event, function_binary, unique};
 
 const DR: &str = "us-west-2";
 const KEY_ALIAS: &str = "alias/steward-dr";
 const FUNCTION: &str = "snapshot-copier";
-
-fn in_region(config: &SdkConfig, region: &str) -> SdkConfig {
-    config
-        .to_builder()
-        .region(Region::new(region.to_string()))
-        .build()
-}
 
 fn policy(extra: &str) -> String {
     format!("[snapshots]\ndr_region = \"{DR}\"\ndr_kms_key = \"{KEY_ALIAS}\"\n{extra}")
@@ -37,10 +31,7 @@ async fn kms_key(moto: &Moto, account: &str, region: &str, alias: &str) -> Strin
         )
         .await
         .unwrap();
-    serde_json::from_str::<Value>(&out).unwrap()["arn"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    arn_in(&out)
 }
 
 /// Keys in the source region (for encrypted databases) and the DR region.
@@ -93,10 +84,46 @@ async fn automated_snapshot(
         )
         .await
         .unwrap();
-    serde_json::from_str::<Value>(&out).unwrap()["arn"]
+    arn_in(&out)
+}
+
+/// The `arn` of a JSON answer of the emulator's extension.
+fn arn_in(answer: &str) -> String {
+    serde_json::from_str::<Value>(answer).unwrap()["arn"]
         .as_str()
         .unwrap()
         .to_string()
+}
+
+/// A database of another team in the DR region (owns nothing steward made);
+/// returns the client of the DR region.
+async fn dr_standby(config: &SdkConfig) -> aws_sdk_rds::Client {
+    let west = aws_sdk_rds::Client::new(&in_region(config, DR));
+    west.create_db_instance()
+        .db_instance_identifier("dr-standby")
+        .engine("postgres")
+        .db_instance_class("db.t3.micro")
+        .master_username("steward")
+        .master_user_password("not-a-real-password-1")
+        .allocated_storage(20)
+        .send()
+        .await
+        .unwrap();
+    west
+}
+
+/// Sets the status of the other team's copy in the DR region (made by
+/// [`dr_standby`]'s owner, counted against the in-flight cap).
+async fn other_team_copy_is(moto: &Moto, status: &str) {
+    set_snapshot(
+        moto,
+        HUB_ACCOUNT,
+        DR,
+        "instance",
+        "other-team-copy",
+        json!({ "status": status }),
+    )
+    .await;
 }
 
 async fn set_snapshot(
@@ -112,6 +139,11 @@ async fn set_snapshot(
         body[k] = v.clone();
     }
     moto.post("/_steward/rds/snapshot", &body).await.unwrap();
+}
+
+/// The event of an automated snapshot of `arn` in `account`.
+fn automated_snapshot_event(account: &str, arn: &str) -> Value {
+    snapshot_event("rds-snapshot-event-0091-automated.json", account, arn)
 }
 
 fn snapshot_event(fixture: &str, account: &str, arn: &str) -> Value {
@@ -172,13 +204,9 @@ async fn an_automated_snapshot_event_copies_once_with_the_dr_key_and_tags() {
     )
     .await;
     let mut f = stack.function(FUNCTION, &policy(""), &[]).await;
-    let e = snapshot_event(
-        "rds-snapshot-event-0091-automated.json",
-        HUB_ACCOUNT,
-        &source,
-    );
+    let e = automated_snapshot_event(HUB_ACCOUNT, &source);
 
-    let response = f.invoke(&e).await.unwrap().response();
+    let response = f.response_to(&e).await;
     assert_eq!(
         response["results"]["started"].as_array().unwrap().len(),
         1,
@@ -212,14 +240,10 @@ async fn an_automated_snapshot_event_copies_once_with_the_dr_key_and_tags() {
     );
 
     // The same event again (at-least-once delivery), and a new event id for the same snapshot.
-    let again = f.invoke(&e).await.unwrap().response();
+    let again = f.response_to(&e).await;
     assert!(again["present"].is_string(), "{again}");
-    let other = snapshot_event(
-        "rds-snapshot-event-0091-automated.json",
-        HUB_ACCOUNT,
-        &source,
-    );
-    f.invoke(&other).await.unwrap().response();
+    let other = automated_snapshot_event(HUB_ACCOUNT, &source);
+    f.response_to(&other).await;
     assert_eq!(dr_copies(&config).await.len(), 1, "no second copy");
     assert!(f.logs_are_json());
 }
@@ -232,25 +256,15 @@ async fn a_dev_database_snapshot_is_not_copied_and_other_event_ids_are_ignored()
     let source = instance(&config, "dev-orders", &[("env", "dev")], &key).await;
     let mut f = stack.function(FUNCTION, &policy(""), &[]).await;
     let response = f
-        .invoke(&snapshot_event(
-            "rds-snapshot-event-0091-automated.json",
-            HUB_ACCOUNT,
-            &source,
-        ))
-        .await
-        .unwrap()
-        .response();
+        .response_to(&automated_snapshot_event(HUB_ACCOUNT, &source))
+        .await;
     assert!(
         response["ignored"].as_str().unwrap().contains("env=dev"),
         "{response}"
     );
-    let mut other = snapshot_event(
-        "rds-snapshot-event-0091-automated.json",
-        HUB_ACCOUNT,
-        &source,
-    );
+    let mut other = automated_snapshot_event(HUB_ACCOUNT, &source);
     other["detail"]["EventID"] = json!("RDS-EVENT-0040");
-    let response = f.invoke(&other).await.unwrap().response();
+    let response = f.response_to(&other).await;
     assert!(response["ignored"].is_string());
     assert!(dr_copies(&config).await.is_empty());
     assert!(stack.inbox.drain().await.unwrap().is_empty());
@@ -284,14 +298,12 @@ async fn an_aurora_cluster_snapshot_copies_and_an_unencrypted_one_is_refused_hig
     let arn = |id: &str| format!("arn:aws:rds:{REGION}:{HUB_ACCOUNT}:cluster-snapshot:{id}");
     let mut f = stack.function(FUNCTION, &policy(""), &[]).await;
     let response = f
-        .invoke(&snapshot_event(
+        .response_to(&snapshot_event(
             "rds-cluster-snapshot-event-0075-manual.json",
             HUB_ACCOUNT,
             &arn("prod-shop-before-release"),
         ))
-        .await
-        .unwrap()
-        .response();
+        .await;
     assert_eq!(
         response["results"]["started"].as_array().unwrap().len(),
         1,
@@ -306,14 +318,12 @@ async fn an_aurora_cluster_snapshot_copies_and_an_unencrypted_one_is_refused_hig
     assert!(copies[0].storage_encrypted().unwrap_or(false));
 
     let response = f
-        .invoke(&snapshot_event(
+        .response_to(&snapshot_event(
             "rds-cluster-snapshot-event-0075-manual.json",
             HUB_ACCOUNT,
             &arn("prod-legacy-before-release"),
         ))
-        .await
-        .unwrap()
-        .response();
+        .await;
     assert!(
         response["refused"]
             .as_str()
@@ -360,7 +370,7 @@ async fn the_sweep_copies_a_lost_event_and_the_digest_is_high_for_a_database_wit
     let policy_text = policy("");
     let mut f = stack.function(FUNCTION, &policy_text, &[]).await;
 
-    let response = f.invoke(&json!({"job": "sweep"})).await.unwrap().response();
+    let response = f.response_to(&json!({"job": "sweep"})).await;
     assert_eq!(
         response["results"]["started"].as_array().unwrap().len(),
         2,
@@ -393,7 +403,7 @@ async fn the_sweep_copies_a_lost_event_and_the_digest_is_high_for_a_database_wit
     );
 
     // A second sweep finds the copies and makes none.
-    let again = f.invoke(&json!({"job": "sweep"})).await.unwrap().response();
+    let again = f.response_to(&json!({"job": "sweep"})).await;
     assert!(
         again["results"]["started"].as_array().unwrap().is_empty(),
         "{again}"
@@ -450,7 +460,7 @@ async fn retention_prunes_an_expired_daily_copy_and_keeps_the_monthly_the_newest
     )
     .await;
     let mut f = stack.function(FUNCTION, &policy(""), &[]).await;
-    f.invoke(&json!({"job": "sweep"})).await.unwrap().response();
+    f.response_to(&json!({"job": "sweep"})).await;
     assert_eq!(dr_copies(&config).await.len(), 3);
 
     // Forty days pass for the two older snapshots and their copies (the first of them is its month's first copy).
@@ -496,17 +506,7 @@ async fn retention_prunes_an_expired_daily_copy_and_keeps_the_monthly_the_newest
         .await;
     }
     // Someone else's old snapshot in the DR region, and one that only claims to be steward's.
-    let west = aws_sdk_rds::Client::new(&in_region(&config, DR));
-    west.create_db_instance()
-        .db_instance_identifier("dr-standby")
-        .engine("postgres")
-        .db_instance_class("db.t3.micro")
-        .master_username("steward")
-        .master_user_password("not-a-real-password-1")
-        .allocated_storage(20)
-        .send()
-        .await
-        .unwrap();
+    let west = dr_standby(&config).await;
     for (id, tags) in [
         ("someone-elses-backup", vec![]),
         (
@@ -537,7 +537,7 @@ async fn retention_prunes_an_expired_daily_copy_and_keeps_the_monthly_the_newest
     }
     stack.inbox.drain().await.unwrap();
 
-    let response = f.invoke(&json!({"job": "sweep"})).await.unwrap().response();
+    let response = f.response_to(&json!({"job": "sweep"})).await;
     assert_eq!(response["pruned"], json!([daily_copy]), "{response}");
     let left: Vec<String> = dr_copies(&config)
         .await
@@ -576,32 +576,14 @@ async fn at_the_in_flight_cap_the_next_copy_waits_in_the_copy_queue_and_is_made_
     let key = keys(&stack.moto, HUB_ACCOUNT).await;
     let source = instance(&config, "prod-orders", &[("env", "prod")], &key).await;
     // A copy someone else started is in progress in the DR region.
-    let west = aws_sdk_rds::Client::new(&in_region(&config, DR));
-    west.create_db_instance()
-        .db_instance_identifier("dr-standby")
-        .engine("postgres")
-        .db_instance_class("db.t3.micro")
-        .master_username("steward")
-        .master_user_password("not-a-real-password-1")
-        .allocated_storage(20)
-        .send()
-        .await
-        .unwrap();
+    let west = dr_standby(&config).await;
     west.create_db_snapshot()
         .db_instance_identifier("dr-standby")
         .db_snapshot_identifier("other-team-copy")
         .send()
         .await
         .unwrap();
-    set_snapshot(
-        &stack.moto,
-        HUB_ACCOUNT,
-        DR,
-        "instance",
-        "other-team-copy",
-        json!({"status": "copying"}),
-    )
-    .await;
+    other_team_copy_is(&stack.moto, "copying").await;
     let sqs = aws_sdk_sqs::Client::new(&config);
     let queue = sqs
         .create_queue()
@@ -621,14 +603,8 @@ async fn at_the_in_flight_cap_the_next_copy_waits_in_the_copy_queue_and_is_made_
         .await;
 
     let response = f
-        .invoke(&snapshot_event(
-            "rds-snapshot-event-0091-automated.json",
-            HUB_ACCOUNT,
-            &source,
-        ))
-        .await
-        .unwrap()
-        .response();
+        .response_to(&automated_snapshot_event(HUB_ACCOUNT, &source))
+        .await;
     assert_eq!(
         response["results"]["waiting"].as_array().unwrap().len(),
         1,
@@ -644,15 +620,7 @@ async fn at_the_in_flight_cap_the_next_copy_waits_in_the_copy_queue_and_is_made_
     assert_eq!(ours(&dr_copies(&config).await), 0, "no copy yet");
 
     // The other copy finishes; the parked message comes back (delivered here by hand, without the delay).
-    set_snapshot(
-        &stack.moto,
-        HUB_ACCOUNT,
-        DR,
-        "instance",
-        "other-team-copy",
-        json!({"status": "available"}),
-    )
-    .await;
+    other_team_copy_is(&stack.moto, "available").await;
     let attributes = sqs
         .get_queue_attributes()
         .queue_url(&queue)
@@ -678,11 +646,7 @@ async fn at_the_in_flight_cap_the_next_copy_waits_in_the_copy_queue_and_is_made_
                               "attributes": {"ApproximateReceiveCount": "1"}, "eventSource": "aws:sqs",
                               "eventSourceARN": format!("arn:aws:sqs:{REGION}:{HUB_ACCOUNT}:copies"), "awsRegion": REGION}),
     ];
-    let response = f
-        .invoke(&json!({"Records": records}))
-        .await
-        .unwrap()
-        .response();
+    let response = f.response_to(&json!({"Records": records})).await;
     assert_eq!(response["batchItemFailures"], json!([]), "{response}");
     assert_eq!(
         ours(&dr_copies(&config).await),
@@ -699,14 +663,8 @@ async fn a_missing_dr_key_is_one_high_message_no_copy_and_the_invocation_succeed
     let source = instance(&config, "prod-orders", &[("env", "prod")], &key).await;
     let mut f = stack.function(FUNCTION, &policy(""), &[]).await;
     let response = f
-        .invoke(&snapshot_event(
-            "rds-snapshot-event-0091-automated.json",
-            HUB_ACCOUNT,
-            &source,
-        ))
-        .await
-        .unwrap()
-        .response();
+        .response_to(&automated_snapshot_event(HUB_ACCOUNT, &source))
+        .await;
     assert!(response["results"]["key_missing"].is_string(), "{response}");
     assert!(dr_copies(&config).await.is_empty());
     let received = stack.inbox.drain().await.unwrap();
@@ -726,24 +684,14 @@ async fn a_missing_dr_key_is_one_high_message_no_copy_and_the_invocation_succeed
 #[tokio::test]
 async fn a_member_account_event_copies_in_the_member_account_through_the_member_role() {
     let stack = Stack::new().await;
-    let member = stack
-        .moto
-        .account_config(MEMBER_ACCOUNT, MEMBER_ROLE)
-        .await
-        .unwrap();
+    let member = stack.member_config().await;
     let key = keys(&stack.moto, MEMBER_ACCOUNT).await;
     let source = instance(&member, "prod-payments", &[("env", "prod")], &key).await;
     assert!(source.contains(MEMBER_ACCOUNT));
     let mut f = stack.function(FUNCTION, &policy(""), &[]).await;
     let response = f
-        .invoke(&snapshot_event(
-            "rds-snapshot-event-0091-automated.json",
-            MEMBER_ACCOUNT,
-            &source,
-        ))
-        .await
-        .unwrap()
-        .response();
+        .response_to(&automated_snapshot_event(MEMBER_ACCOUNT, &source))
+        .await;
     assert_eq!(
         response["results"]["started"].as_array().unwrap().len(),
         1,
@@ -768,11 +716,7 @@ async fn malformed_events_fail_clearly_and_change_nothing() {
     let key = keys(&stack.moto, HUB_ACCOUNT).await;
     let source = instance(&config, "prod-orders", &[("env", "prod")], &key).await;
     let mut f = stack.function(FUNCTION, &policy(""), &[]).await;
-    let good = snapshot_event(
-        "rds-snapshot-event-0091-automated.json",
-        HUB_ACCOUNT,
-        &source,
-    );
+    let good = automated_snapshot_event(HUB_ACCOUNT, &source);
     let mut wrong_account = good.clone();
     wrong_account["account"] = json!(MEMBER_ACCOUNT);
     let mut no_arn = good.clone();

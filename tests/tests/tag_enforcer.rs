@@ -52,7 +52,7 @@ async fn new_instances_get_creator_and_env_and_one_notification() {
     let ids = run_instances(&config, 2, &[("project", "web")]).await;
     let mut f = stack.function("tag-enforcer", POLICY, &[]).await;
     let e = run_instances_event(&ids);
-    let out = f.invoke(&e).await.unwrap().response();
+    let out = f.response_to(&e).await;
     assert_eq!(out["tagged"].as_array().unwrap().len(), 2, "{out}");
     for id in &ids {
         let tags = instance_tags(&config, id).await;
@@ -111,7 +111,7 @@ async fn new_instances_get_creator_and_env_and_one_notification() {
     assert_eq!(published[0]["structure"], "json");
 
     // The same event again (at-least-once delivery): no new tags, no second message.
-    let again = f.invoke(&e).await.unwrap().response();
+    let again = f.response_to(&e).await;
     assert_eq!(again["tagged"].as_array().unwrap().len(), 0, "{again}");
     assert_eq!(again["notification"], "duplicate");
     assert!(stack.inbox.drain().await.unwrap().is_empty());
@@ -141,11 +141,7 @@ async fn dry_run_and_kill_switch_change_nothing_and_say_so() {
         let mut f = stack
             .function("tag-enforcer", POLICY, &[(var, "true")])
             .await;
-        let out = f
-            .invoke(&run_instances_event(&ids))
-            .await
-            .unwrap()
-            .response();
+        let out = f.response_to(&run_instances_event(&ids)).await;
         assert_eq!(out["tagged"].as_array().unwrap().len(), 0);
         let tags = instance_tags(&config, &ids[0]).await;
         assert!(tags.is_empty(), "{var}: nothing changed, got {tags:?}");
@@ -175,11 +171,7 @@ async fn blast_radius_limit_changes_nothing_and_alerts_high() {
     let ids = run_instances(&config, 3, &[]).await;
     let policy = format!("{POLICY}\n[limits]\nmax_changes_per_run = 2\n");
     let mut f = stack.function("tag-enforcer", &policy, &[]).await;
-    let out = f
-        .invoke(&run_instances_event(&ids))
-        .await
-        .unwrap()
-        .response();
+    let out = f.response_to(&run_instances_event(&ids)).await;
     assert!(out["blocked"]
         .as_str()
         .unwrap()
@@ -202,10 +194,7 @@ async fn exempt_resource_is_reported_not_changed() {
     let config = stack.moto.config();
     let ids = run_instances(&config, 1, &[("steward:exempt", "true")]).await;
     let mut f = stack.function("tag-enforcer", POLICY, &[]).await;
-    f.invoke(&run_instances_event(&ids))
-        .await
-        .unwrap()
-        .response();
+    f.response_to(&run_instances_event(&ids)).await;
     let tags = instance_tags(&config, &ids[0]).await;
     assert_eq!(tags.len(), 1, "only the exempt tag: {tags:?}");
     let received = stack.inbox.drain().await.unwrap();
@@ -219,11 +208,7 @@ async fn exempt_resource_is_reported_not_changed() {
 #[tokio::test]
 async fn member_account_resource_is_tagged_through_the_member_role() {
     let stack = Stack::new().await;
-    let member = stack
-        .moto
-        .account_config(MEMBER_ACCOUNT, MEMBER_ROLE)
-        .await
-        .unwrap();
+    let member = stack.member_config().await;
     let ec2 = aws_sdk_ec2::Client::new(&member);
     let volume = ec2
         .create_volume()
@@ -238,7 +223,7 @@ async fn member_account_resource_is_tagged_through_the_member_role() {
     e["detail"]["recipientAccountId"] = json!(MEMBER_ACCOUNT);
     e["detail"]["responseElements"]["volumeId"] = json!(volume_id);
     let mut f = stack.function("tag-enforcer", POLICY, &[]).await;
-    let out = f.invoke(&e).await.unwrap().response();
+    let out = f.response_to(&e).await;
     assert_eq!(out["tagged"].as_array().unwrap().len(), 1, "{out}");
     let described = ec2
         .describe_volumes()
@@ -280,7 +265,7 @@ async fn bad_and_failed_events_change_nothing() {
         err.to_string().to_lowercase().contains("eof") || err.to_string().contains("JSON"),
         "{err}"
     );
-    let err = f.invoke(&json!({"hello": "world"})).await.unwrap().error();
+    let err = f.error_for(&json!({"hello": "world"})).await;
     assert!(
         err["errorMessage"]
             .as_str()
@@ -291,7 +276,7 @@ async fn bad_and_failed_events_change_nothing() {
     assert_eq!(err["errorType"], "BadEvent");
     let mut missing = run_instances_event(&ids);
     missing["detail"]["responseElements"] = json!({"reservationId": "r-1"});
-    let err = f.invoke(&missing).await.unwrap().error();
+    let err = f.error_for(&missing).await;
     assert!(
         err["errorMessage"]
             .as_str()
@@ -302,7 +287,7 @@ async fn bad_and_failed_events_change_nothing() {
     let mut failed = event("cloudtrail-run-instances-failed.json");
     failed["detail"]["responseElements"] =
         json!({"instancesSet": {"items": [{"instanceId": ids[0]}]}});
-    let out = f.invoke(&failed).await.unwrap().response();
+    let out = f.response_to(&failed).await;
     assert!(out["skipped"]
         .as_str()
         .unwrap()
@@ -310,10 +295,8 @@ async fn bad_and_failed_events_change_nothing() {
     assert!(instance_tags(&config, &ids[0]).await.is_empty());
     // A resource that no longer exists is skipped.
     let out = f
-        .invoke(&run_instances_event(&["i-00000000000000000".to_string()]))
-        .await
-        .unwrap()
-        .response();
+        .response_to(&run_instances_event(&["i-00000000000000000".to_string()]))
+        .await;
     assert_eq!(out["resources"].as_array().unwrap().len(), 0);
     assert!(stack.inbox.drain().await.unwrap().is_empty());
 }
@@ -417,7 +400,7 @@ async fn every_create_call_type_is_tagged() {
     e["detail"]["requestParameters"]["bucketName"] = json!(bucket);
     events.push(e);
     for e in &events {
-        let out = f.invoke(e).await.unwrap().response();
+        let out = f.response_to(e).await;
         assert_eq!(
             out["tagged"].as_array().unwrap().len(),
             1,
@@ -554,10 +537,8 @@ async fn config_change_evaluations() {
     for (id, tags, status, left, expected, annotation) in cases {
         let token = unique("token");
         let out = f
-            .invoke(&config_change(&token, id, tags, status, left))
-            .await
-            .unwrap()
-            .response();
+            .response_to(&config_change(&token, id, tags, status, left))
+            .await;
         let recorded = stack.moto.evaluations(&token).await.unwrap();
         assert_eq!(recorded.len(), 1, "{id}: {out}");
         assert_eq!(recorded[0]["ComplianceType"], expected, "{id}");
@@ -580,7 +561,7 @@ async fn config_change_evaluations() {
     let token = unique("token");
     let mut e = config_change(&token, "i-owner", json!({"owner": "alice"}), "OK", false);
     e["ruleParameters"] = json!("{\"tag1Key\": \"owner\"}");
-    f.invoke(&e).await.unwrap().response();
+    f.response_to(&e).await;
     assert_eq!(
         stack.moto.evaluations(&token).await.unwrap()[0]["ComplianceType"],
         "COMPLIANT"
@@ -602,7 +583,7 @@ async fn oversized_item_is_fetched_from_config_history() {
     let token = unique("token");
     let mut e = event("config-oversized.json");
     e["resultToken"] = json!(token);
-    f.invoke(&e).await.unwrap().response();
+    f.response_to(&e).await;
     let recorded = stack.moto.evaluations(&token).await.unwrap();
     assert_eq!(recorded[0]["ComplianceType"], "COMPLIANT", "{recorded:?}");
 }
@@ -655,7 +636,7 @@ async fn periodic_evaluation_lists_resources_and_retires_vanished_ones() {
     let mut e = event("config-scheduled.json");
     e["resultToken"] = json!(token);
     let mut f = stack.function("tag-enforcer", POLICY, &[]).await;
-    f.invoke(&e).await.unwrap().response();
+    f.response_to(&e).await;
     let recorded = stack.moto.evaluations(&token).await.unwrap();
     let verdict = |id: &str| {
         recorded
@@ -736,12 +717,12 @@ async fn a_killed_attempts_claim_is_taken_over_once_lapsed_and_retried_later_whi
     let e = run_instances_event(&ids);
     let event_id = e["id"].as_str().unwrap().to_string();
     seed_notification_claim(&stack, &event_id, now - 5).await;
-    let out = f.invoke(&e).await.unwrap().response();
+    let out = f.response_to(&e).await;
     assert_eq!(out["notification"], "sent", "{out}");
     assert_eq!(stack.inbox.drain().await.unwrap().len(), 1, "exactly one");
     let key = steward_shared::idempotency::keys::notification("tag-enforcer", &event_id);
     assert_eq!(record_status(&stack, &key).await.as_deref(), Some("DONE"));
-    let again = f.invoke(&e).await.unwrap().response();
+    let again = f.response_to(&e).await;
     assert_eq!(again["notification"], "duplicate");
     assert!(stack.inbox.drain().await.unwrap().is_empty());
 
@@ -750,7 +731,7 @@ async fn a_killed_attempts_claim_is_taken_over_once_lapsed_and_retried_later_whi
     let e = run_instances_event(&ids);
     let event_id = e["id"].as_str().unwrap().to_string();
     seed_notification_claim(&stack, &event_id, now + 120).await;
-    let err = f.invoke(&e).await.unwrap().error();
+    let err = f.error_for(&e).await;
     assert_eq!(err["errorType"], "RetryLater", "{err}");
     let message = err["errorMessage"].as_str().unwrap();
     assert!(
@@ -807,7 +788,7 @@ async fn every_identity_shape_is_tagged_with_its_creator() {
         let mut e = event(file);
         e["id"] = json!(uuid::Uuid::new_v4().to_string());
         e["detail"]["responseElements"]["volumeId"] = json!(id);
-        let out = f.invoke(&e).await.unwrap().response();
+        let out = f.response_to(&e).await;
         assert_eq!(out["tagged"].as_array().unwrap().len(), 1, "{file}: {out}");
         let described = ec2.describe_volumes().volume_ids(&id).send().await.unwrap();
         let tags: HashMap<_, _> = described.volumes()[0]
@@ -832,16 +813,14 @@ async fn config_path_reports_nothing_in_dry_run_and_under_the_kill_switch() {
             .await;
         let token = unique("token");
         let out = f
-            .invoke(&config_change(
+            .response_to(&config_change(
                 &token,
                 "i-missing",
                 json!({"project": "web"}),
                 "OK",
                 false,
             ))
-            .await
-            .unwrap()
-            .response();
+            .await;
         assert_eq!(out["reported"], false, "{var}: {out}");
         assert_eq!(out["evaluations"][0]["compliance"], "NON_COMPLIANT");
         assert!(
@@ -920,7 +899,7 @@ async fn create_tags_prod_to_dev_gives_one_high_tagging_message_naming_the_calle
     set_instance_tag(&config, id, "env", "dev").await;
     let mut f = stack.function("tag-enforcer", POLICY, &[]).await;
     let e = create_tags_event(id, "env", "dev", None);
-    let out = f.invoke(&e).await.unwrap().response();
+    let out = f.response_to(&e).await;
     assert_eq!(out["severity"], "HIGH", "{out}");
     let received = stack.inbox.drain().await.unwrap();
     assert_eq!(received.len(), 1);
@@ -950,7 +929,7 @@ async fn create_tags_prod_to_dev_gives_one_high_tagging_message_naming_the_calle
         "alice"
     );
     // A repeat of the same event: nothing new.
-    let again = f.invoke(&e).await.unwrap().response();
+    let again = f.response_to(&e).await;
     assert_eq!(again["notification"], "duplicate", "{again}");
     assert!(stack.inbox.drain().await.unwrap().is_empty());
     // The tag enforcer changed no tag on the way.
@@ -968,10 +947,8 @@ async fn adding_exempt_gives_one_high_message_and_stewards_own_tagging_none() {
     set_instance_tag(&config, id, "steward:exempt", "true").await;
     let mut f = stack.function("tag-enforcer", POLICY, &[]).await;
     let out = f
-        .invoke(&create_tags_event(id, "steward:exempt", "true", None))
-        .await
-        .unwrap()
-        .response();
+        .response_to(&create_tags_event(id, "steward:exempt", "true", None))
+        .await;
     assert_eq!(out["severity"], "HIGH", "{out}");
     let received = stack.inbox.drain().await.unwrap();
     assert_eq!(received.len(), 1);
@@ -991,10 +968,8 @@ async fn adding_exempt_gives_one_high_message_and_stewards_own_tagging_none() {
         "sessionContext": {"sessionIssuer": {"type": "Role", "userName": MEMBER_ROLE}, "attributes": {}}
     });
     let out = f
-        .invoke(&create_tags_event(id, "env", "dev", Some(steward_session)))
-        .await
-        .unwrap()
-        .response();
+        .response_to(&create_tags_event(id, "env", "dev", Some(steward_session)))
+        .await;
     assert_eq!(out["skipped"], "steward's own tag write", "{out}");
     // Someone else using the member role name with their own session is reported.
     let impostor = json!({
@@ -1002,10 +977,8 @@ async fn adding_exempt_gives_one_high_message_and_stewards_own_tagging_none() {
         "arn": format!("arn:aws:sts::{HUB_ACCOUNT}:assumed-role/{MEMBER_ROLE}/mallory"),
     });
     let out = f
-        .invoke(&create_tags_event(id, "env", "dev", Some(impostor)))
-        .await
-        .unwrap()
-        .response();
+        .response_to(&create_tags_event(id, "env", "dev", Some(impostor)))
+        .await;
     assert_eq!(out["notification"], "sent", "{out}");
     let received = stack.inbox.drain().await.unwrap();
     assert_eq!(received.len(), 1, "only the impostor's change");

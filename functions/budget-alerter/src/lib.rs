@@ -9,15 +9,19 @@
 //! breakdown through the run's cache, `report` builds the messages and
 //! `handler` ties them together.
 
-pub mod budgets;
-pub mod costexplorer;
-pub mod enrich;
+mod budgets;
+mod costexplorer;
+mod enrich;
 pub mod events;
-pub mod handler;
-pub mod model;
-pub mod plan;
-pub mod queue;
-pub mod report;
+mod handler;
+mod model;
+mod plan;
+mod queue;
+mod report;
+
+// The public facade: what the entry point, the CLI and the parser tests use;
+// everything else stays inside the crate.
+pub use handler::Alerter;
 
 /// The function's name: binary name, log field and metric dimension.
 pub const FUNCTION_NAME: &str = "budget-alerter";

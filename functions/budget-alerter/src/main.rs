@@ -1,7 +1,7 @@
 //! Lambda entry point of the budget alerter: builds the clients once, then
 //! hands every event to the library.
 
-use budget_alerter::handler::Alerter;
+use budget_alerter::Alerter;
 use budget_alerter::FUNCTION_NAME;
 use steward_shared::entry;
 

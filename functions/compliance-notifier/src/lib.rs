@@ -10,13 +10,19 @@
 //! yesterday's counts in the idempotency table, `report` builds the messages,
 //! and `handler` ties them together.
 
-pub mod config;
+mod config;
 pub mod events;
-pub mod handler;
-pub mod history;
-pub mod model;
-pub mod plan;
-pub mod report;
+mod handler;
+mod history;
+mod model;
+mod plan;
+mod report;
+
+// The public facade: what the entry point, the CLI and the parser tests use;
+// everything else stays inside the crate.
+pub use config::AwsConfigApis;
+pub use handler::ComplianceNotifier;
+pub use model::ComplianceState;
 
 /// The function's name: binary name, log field and metric dimension.
 pub const FUNCTION_NAME: &str = "compliance-notifier";

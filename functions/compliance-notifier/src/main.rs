@@ -1,9 +1,8 @@
 //! Lambda entry point of the compliance notifier: builds the clients once,
 //! then hands every event to the library.
 
-use compliance_notifier::config::AwsConfigApis;
-use compliance_notifier::handler::ComplianceNotifier;
 use compliance_notifier::FUNCTION_NAME;
+use compliance_notifier::{AwsConfigApis, ComplianceNotifier};
 use steward_shared::entry;
 
 #[tokio::main]

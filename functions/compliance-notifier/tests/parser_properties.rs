@@ -10,7 +10,7 @@
 
 use chrono::{DateTime, Utc};
 use compliance_notifier::events::{parse, Trigger, JOBS};
-use compliance_notifier::model::ComplianceState;
+use compliance_notifier::ComplianceState;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use steward_shared::failure::BadEvent;

@@ -25,6 +25,7 @@ use crate::plan::{
     self, open_group_name, Band, CredentialAction, EvidenceFacts, Hold, InstanceAction, Thresholds,
 };
 use crate::report::Outcome;
+use crate::undo::UndoLog;
 
 /// The result of the containment phase.
 pub enum Contained {
@@ -85,7 +86,14 @@ impl<'a, A: Apis> Containment<'a, A> {
                     true => Some(self.apis.target_groups(account, region, event_id).await),
                     false => None,
                 };
+                let undo = self
+                    .steward
+                    .idempotency
+                    .as_deref()
+                    .filter(|_| self.steward.mode().may_change())
+                    .map(|store| UndoLog::new(store, account, region, &instance_id));
                 let ports = Ports {
+                    undo: undo.as_ref(),
                     ec2: ec2.as_ref(),
                     autoscaling: asg
                         .as_ref()

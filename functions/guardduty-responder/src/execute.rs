@@ -15,13 +15,33 @@ use crate::autoscaling::AutoScalingApi;
 use crate::ec2::Ec2Api;
 use crate::elbv2::TargetGroupsApi;
 use crate::plan::{InstanceAction, STANDBY_TAG, TARGET_GROUPS_TAG};
+use crate::undo::{UndoLog, UndoRecord};
 
 /// The adapters of the instance's account and region (Auto Scaling and
-/// target groups only when the policy keeps that evidence).
+/// target groups only when the policy keeps that evidence), and the undo
+/// record in steward's table (absent only without an idempotency table).
 pub struct Ports<'a> {
     pub ec2: &'a dyn Ec2Api,
     pub autoscaling: Option<&'a dyn AutoScalingApi>,
     pub targets: Option<&'a dyn TargetGroupsApi>,
+    pub undo: Option<&'a UndoLog<'a>>,
+}
+
+/// Writes to the undo record before the tag that says the same (a step
+/// whose record cannot be written is not done: the release would have
+/// nothing trustworthy to undo it from).
+async fn record_undo(
+    ports: &Ports<'_>,
+    finding_id: &str,
+    change: impl FnOnce(&mut UndoRecord),
+) -> anyhow::Result<()> {
+    match ports.undo {
+        Some(undo) => undo
+            .update(finding_id, change)
+            .await
+            .map_err(|e| anyhow::anyhow!("keeping the undo record in steward's table: {e:#}")),
+        None => Ok(()),
+    }
 }
 
 /// What an execution did: the steps done, the failures, the snapshots taken.
@@ -109,6 +129,7 @@ async fn step(
     let ec2 = ports.ec2;
     match action {
         InstanceAction::RecordStandby { value } => {
+            record_undo(ports, finding_id, |r| r.standby = Some(value.clone())).await?;
             ec2.tag(instance_id, STANDBY_TAG, value).await?;
         }
         InstanceAction::ProtectFromScaleIn { group } => {
@@ -121,6 +142,7 @@ async fn step(
             asg.enter_standby(group, instance_id, *decrement).await?;
         }
         InstanceAction::RecordTargets { value, .. } => {
+            record_undo(ports, finding_id, |r| r.target_groups = Some(value.clone())).await?;
             ec2.tag(instance_id, TARGET_GROUPS_TAG, value).await?;
         }
         InstanceAction::DeregisterTarget {
@@ -166,6 +188,18 @@ async fn step(
                 .clone()
                 .ok_or_else(|| anyhow::anyhow!("no allow-all group"))?;
             if !keep_record {
+                // Isolating matters more than the record: a record that
+                // cannot be written is a failure of this execution (so it is
+                // retried and reported), and the release leaves the
+                // interface for a person to restore.
+                if let Err(e) = record_undo(ports, finding_id, |r| {
+                    r.interfaces.insert(interface_id.clone(), previous.clone());
+                })
+                .await
+                {
+                    let mut guard = log.lock().unwrap_or_else(|p| p.into_inner());
+                    guard.failures.push(format!("{interface_id}: {e:#}"));
+                }
                 ec2.tag(interface_id, tags::PREVIOUS_GROUPS, &previous.join(","))
                     .await?;
             }

@@ -43,6 +43,34 @@ pub trait FindingsApi: Send + Sync {
     ) -> anyhow::Result<Vec<String>>;
 }
 
+/// GuardDuty gave no answer (throttled, a 5xx, a timeout, no connection):
+/// worth asking again soon, unlike an answer that refuses or does not parse.
+#[derive(Debug)]
+pub struct NoAnswer(pub String);
+
+impl std::fmt::Display for NoAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NoAnswer {}
+
+/// The error of a GuardDuty call: [`NoAnswer`] when AWS gave none.
+fn call_error<E>(
+    operation: &str,
+    e: aws_sdk_guardduty::error::SdkError<E, aws_sdk_guardduty::config::http::HttpResponse>,
+) -> anyhow::Error
+where
+    E: aws_sdk_guardduty::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    if steward_shared::sdk::is_no_answer(&e) {
+        anyhow::Error::new(NoAnswer(steward_shared::sdk::describe(operation, &e)))
+    } else {
+        sdk_error(operation, e)
+    }
+}
+
 /// The SDK implementation.
 pub struct AwsGuardDuty {
     client: aws_sdk_guardduty::Client,
@@ -61,7 +89,7 @@ impl FindingsApi for AwsGuardDuty {
     async fn detector(&self) -> anyhow::Result<Option<String>> {
         let mut pages = self.client.list_detectors().into_paginator().send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| sdk_error("ListDetectors", e))?;
+            let page = page.map_err(|e| call_error("ListDetectors", e))?;
             if let Some(id) = page.detector_ids().first() {
                 return Ok(Some(id.clone()));
             }
@@ -79,7 +107,7 @@ impl FindingsApi for AwsGuardDuty {
                 .set_finding_ids(Some(batch.to_vec()))
                 .send()
                 .await
-                .map_err(|e| sdk_error("GetFindings", e))?;
+                .map_err(|e| call_error("GetFindings", e))?;
             found.extend(out.findings().iter().map(finding_json));
         }
         Ok(found)

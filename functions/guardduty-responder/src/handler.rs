@@ -162,6 +162,18 @@ impl<A: Apis> Responder<A> {
                 outcome.failures.join("; ")
             );
         }
+        // GuardDuty gave no answer (throttled, a 5xx, no connection): the
+        // team has been told the finding is UNVERIFIED, and the invocation
+        // fails so Lambda delivers it again and containment follows as soon
+        // as GuardDuty vouches for it, instead of waiting for the sweep. An
+        // answer that refuses or does not parse is not retried.
+        if let (Verification::NoAnswer(e), true) = (verification, self.steward.mode().may_change())
+        {
+            anyhow::bail!(
+                "GuardDuty could not be asked about finding {} ({e}); the security team was told it is UNVERIFIED and nothing was contained; the retry will verify it again",
+                f.id
+            );
+        }
         Ok(merge(
             base,
             json!({

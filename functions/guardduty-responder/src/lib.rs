@@ -23,22 +23,32 @@
 //! because the ports' signatures name the plan's fact types; the report, the
 //! trust check, the sweep and the containment orchestration are crate-private.
 
-pub mod autoscaling;
-pub mod clients;
-pub(crate) mod containment;
-pub mod ec2;
-pub mod elbv2;
+mod autoscaling;
+mod clients;
+mod containment;
+mod ec2;
+mod elbv2;
 pub mod events;
-pub(crate) mod execute;
-pub mod guardduty;
-pub mod handler;
-pub mod iam;
-pub mod organizations;
-pub mod plan;
+mod execute;
+mod guardduty;
+mod handler;
+mod iam;
+mod organizations;
+mod plan;
 pub mod release;
-pub(crate) mod report;
-pub(crate) mod sweep;
-pub(crate) mod trust;
+mod report;
+mod sweep;
+mod trust;
+mod undo;
+
+// The public facade: what the entry point, the CLI (`steward quarantine
+// release`) and the parser tests use; everything else stays inside the crate.
+pub use autoscaling::{AutoScalingApi, AwsAutoScaling};
+pub use clients::AwsApis;
+pub use ec2::{AwsEc2, Ec2Api};
+pub use elbv2::{AwsTargetGroups, TargetGroupsApi};
+pub use handler::{Responder, JOBS};
+pub use undo::UndoLog;
 
 /// The function's name: binary name, log field and metric dimension.
 pub const FUNCTION_NAME: &str = "guardduty-responder";

@@ -1,9 +1,8 @@
 //! Lambda entry point of the GuardDuty responder: builds the clients once,
 //! then hands every finding (and every scheduled sweep) to the library.
 
-use guardduty_responder::clients::AwsApis;
-use guardduty_responder::handler::Responder;
 use guardduty_responder::FUNCTION_NAME;
+use guardduty_responder::{AwsApis, Responder};
 use steward_shared::entry;
 
 #[tokio::main]

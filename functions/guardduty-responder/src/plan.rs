@@ -130,6 +130,9 @@ pub enum Verification {
     Unknown,
     /// GuardDuty could not be asked (the error).
     Unreachable(String),
+    /// GuardDuty gave no answer (throttled, a 5xx, no connection): the
+    /// invocation is retried soon.
+    NoAnswer(String),
 }
 
 /// Whether a finding may lead to containment at all: GuardDuty vouches for
@@ -148,7 +151,7 @@ pub fn trust(
                 why: format!("GuardDuty does not know finding {finding_id} (neither the hub's detector nor the member's)"),
             })
         }
-        Verification::Unreachable(e) => {
+        Verification::Unreachable(e) | Verification::NoAnswer(e) => {
             return Err(Hold::Unverified {
                 why: format!("GuardDuty could not be asked about finding {finding_id}: {e}"),
             })

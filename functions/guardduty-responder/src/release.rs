@@ -7,6 +7,12 @@
 //! group) and what it could not undo. It always reports the allow-all group
 //! of the two-step swap: still attached to an interface (that interface
 //! allows all traffic) or left in the VPC.
+//!
+//! What is undone comes from the undo record in steward's table
+//! ([`crate::undo`]), never from a tag alone: a tag that disagrees with the
+//! record is reported and the record wins; a tag steward has no record of is
+//! not acted on unless the operator passes `--trust-tags`; a record whose tag
+//! is gone is left for a person (someone removed the tag).
 
 use steward_shared::tags;
 
@@ -17,6 +23,16 @@ use crate::plan::{
     open_group_name, parse_previous_groups, parse_standby_record, parse_target_record, STANDBY_TAG,
     TARGET_GROUPS_TAG,
 };
+use crate::undo::{agreement, Agreement, UndoLog};
+
+/// Where the release learns what to undo.
+pub struct Records<'a> {
+    /// steward's undo record (`None`: its table is not reachable).
+    pub undo: Option<&'a UndoLog<'a>>,
+    /// Act on steward's tags where no record exists (`--trust-tags`: the
+    /// operator checked them by hand).
+    pub trust_tags: bool,
+}
 
 /// The adapters of the instance's account and region.
 pub struct Adapters<'a> {
@@ -54,6 +70,8 @@ pub struct ReleaseReport {
     pub open_group: Option<OpenGroup>,
     /// Things left in place on purpose or because they cannot be undone.
     pub left: Vec<String>,
+    /// steward's tags that disagree with its undo record (the record was used).
+    pub tags_changed: Vec<String>,
     /// Undo steps that failed (the operator finishes them by hand).
     pub failed: Vec<String>,
     pub snapshots_left: Vec<String>,
@@ -115,6 +133,9 @@ impl ReleaseReport {
                 self.instance_id
             ));
         }
+        for t in &self.tags_changed {
+            lines.push(format!("WARNING: {t}"));
+        }
         for f in &self.failed {
             lines.push(format!("FAILED: {f}"));
         }
@@ -158,6 +179,7 @@ impl ReleaseReport {
 /// `quarantine_group_name` is the policy's, to find the allow-all group.
 pub async fn release(
     apis: &Adapters<'_>,
+    records: &Records<'_>,
     instance_id: &str,
     quarantine_group_name: &str,
     dry_run: bool,
@@ -167,17 +189,23 @@ pub async fn release(
         .instance(instance_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("instance {instance_id} does not exist (or is terminated) in this account and region; check --account and --region"))?;
+    let record = match records.undo {
+        Some(undo) => undo.read().await?,
+        None if records.trust_tags => None,
+        None => anyhow::bail!(
+            "steward's undo record of {instance_id} cannot be read without its table: set STEWARD_IDEMPOTENCY_TABLE to the hub's idempotency table (with credentials that may read it), or check the instance's steward:* tags by hand and pass --trust-tags"
+        ),
+    };
     let quarantined = facts.tags.get(tags::QUARANTINED).cloned();
-    let recorded: Vec<_> = facts
+    let tagged = facts
         .interfaces
         .iter()
-        .filter(|i| i.tags.contains_key(tags::PREVIOUS_GROUPS))
-        .collect();
+        .any(|i| i.tags.contains_key(tags::PREVIOUS_GROUPS));
     let evidence_records =
         facts.tags.contains_key(STANDBY_TAG) || facts.tags.contains_key(TARGET_GROUPS_TAG);
-    if quarantined.is_none() && recorded.is_empty() && !evidence_records {
+    if quarantined.is_none() && !tagged && !evidence_records && record.is_none() {
         anyhow::bail!(
-            "{instance_id} carries no {} tag and none of its network interfaces has a {} record: it is not quarantined by steward, nothing to release",
+            "{instance_id} carries no {} tag, none of its network interfaces has a {} record and steward's table holds no containment of it: it is not quarantined by steward, nothing to release",
             tags::QUARANTINED,
             tags::PREVIOUS_GROUPS
         );
@@ -189,11 +217,54 @@ pub async fn release(
         ..Default::default()
     };
     for eni in &facts.interfaces {
-        let Some(value) = eni.tags.get(tags::PREVIOUS_GROUPS) else {
-            report.unrecorded.push(eni.id.clone());
-            continue;
+        let recorded = record
+            .as_ref()
+            .and_then(|r| r.interfaces.get(&eni.id).cloned());
+        let tag = eni.tags.get(tags::PREVIOUS_GROUPS).map(String::as_str);
+        let groups = match agreement(recorded, tag, |r, t| same_groups(r, t)) {
+            Agreement::Agree(groups) => groups,
+            Agreement::TagDiffers { recorded, tag } => {
+                report.tags_changed.push(format!(
+                    "{} of {} says {tag}, but steward recorded {}: restored what steward recorded",
+                    tags::PREVIOUS_GROUPS,
+                    eni.id,
+                    recorded.join(",")
+                ));
+                recorded
+            }
+            Agreement::TagOnly(tag) if records.trust_tags => {
+                report.left.push(format!(
+                    "{}: no record in steward's table; restored from its tag (--trust-tags)",
+                    eni.id
+                ));
+                parse_previous_groups(&tag)
+            }
+            Agreement::TagOnly(tag) => {
+                report.failed.push(format!(
+                    "{} carries {}={tag} but steward recorded no groups for it, so it was not restored (the tag may have been written by someone else): check the groups, then restore them by hand (aws ec2 modify-network-interface-attribute --network-interface-id {} --groups ...) or run again with --trust-tags",
+                    eni.id,
+                    tags::PREVIOUS_GROUPS,
+                    eni.id
+                ));
+                continue;
+            }
+            Agreement::RecordOnly(groups) => {
+                report.unrecorded.push(eni.id.clone());
+                report.left.push(format!(
+                    "{}: its {} tag was removed after containment; steward recorded {}: restore them by hand after checking (aws ec2 modify-network-interface-attribute --network-interface-id {} --groups {})",
+                    eni.id,
+                    tags::PREVIOUS_GROUPS,
+                    groups.join(","),
+                    eni.id,
+                    groups.join(" ")
+                ));
+                continue;
+            }
+            Agreement::Neither => {
+                report.unrecorded.push(eni.id.clone());
+                continue;
+            }
         };
-        let groups = parse_previous_groups(value);
         if groups.is_empty() {
             anyhow::bail!(
                 "{} of {instance_id} has an empty {} record; restore its security groups by hand, then remove the tag",
@@ -203,23 +274,44 @@ pub async fn release(
         }
         if !dry_run {
             ec2.set_interface_groups(&eni.id, &groups).await?;
-            ec2.untag(&eni.id, tags::PREVIOUS_GROUPS).await?;
+            if tag.is_some() {
+                ec2.untag(&eni.id, tags::PREVIOUS_GROUPS).await?;
+            }
         }
         report.restored.push((eni.id.clone(), groups));
     }
-    if let Some(value) = facts.tags.get(TARGET_GROUPS_TAG) {
-        reregister(apis, instance_id, value, dry_run, &mut report).await;
-    }
-    leave_standby(
-        apis,
-        instance_id,
-        facts.tags.get(STANDBY_TAG),
-        dry_run,
+    let recorded_targets = record.as_ref().and_then(|r| r.target_groups.clone());
+    let tag = facts.tags.get(TARGET_GROUPS_TAG).map(String::as_str);
+    if let Some(value) = chosen(
+        records,
         &mut report,
-    )
-    .await;
+        TARGET_GROUPS_TAG,
+        recorded_targets,
+        tag,
+    ) {
+        reregister(apis, instance_id, &value, dry_run, &mut report).await;
+    }
+    let recorded_standby = record.as_ref().and_then(|r| r.standby.clone());
+    let tag = facts.tags.get(STANDBY_TAG).map(String::as_str);
+    let either = tag.is_some() || recorded_standby.is_some();
+    let standby = chosen(records, &mut report, STANDBY_TAG, recorded_standby, tag);
+    // Only a value steward stands behind is undone; with neither record nor
+    // tag, a Standby steward did not set is reported.
+    if standby.is_some() || !either {
+        leave_standby(apis, instance_id, standby.as_ref(), dry_run, &mut report).await;
+    }
     if quarantined.is_some() && !dry_run {
         ec2.untag(instance_id, tags::QUARANTINED).await?;
+    }
+    if let (Some(undo), Some(record)) = (records.undo, &record) {
+        if report.failed.is_empty() && !dry_run {
+            let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            if let Err(e) = undo.mark_released(record, &at).await {
+                report
+                    .failed
+                    .push(format!("mark steward's undo record released: {e:#}"));
+            }
+        }
     }
     if let Some(vpc) = &facts.vpc_id {
         if let Some(id) = ec2
@@ -248,6 +340,55 @@ pub async fn release(
         .collect();
     report.termination_protection_left = facts.termination_protection;
     Ok(report)
+}
+
+/// Same groups, in any order.
+fn same_groups(recorded: &[String], tag: &str) -> bool {
+    let mut a = recorded.to_vec();
+    let mut b = parse_previous_groups(tag);
+    a.sort();
+    b.sort();
+    a == b
+}
+
+/// The value of an instance record (`key`) to act on, from steward's record
+/// and the tag (see the module doc); reports what disagrees.
+fn chosen(
+    records: &Records<'_>,
+    report: &mut ReleaseReport,
+    key: &str,
+    recorded: Option<String>,
+    tag: Option<&str>,
+) -> Option<String> {
+    let instance = report.instance_id.clone();
+    match agreement(recorded, tag, |r, t| r == t) {
+        Agreement::Agree(value) => Some(value),
+        Agreement::TagDiffers { recorded, tag } => {
+            report.tags_changed.push(format!(
+                "{key} of {instance} says {tag}, but steward recorded {recorded}: undid what steward recorded"
+            ));
+            Some(recorded)
+        }
+        Agreement::TagOnly(tag) if records.trust_tags => {
+            report.left.push(format!(
+                "{key}: no record in steward's table; undone from the tag (--trust-tags)"
+            ));
+            Some(tag)
+        }
+        Agreement::TagOnly(tag) => {
+            report.failed.push(format!(
+                "{instance} carries {key}={tag} but steward recorded nothing of it, so it was not undone (the tag may have been written by someone else): check it, then undo by hand or run again with --trust-tags"
+            ));
+            None
+        }
+        Agreement::RecordOnly(value) => {
+            report.left.push(format!(
+                "the {key} tag of {instance} was removed after containment; steward recorded {value}: not undone, undo it by hand after checking"
+            ));
+            None
+        }
+        Agreement::Neither => None,
+    }
 }
 
 /// Registers the instance again where [`TARGET_GROUPS_TAG`] says it was;

@@ -64,15 +64,22 @@ impl<'a, A: Apis> Trust<'a, A> {
             accounts.push(f.account_id.clone());
         }
         let mut errors = Vec::new();
+        let mut no_answer = true;
         for account in accounts {
             match self.lookup(&account, &f.region, event_id, &f.id).await {
                 Ok(Some(found)) => return (Verification::Verified, Some(found)),
                 Ok(None) => {}
-                Err(e) => errors.push(format!("account {account}: {e:#}")),
+                Err(e) => {
+                    no_answer &= e.chain().any(|c| c.is::<crate::guardduty::NoAnswer>());
+                    errors.push(format!("account {account}: {e:#}"));
+                }
             }
         }
         if errors.is_empty() {
             (Verification::Unknown, None)
+        } else if no_answer {
+            tracing::warn!(finding_id = %f.id, errors = %errors.join("; "), "GuardDuty gave no answer; the finding is verified at the retry");
+            (Verification::NoAnswer(errors.join("; ")), None)
         } else {
             tracing::warn!(finding_id = %f.id, errors = %errors.join("; "), "GuardDuty could not verify the finding");
             (Verification::Unreachable(errors.join("; ")), None)

@@ -12,7 +12,7 @@
 
 use chrono::{DateTime, Utc};
 use guardduty_responder::events::{parse, parse_detail, BadEvent, Finding, FindingEvent, Target};
-use guardduty_responder::handler::JOBS;
+use guardduty_responder::JOBS;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use steward_shared::fuzz::{named_fixtures, parser_config, single_edits};

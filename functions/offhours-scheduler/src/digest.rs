@@ -237,3 +237,44 @@ pub fn build(
         .fact("retried", retried.to_string())
         .fact("gave_up", gave_up.to_string())
 }
+
+/// Names, in a fanned-out run's digest, the expected targets that never
+/// reported (their work item was dead-lettered or lost) and those whose
+/// recorded result could not be read: MEDIUM, counted in the subject.
+pub fn never_reported(
+    n: &mut Notification,
+    missing: &[String],
+    unreadable: &[String],
+    policy: &Policy,
+) {
+    if missing.is_empty() && unreadable.is_empty() {
+        return;
+    }
+    n.severity = n.severity.max(Severity::Medium);
+    if !missing.is_empty() {
+        n.summary
+            .push_str(&format!(", {} target(s) never reported", missing.len()));
+        n.details.push(format!(
+            "{} target(s) of this fanned-out run never reported within [offhours] max_work_item_age_minutes = {}: their work item was not completed (dead-lettered or lost), so what happened there is not in this digest.",
+            missing.len(),
+            policy.offhours.max_work_item_age_minutes
+        ));
+        for t in missing {
+            n.items.push(format!(
+                "target {t} never reported: its work item was not completed"
+            ));
+        }
+        n.next_steps.push("For targets that never reported: check the work queue's dead-letter queue and the function's errors, then look at those accounts (`steward plan` shows what the schedule wants); their failed or missed transitions are not retried by later runs.".into());
+    }
+    if !unreadable.is_empty() {
+        n.details.push(format!(
+            "{} target(s) reported a result that could not be read back: {}.",
+            unreadable.len(),
+            unreadable.join(", ")
+        ));
+    }
+    n.facts
+        .insert("never_reported".into(), missing.len().to_string());
+    n.facts
+        .insert("unreadable_results".into(), unreadable.len().to_string());
+}

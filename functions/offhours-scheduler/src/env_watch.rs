@@ -18,7 +18,7 @@ use crate::FUNCTION_NAME;
 const KEEP: Duration = Duration::from_secs(35 * 86_400);
 
 /// One resource whose `env` tag changed since the previous run of its target.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct EnvChange {
     pub arn: String,
     /// `None`: the tag was added since the previous run.

@@ -1,5 +1,6 @@
 //! The scheduler's flow for one invocation: parse the trigger; for a
-//! scheduled run resolve the targets and either fan them out to the work
+//! scheduled run send the overdue digests of earlier fanned-out runs
+//! (`run_digest`), resolve the targets and either fan them out to the work
 //! queue or hand them to the [`Runner`] (plan, blast radius, apply, digest);
 //! for an SQS batch drop stale items, carry out `budget-stop` jobs
 //! (`budget_stop`), run the targets grouped by run, and report partial batch
@@ -108,6 +109,7 @@ impl<F: Fleet> Scheduler<F> {
             tracing::info!("[offhours] enabled = false; nothing to do");
             return Ok(json!({"window": window, "disabled": "[offhours] enabled = false"}));
         }
+        crate::run_digest::send_overdue(&self.steward, policy, window.end, metrics).await;
         let aws = &self.steward.aws;
         let targets = targets::resolve(
             policy,
@@ -118,6 +120,7 @@ impl<F: Fleet> Scheduler<F> {
         .await?;
         if let Some(queue) = &self.steward.settings.work_queue {
             if targets.len() > policy.offhours.fan_out_above as usize {
+                crate::run_digest::open_run(&self.steward, window.end, &targets).await?;
                 let failed = targets::fan_out(&self.sqs, queue, &targets, window.end).await;
                 if !failed.is_empty() {
                     let list: Vec<String> =
@@ -137,7 +140,7 @@ impl<F: Fleet> Scheduler<F> {
             }
         }
         let run_id = format!("offhours-run-{}", window.end.to_rfc3339());
-        let key = format!("run#{}", window.end.to_rfc3339());
+        let key = crate::run_digest::run_key(window.end);
         let (out, _) = self
             .runner()
             .run(&targets, window, policy, &run_id, &key, false, metrics)

@@ -7,23 +7,33 @@
 //! per type behind one trait) -> `plan` (pure decisions) -> `run` (apply per
 //! target) -> `digest` (the notification). `handler` wires the flow.
 
-pub mod budget_stop;
-pub mod calls;
-pub mod digest;
-pub mod env_watch;
+mod budget_stop;
+mod calls;
+mod digest;
+mod env_watch;
 pub mod events;
-pub mod handler;
+mod handler;
 pub mod model;
 pub mod plan;
 pub mod preview;
-pub mod report;
-pub mod resources;
-pub mod restart;
-pub mod run;
-pub mod run_state;
-pub mod runner;
-pub mod schedule;
-pub mod targets;
+mod report;
+mod resources;
+mod restart;
+mod run;
+mod run_digest;
+mod run_state;
+mod runner;
+mod schedule;
+mod targets;
+
+// The public facade: the typed input, the model and the pure planner (the
+// CLI's `steward plan` previews through `preview`), the handler and the port
+// a test fleet implements, and the run records a test seeds; the adapters and
+// the handler's rooms stay inside.
+pub use handler::Scheduler;
+pub use resources::{ScheduledResource, StopItem, Target};
+pub use run::Fleet;
+pub use run_state::{open_run, open_runs};
 
 /// The function's name: binary name, log field and metric dimension.
 pub const FUNCTION_NAME: &str = "offhours-scheduler";

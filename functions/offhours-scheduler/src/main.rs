@@ -1,7 +1,7 @@
 //! Lambda entry point of the off-hours scheduler: builds the clients once,
 //! then hands every event to the library.
 
-use offhours_scheduler::handler::Scheduler;
+use offhours_scheduler::Scheduler;
 use offhours_scheduler::FUNCTION_NAME;
 use steward_shared::entry;
 

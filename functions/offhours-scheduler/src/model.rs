@@ -7,7 +7,9 @@ use serde::Serialize;
 use steward_shared::tags::TagMap;
 
 /// The resource types the scheduler governs (one adapter file each).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
     Ec2Instance,
@@ -75,6 +77,12 @@ pub struct Resource {
     pub hibernation_configured: bool,
     /// Groups and services: the capacity when listed (saved before scaling to zero).
     pub capacity: Option<Capacity>,
+    /// When the resource was last started or changed by a user, as AWS
+    /// itself reports it (EC2: `LaunchTime` of a running instance, which a
+    /// start resets, and the time in a `User initiated (...)`
+    /// `StateTransitionReason`); `None` when the service gives no such
+    /// evidence. A transition older than this change is not applied.
+    pub changed_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Resource {
@@ -96,6 +104,7 @@ impl Resource {
             start_blocker: None,
             hibernation_configured: false,
             capacity: None,
+            changed_at: None,
         }
     }
 }
@@ -171,27 +180,6 @@ impl ItemResult {
         ItemResult {
             id: id.to_string(),
             result: Err(error.into()),
-        }
-    }
-}
-
-/// A short, readable AWS error: the operation, the error code and message
-/// (or the whole error chain when the service sent none, e.g. a network error).
-pub fn aws_error<E>(operation: &str, e: &E) -> String
-where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error,
-{
-    match (e.code(), e.message()) {
-        (Some(code), Some(message)) => format!("{operation}: {code}: {message}"),
-        (Some(code), None) => format!("{operation}: {code}"),
-        _ => {
-            let mut text = format!("{operation}: {e}");
-            let mut source = e.source();
-            while let Some(s) = source {
-                text.push_str(&format!(": {s}"));
-                source = s.source();
-            }
-            text
         }
     }
 }

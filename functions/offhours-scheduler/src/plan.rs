@@ -239,7 +239,7 @@ pub struct Planned {
 }
 
 /// A `steward:offhours`/`maid_offhours` tag that does not parse.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Malformed {
     pub arn: String,
     pub tag: String,
@@ -417,7 +417,7 @@ pub fn plan_with_retries(
     account: Option<&str>,
     retries: &Retries,
 ) -> Plan {
-    let holidays = schedule::parse_holidays(&policy.offhours);
+    let holidays = schedule::holiday_dates(&policy.offhours);
     let mut plan = Plan {
         evaluated: resources.len(),
         ..Plan::default()
@@ -452,7 +452,8 @@ pub fn plan_with_retries(
                 continue;
             }
         };
-        let mut action = schedule.action(window.start, window.end, &holidays);
+        let transition = schedule.last_transition(window.start, window.end, &holidays);
+        let mut action = transition.map_or(Action::None, |(action, _)| action);
         if action == Action::None
             && restart_pending(&resource, window.end)
             && schedule.is_off_at(window.end, &holidays)
@@ -466,9 +467,10 @@ pub fn plan_with_retries(
                     (retry.action, &resource.power),
                     (RetryAction::Stop, Power::Running) | (RetryAction::Start, Power::Stopped)
                 );
+                let by_hand = changed_by_hand(&resource, retry.since, window.end).is_some();
                 if !within_catch_up(retry, window.end, policy) {
                     plan.gave_up.push(resource.arn.clone());
-                } else if still {
+                } else if still && !by_hand {
                     plan.retried.push(resource.arn.clone());
                     action = match retry.action {
                         RetryAction::Stop => Action::Stop,
@@ -478,6 +480,12 @@ pub fn plan_with_retries(
             }
         }
         if let Some(mut decision) = decide(&resource, action, policy) {
+            if let Some(reason) = transition
+                .filter(|_| !matches!(decision, Decision::Skip { .. }))
+                .and_then(|(_, at)| changed_by_hand(&resource, at, window.end))
+            {
+                decision = Decision::Skip { reason };
+            }
             let account = account.or_else(|| account_of_arn(&resource.arn));
             match decision {
                 Decision::Stop { .. } => {
@@ -502,6 +510,29 @@ pub fn plan_with_retries(
         }
     }
     plan
+}
+
+/// Why a resource is left alone although its schedule has a transition at
+/// `transition` in the window ending at `window_end`: AWS reports it was
+/// started or changed by a user after that transition (and by the window's
+/// end), so someone changed it by hand since, and it stays as it is until
+/// its next transition. This matters most when a run catches up the window
+/// of a missed run: an instance started by hand after the missed 19:00 stop
+/// stays up. Only resources whose service reports such a time are covered
+/// (EC2; see `Resource::changed_at`).
+pub fn changed_by_hand(
+    resource: &Resource,
+    transition: DateTime<Utc>,
+    window_end: DateTime<Utc>,
+) -> Option<String> {
+    let at = resource.changed_at?;
+    (at > transition && at <= window_end).then(|| {
+        format!(
+            "changed by hand at {} (AWS's record), after the transition at {}; left as it is until its next transition",
+            at.to_rfc3339(),
+            transition.to_rfc3339()
+        )
+    })
 }
 
 /// Whether a database carries a recent (under a day old) seven-day restart marker.
@@ -970,6 +1001,85 @@ mod tests {
         // A hold years ahead is not trusted.
         db.tags.insert(BUDGET_HOLD.into(), "2099-01-01".into());
         assert_eq!(plan(vec![db], &Policy::default(), monday).changes(), 1);
+    }
+
+    #[test]
+    fn a_caught_up_transition_leaves_a_resource_changed_by_hand_after_it() {
+        let policy = Policy::default();
+        let utc = |d: u32, h: u32, m: u32| Utc.with_ymd_and_hms(2026, 11, d, h, m, 0).unwrap();
+        // The 19:00 run was missed: the 19:15 run catches up from 18:45.
+        let window = catch_up_window(
+            Window::ending_at(utc(20, 19, 15), &policy),
+            Some(utc(20, 18, 45)),
+            &policy,
+        );
+        assert_eq!(window.start, utc(20, 18, 45));
+        let mut by_hand = ec2("by-hand", &[("env", "dev")], Power::Running);
+        by_hand.changed_at = Some(utc(20, 19, 7));
+        let mut this_morning = ec2("this-morning", &[("env", "dev")], Power::Running);
+        this_morning.changed_at = Some(utc(20, 7, 0));
+        let mut after_the_run = ec2("after-the-run", &[("env", "dev")], Power::Running);
+        after_the_run.changed_at = Some(utc(21, 9, 0));
+        let no_evidence = ec2("no-evidence", &[("env", "dev")], Power::Running);
+        let p = plan(
+            vec![by_hand, this_morning, after_the_run, no_evidence],
+            &policy,
+            window,
+        );
+        let decision = |id: &str| {
+            p.items
+                .iter()
+                .find(|i| i.resource.id == id)
+                .map(|i| i.decision.clone())
+                .unwrap()
+        };
+        match decision("by-hand") {
+            Decision::Skip { reason } => assert!(
+                reason.contains("changed by hand at 2026-11-20T19:07:00+00:00"),
+                "{reason}"
+            ),
+            other => panic!("started by hand after the missed stop: {other:?}"),
+        }
+        assert!(matches!(decision("this-morning"), Decision::Stop { .. }));
+        assert!(
+            matches!(decision("after-the-run"), Decision::Stop { .. }),
+            "a change after the window's end is no evidence about it"
+        );
+        assert!(
+            matches!(decision("no-evidence"), Decision::Stop { .. }),
+            "without AWS's evidence the transition applies"
+        );
+        // Monday's missed 07:00 start: an instance stopped by hand at 07:05 stays stopped.
+        let monday = catch_up_window(
+            Window::ending_at(utc(23, 7, 15), &policy),
+            Some(utc(23, 6, 45)),
+            &policy,
+        );
+        let mut stopped_by_hand = ec2("stopped-by-hand", &[("env", "dev")], Power::Stopped);
+        stopped_by_hand.changed_at = Some(utc(23, 7, 5));
+        let mut stopped_friday = ec2("stopped-friday", &[("env", "dev")], Power::Stopped);
+        stopped_friday.changed_at = Some(utc(20, 19, 5));
+        let p = plan(vec![stopped_by_hand, stopped_friday], &policy, monday);
+        assert!(
+            matches!(p.items[0].decision, Decision::Skip { .. }),
+            "{p:?}"
+        );
+        assert_eq!(p.items[1].decision, Decision::Start);
+        // A failed stop is not retried once the instance was started by hand after it.
+        let seven = Window::ending_at(utc(20, 19, 0), &policy);
+        let mut retried = ec2("r", &[("env", "dev")], Power::Running);
+        let first = plan(vec![retried.clone()], &policy, seven);
+        let retries = next_retries(&first, &[retried.arn.as_str()], &Retries::new(), seven);
+        retried.changed_at = Some(utc(20, 19, 10));
+        let next = plan_with_retries(
+            vec![retried],
+            &policy,
+            Window::ending_at(utc(20, 19, 15), &policy),
+            None,
+            &retries,
+        );
+        assert_eq!(next.changes(), 0);
+        assert!(next.retried.is_empty());
     }
 
     #[test]

@@ -266,7 +266,7 @@ pub fn blast_radius(
 /// The one HIGH alert of a fanned-out run whose blast-radius budget ran out:
 /// the targets held back (nothing changed in them) and how to finish the run.
 /// De-duplicated on the run, so later batches that are held back too send
-/// nothing more (their digests list them).
+/// nothing more (the run's digest lists them).
 pub fn run_blast_radius(
     held_back: &BTreeMap<Target, String>,
     plans: &[TargetPlan],
@@ -290,7 +290,7 @@ pub fn run_blast_radius(
         ),
     );
     n.details.push(format!(
-        "The run's targets reserve their changes from one budget of [limits] max_changes_per_run = {limit}, in the order their work items are processed; a target whose changes do not fit changes nothing. The first target(s) held back would change {planned} resource(s); later held-back targets are listed in the run's digests."
+        "The run's targets reserve their changes from one budget of [limits] max_changes_per_run = {limit}, in the order their work items are processed; a target whose changes do not fit changes nothing. The first target(s) held back would change {planned} resource(s); later held-back targets are listed in the run's digest."
     ));
     for (target, why) in held_back {
         n.items.push(format!("target {target} held back: {why}"));

@@ -55,7 +55,7 @@ pub async fn handle(
         );
     };
     metrics.resources_evaluated += 1;
-    let holidays = schedule::parse_holidays(&policy.offhours);
+    let holidays = schedule::holiday_dates(&policy.offhours);
     if let Err(why) = plan::restop_after_restart(&resource, policy, event.time, &holidays) {
         tracing::info!(resource = %resource.arn, why = %why, "restarted by RDS after seven days; left running");
         return Ok(json!({"event_id": event.event_id, "left_running": why}));

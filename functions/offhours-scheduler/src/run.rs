@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::stream::{self, StreamExt};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use steward_shared::Policy;
 
 use crate::model::Kind;
@@ -161,6 +161,25 @@ impl Serialize for Outcome {
     }
 }
 
+impl<'de> Deserialize<'de> for Outcome {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        const ALL: [Outcome; 8] = [
+            Outcome::Stopped,
+            Outcome::Hibernated,
+            Outcome::Started,
+            Outcome::WouldStop,
+            Outcome::WouldHibernate,
+            Outcome::WouldStart,
+            Outcome::Skipped,
+            Outcome::Failed,
+        ];
+        let text = String::deserialize(d)?;
+        ALL.into_iter()
+            .find(|o| o.as_str() == text)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown outcome {text:?}")))
+    }
+}
+
 /// The action behind a successful outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Verb {
@@ -170,7 +189,7 @@ enum Verb {
 }
 
 /// What happened to one resource.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Done {
     pub kind: Kind,
     pub id: String,
@@ -182,28 +201,34 @@ pub struct Done {
 }
 
 /// The outcome of one target.
-#[derive(Debug, Serialize)]
+/// Also what a fanned-out run records per target for its one digest
+/// (`run_state::record_results`), read back with `Deserialize`.
+#[derive(Debug, Serialize, Deserialize)]
 pub struct TargetReport {
     pub target: Target,
+    #[serde(default)]
     pub error: Option<String>,
+    #[serde(default)]
     pub done: Vec<Done>,
+    #[serde(default)]
     pub malformed: Vec<Malformed>,
+    #[serde(default)]
     pub evaluated: usize,
     /// Resources whose `env` tag changed since the previous run of this target.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env_changes: Vec<crate::env_watch::EnvChange>,
     /// Why the run's blast-radius budget held this target back (nothing changed).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held_back: Option<String>,
     /// Set when runs were missed: this target's window started here, at
     /// the end of its previous run (within `[offhours] catch_up_minutes`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caught_up_from: Option<chrono::DateTime<chrono::Utc>>,
     /// ARNs whose failed transition from an earlier run was retried.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retried: Vec<String>,
     /// ARNs whose failed transition passed the catch-up limit (given up).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gave_up: Vec<String>,
 }
 

@@ -9,11 +9,17 @@
 //!   conditional atomic update (`IdempotencyStore::reserve`), and one marker
 //!   per target that reserved, so a redelivered work item does not reserve
 //!   twice;
-//! - which targets a run's digest reported (`...#digested#END#TARGET`), so a
-//!   work item redelivered in another batch sends no second digest.
+//! - a fanned-out run's one digest: the targets the fan-out queued
+//!   (`...#run-targets#END`, written before the work items are queued), the
+//!   set of targets whose batch recorded a result (`...#run-reported#END`,
+//!   an atomic set addition, so exactly one batch sees the run complete),
+//!   each target's result (`...#run-result#END#TARGET`, the target's report
+//!   as compact JSON), and the set of runs whose digest is still due
+//!   (`...#open-runs`), read by the next scheduled run for overdue digests.
 //!
 //! Nothing here is written in dry-run or under the kill switch.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -21,14 +27,18 @@ use steward_shared::idempotency::{keys, IdempotencyStore};
 
 use crate::plan::{next_retries, Carried, Plan, Retries, Window};
 use crate::resources::Target;
-use crate::run::{Done, Outcome};
+use crate::run::{Done, Outcome, TargetReport};
 use crate::FUNCTION_NAME;
 
 /// How long pending retries are kept without a run (the catch-up limit is
 /// checked on each entry; this only bounds the record).
 const RETRY_KEEP: Duration = Duration::from_secs(7 * 86_400);
-/// How long a run's budget and digest markers are kept.
+/// How long a run's budget and digest records are kept.
 const RUN_KEEP: Duration = Duration::from_secs(2 * 86_400);
+/// How many recorded results are read at once for a run's digest.
+const READ_CONCURRENCY: usize = 16;
+/// How long the list of runs whose digest is due lives without a new fan-out.
+const OPEN_RUNS_KEEP: Duration = Duration::from_secs(7 * 86_400);
 
 fn retry_key(target: &Target) -> String {
     keys::state(FUNCTION_NAME, &format!("retry#{target}"))
@@ -48,11 +58,29 @@ fn reserved_key(run_end: DateTime<Utc>, target: &Target) -> String {
     )
 }
 
-fn digested_key(run_end: DateTime<Utc>, target: &Target) -> String {
+fn run_targets_key(run_end: DateTime<Utc>) -> String {
     keys::state(
         FUNCTION_NAME,
-        &format!("digested#{}#{target}", run_end.to_rfc3339()),
+        &format!("run-targets#{}", run_end.to_rfc3339()),
     )
+}
+
+fn run_reported_key(run_end: DateTime<Utc>) -> String {
+    keys::state(
+        FUNCTION_NAME,
+        &format!("run-reported#{}", run_end.to_rfc3339()),
+    )
+}
+
+fn run_result_key(run_end: DateTime<Utc>, target: &str) -> String {
+    keys::state(
+        FUNCTION_NAME,
+        &format!("run-result#{}#{target}", run_end.to_rfc3339()),
+    )
+}
+
+fn open_runs_key() -> String {
+    keys::state(FUNCTION_NAME, "open-runs")
 }
 
 /// The pending retries of a target (empty when none are recorded).
@@ -138,7 +166,11 @@ pub enum Reservation {
     Refused,
 }
 
-/// Reserves `changes` of the run's `limit` for `target`, atomically.
+/// Reserves `changes` of the run's `limit` for `target`, atomically. The
+/// target's marker holds the units it reserved and has not settled yet
+/// (see [`settle`]): an attempt that finds enough of them (a redelivery of
+/// an attempt that stopped before settling) uses them instead of
+/// reserving again, and one that needs more reserves only the difference.
 pub async fn reserve(
     store: &dyn IdempotencyStore,
     run_end: DateTime<Utc>,
@@ -147,14 +179,19 @@ pub async fn reserve(
     limit: u64,
 ) -> anyhow::Result<Reservation> {
     let marker = reserved_key(run_end, target);
-    if store.get(&marker).await?.is_some() {
+    let outstanding = store
+        .get(&marker)
+        .await?
+        .map(|r| r.result.and_then(|v| v.parse::<u64>().ok()).unwrap_or(0));
+    if outstanding.is_some_and(|held| changes <= held) {
         return Ok(Reservation::AlreadyReserved);
     }
     if changes == 0 {
         return Ok(Reservation::Granted);
     }
+    let more = changes - outstanding.unwrap_or(0);
     if !store
-        .reserve(&budget_key(run_end), changes, limit, RUN_KEEP)
+        .reserve(&budget_key(run_end), more, limit, RUN_KEEP)
         .await?
     {
         return Ok(Reservation::Refused);
@@ -165,23 +202,158 @@ pub async fn reserve(
     Ok(Reservation::Granted)
 }
 
-/// Whether the run's digest reported `target` already.
-pub async fn digested(
+/// After applying: the `planned - succeeded` changes that did not happen
+/// (failed stops and starts) are given back to the run's budget with a
+/// conditional atomic decrement, so the run does not stop short for
+/// nothing; the changes made stay counted. The target's marker is settled
+/// to zero (a redelivery reserves what it then plans). Errors are logged:
+/// a reservation not given back only makes the run stop earlier.
+pub async fn settle(
     store: &dyn IdempotencyStore,
     run_end: DateTime<Utc>,
     target: &Target,
-) -> anyhow::Result<bool> {
-    Ok(store.get(&digested_key(run_end, target)).await?.is_some())
+    planned: u64,
+    succeeded: u64,
+) {
+    let unused = planned.saturating_sub(succeeded);
+    if unused > 0 {
+        match store.give_back(&budget_key(run_end), unused).await {
+            Ok(true) => {
+                tracing::info!(target = %target, given_back = unused, "changes that did not happen were given back to the run's blast-radius budget")
+            }
+            Ok(false) => {
+                tracing::error!(target = %target, unused, "the run's budget holds fewer changes than this target reserved; nothing given back")
+            }
+            Err(e) => {
+                tracing::error!(target = %target, error = %format!("{e:#}"), "could not give back the changes that did not happen; the run may stop short")
+            }
+        }
+    }
+    if let Err(e) = store
+        .put_state(&reserved_key(run_end, target), "0", RUN_KEEP)
+        .await
+    {
+        tracing::error!(target = %target, error = %format!("{e:#}"), "could not settle the target's reservation; a redelivery uses it again");
+    }
 }
 
-/// Records that the run's digest reported `target`.
-pub async fn mark_digested(
+/// Records, before its work items are queued, which targets a fanned-out
+/// run expects, and lists the run among the runs whose digest is due.
+pub async fn open_run(
     store: &dyn IdempotencyStore,
     run_end: DateTime<Utc>,
-    target: &Target,
+    targets: &[Target],
 ) -> anyhow::Result<()> {
+    let names: Vec<String> = targets.iter().map(ToString::to_string).collect();
     store
-        .put_state(&digested_key(run_end, target), "reported", RUN_KEEP)
+        .put_state(
+            &run_targets_key(run_end),
+            &serde_json::to_string(&names)?,
+            RUN_KEEP,
+        )
+        .await?;
+    store
+        .add_members(&open_runs_key(), &[run_end.to_rfc3339()], OPEN_RUNS_KEEP)
+        .await?;
+    Ok(())
+}
+
+/// The targets a fanned-out run expects (`None`: no fan-out recorded this
+/// run, e.g. work items queued by hand, or in dry-run).
+pub async fn expected(
+    store: &dyn IdempotencyStore,
+    run_end: DateTime<Utc>,
+) -> anyhow::Result<Option<BTreeSet<String>>> {
+    let Some(record) = store.get(&run_targets_key(run_end)).await? else {
+        return Ok(None);
+    };
+    let text = record.result.unwrap_or_default();
+    let names: Vec<String> = serde_json::from_str(&text).map_err(|e| {
+        anyhow::anyhow!("the run's target list {text:?} does not parse ({e}); it is rewritten by the next fan-out")
+    })?;
+    Ok(Some(names.into_iter().collect()))
+}
+
+/// Records each target's result under the run (a redelivery overwrites it
+/// with the newer one), then adds the targets to the run's reported set;
+/// returns the reported set as it was before (see `IdempotencyStore::add_members`).
+pub async fn record_results(
+    store: &dyn IdempotencyStore,
+    run_end: DateTime<Utc>,
+    reports: &[TargetReport],
+) -> anyhow::Result<BTreeSet<String>> {
+    for r in reports {
+        store
+            .put_state(
+                &run_result_key(run_end, &r.target.to_string()),
+                &serde_json::to_string(r)?,
+                RUN_KEEP,
+            )
+            .await?;
+    }
+    let names: Vec<String> = reports.iter().map(|r| r.target.to_string()).collect();
+    store
+        .add_members(&run_reported_key(run_end), &names, RUN_KEEP)
+        .await
+}
+
+/// The targets whose result the run recorded.
+pub async fn reported(
+    store: &dyn IdempotencyStore,
+    run_end: DateTime<Utc>,
+) -> anyhow::Result<BTreeSet<String>> {
+    store.members(&run_reported_key(run_end)).await
+}
+
+/// The recorded results of `targets` (a result that cannot be read is
+/// left out and named in the second list).
+pub async fn results(
+    store: &dyn IdempotencyStore,
+    run_end: DateTime<Utc>,
+    targets: &BTreeSet<String>,
+) -> (Vec<TargetReport>, Vec<String>) {
+    let names: Vec<&String> = targets.iter().collect();
+    let mut read: Vec<anyhow::Result<TargetReport>> = Vec::new();
+    for chunk in names.chunks(READ_CONCURRENCY) {
+        read.extend(
+            futures::future::join_all(chunk.iter().map(|t| async move {
+                let record = store.get(&run_result_key(run_end, t)).await?;
+                let text = record.and_then(|r| r.result).unwrap_or_default();
+                serde_json::from_str::<TargetReport>(&text)
+                    .map_err(|e| anyhow::anyhow!("result {text:?} does not parse: {e}"))
+            }))
+            .await,
+        );
+    }
+    let mut reports = Vec::new();
+    let mut unreadable = Vec::new();
+    for (t, r) in targets.iter().zip(read) {
+        match r {
+            Ok(report) => reports.push(report),
+            Err(e) => {
+                tracing::error!(target = %t, error = %format!("{e:#}"), "could not read the target's recorded result; the digest names it as unreadable");
+                unreadable.push(t.clone());
+            }
+        }
+    }
+    (reports, unreadable)
+}
+
+/// The window ends of the fanned-out runs whose digest is still due.
+pub async fn open_runs(store: &dyn IdempotencyStore) -> anyhow::Result<Vec<DateTime<Utc>>> {
+    Ok(store
+        .members(&open_runs_key())
+        .await?
+        .iter()
+        .filter_map(|v| DateTime::parse_from_rfc3339(v).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .collect())
+}
+
+/// The run's digest went out: it is no longer due.
+pub async fn close_run(store: &dyn IdempotencyStore, run_end: DateTime<Utc>) -> anyhow::Result<()> {
+    store
+        .remove_members(&open_runs_key(), &[run_end.to_rfc3339()])
         .await
 }
 
@@ -213,6 +385,33 @@ pub async fn record_retries(
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn a_failed_change_gives_its_reservation_back() {
+        let store = MemoryStore::default();
+        let end = Utc::now();
+        let (a, b) = (target("1"), target("2"));
+        assert_eq!(
+            reserve(&store, end, &a, 2, 3).await.unwrap(),
+            Reservation::Granted
+        );
+        // One of a's two stops failed: its unit goes back to the run.
+        settle(&store, end, &a, 2, 1).await;
+        assert_eq!(
+            reserve(&store, end, &b, 2, 3).await.unwrap(),
+            Reservation::Granted,
+            "1 used + 2 fits in 3"
+        );
+        // a's redelivery retries the failed stop: the budget is full now.
+        assert_eq!(
+            reserve(&store, end, &a, 1, 3).await.unwrap(),
+            Reservation::Refused
+        );
+        assert!(
+            !store.give_back(&budget_key(end), 4).await.unwrap(),
+            "never below zero"
+        );
+    }
+
     use super::*;
     use steward_shared::testing::MemoryStore;
 
@@ -245,8 +444,30 @@ mod tests {
             Reservation::AlreadyReserved,
             "a redelivered work item does not reserve twice"
         );
-        assert!(!digested(&store, end, &a).await.unwrap());
-        mark_digested(&store, end, &a).await.unwrap();
-        assert!(digested(&store, end, &a).await.unwrap());
+        settle(&store, end, &a, 2, 2).await;
+        assert_eq!(
+            reserve(&store, end, &b, 1, 3).await.unwrap(),
+            Reservation::Refused,
+            "a's two changes happened: they stay counted"
+        );
+        let report = |t: &Target| TargetReport::failed(t.clone(), "x".into());
+        assert!(open_runs(&store).await.unwrap().is_empty());
+        open_run(&store, end, &[a.clone(), b.clone()])
+            .await
+            .unwrap();
+        assert_eq!(open_runs(&store).await.unwrap().len(), 1);
+        let before = record_results(&store, end, &[report(&a)]).await.unwrap();
+        assert!(before.is_empty());
+        let before = record_results(&store, end, &[report(&a)]).await.unwrap();
+        assert!(
+            before.contains(&a.to_string()),
+            "a redelivered work item is known as reported"
+        );
+        assert_eq!(expected(&store, end).await.unwrap().unwrap().len(), 2);
+        let (results, unreadable) =
+            results(&store, end, &reported(&store, end).await.unwrap()).await;
+        assert_eq!((results.len(), unreadable.len()), (1, 0));
+        close_run(&store, end).await.unwrap();
+        assert!(open_runs(&store).await.unwrap().is_empty());
     }
 }

@@ -2,9 +2,9 @@
 //! pending retries, list and plan (`run::plan_targets`), hold the blast
 //! radius (for the whole invocation, or the fanned-out run's budget in the
 //! idempotency table), apply, record failed transitions for the following
-//! runs, and send the digest (one per run: targets a digest of this run
-//! reported already are left out). Used by the handler for a scheduled run
-//! and for each batch of work items.
+//! runs, and send the digest (one per run: a fanned-out run's batches record
+//! their results and the last one sends it, see `run_digest`). Used by the
+//! handler for a scheduled run and for each batch of work items.
 
 use std::collections::BTreeMap;
 
@@ -16,7 +16,7 @@ use steward_shared::{safety, Policy, Steward};
 use crate::plan::{self, Window};
 use crate::resources::Target;
 use crate::run::{self, Fleet, Outcome, TargetReport};
-use crate::{digest, env_watch, report, run_state, schedule};
+use crate::{digest, env_watch, report, run_digest, run_state};
 
 /// A run's collaborators: the shared context and the fleet of adapters.
 pub struct Runner<'a, F: Fleet> {
@@ -66,6 +66,9 @@ impl<F: Fleet> Runner<'_, F> {
         let limit = policy.limits.max_changes_per_run;
         let mut held_back: BTreeMap<Target, String> = BTreeMap::new();
         let mut budget_errors: BTreeMap<Target, String> = BTreeMap::new();
+        // Targets holding a reservation from the run's budget: what they do
+        // not change is given back after applying.
+        let mut reserved: std::collections::BTreeSet<Target> = Default::default();
         match live_store.filter(|_| fanned) {
             Some(store) => {
                 for p in &plans {
@@ -77,7 +80,11 @@ impl<F: Fleet> Runner<'_, F> {
                         Ok(run_state::Reservation::Refused) => {
                             held_back.insert(p.target.clone(), format!("its {n} change(s) do not fit in what is left of the run's [limits] max_changes_per_run = {limit}; nothing was changed in this target"));
                         }
-                        Ok(_) => {}
+                        Ok(_) => {
+                            if n > 0 {
+                                reserved.insert(p.target.clone());
+                            }
+                        }
                         Err(e) => {
                             budget_errors.insert(p.target.clone(), format!("the run's blast-radius budget could not be reserved ({e:#}); nothing was changed, the work item is delivered again"));
                         }
@@ -106,13 +113,23 @@ impl<F: Fleet> Runner<'_, F> {
             }
         }
         let bound = policy.offhours.concurrency.max(1) as usize;
-        let (held_back, budget_errors, carried) = (&held_back, &budget_errors, &carried);
+        let (held_back, budget_errors, carried, reserved) =
+            (&held_back, &budget_errors, &carried, &reserved);
         let reports: Vec<TargetReport> = stream::iter(plans)
             .map(|p| async move {
                 let (plan, adapters) = match p.result {
                     Ok(ok) => ok,
                     Err(e) => {
                         tracing::error!(target = %p.target, error = %format!("{e:#}"), "target failed; the others proceed");
+                        // With no earlier run on record the next run would start
+                        // after this window and lose its transitions: record its
+                        // start, so the next run catches this window up.
+                        let previous = carried.get(&p.target).and_then(|c| c.covered_until);
+                        if let (Some(store), None) = (live_store, previous) {
+                            if let Err(e) = run_state::save_covered(store, &p.target, None, window.start).await {
+                                tracing::error!(target = %p.target, error = %format!("{e:#}"), "could not record where the failed target's next run must catch up from");
+                            }
+                        }
                         return TargetReport::failed(p.target, format!("{e:#}"));
                     }
                 };
@@ -126,6 +143,10 @@ impl<F: Fleet> Runner<'_, F> {
                 } else {
                     run::apply(&plan, &adapters, change).await
                 };
+                if let (Some(store), true) = (live_store, reserved.contains(&p.target)) {
+                    let succeeded = done.iter().filter(|d| d.outcome.is_stop() || d.outcome.is_start()).count();
+                    run_state::settle(store, window.end, &p.target, plan.changes() as u64, succeeded as u64).await;
+                }
                 if let (Some(store), None) = (live_store, &blocked) {
                     let previous = carried.get(&p.target).and_then(|c| c.covered_until);
                     if let Err(e) = run_state::save_covered(store, &p.target, previous, window.end).await {
@@ -196,10 +217,9 @@ impl<F: Fleet> Runner<'_, F> {
         ))
     }
 
-    /// Sends the run's digest. For a batch of a fanned-out run, targets a
-    /// digest of this run reported already (a work item redelivered in
-    /// another batch) are left out, and the targets reported without a
-    /// failure are recorded.
+    /// Sends the run's digest: for a batch of a fanned-out run, the run's
+    /// one digest once its last target reported (`run_digest`); otherwise
+    /// the digest of this invocation's run.
     #[allow(clippy::too_many_arguments)]
     async fn digest(
         &self,
@@ -211,57 +231,16 @@ impl<F: Fleet> Runner<'_, F> {
         fanned: bool,
         metrics: &mut Metrics,
     ) -> anyhow::Result<&'static str> {
-        let store = self
-            .steward
-            .idempotency
-            .as_deref()
-            .filter(|_| fanned && self.steward.mode().may_change());
-        let mut fresh: Vec<&TargetReport> = Vec::new();
-        for r in reports {
-            let seen = match store {
-                Some(store) => run_state::digested(store, window.end, &r.target)
-                    .await
-                    .unwrap_or_else(|e| {
-                        tracing::error!(target = %r.target, error = %format!("{e:#}"), "could not read whether the run's digest reported this target; reporting it");
-                        false
-                    }),
-                None => false,
-            };
-            if seen {
-                tracing::info!(target = %r.target, "a digest of this run reported this target already");
-            } else {
-                fresh.push(r);
-            }
+        if fanned {
+            return run_digest::after_batch(self.steward, reports, window, policy, run_id, metrics)
+                .await;
         }
-        let default_transition = schedule::parse("", &policy.offhours)
-            .map(|s| {
-                s.action(
-                    window.start,
-                    window.end,
-                    &schedule::parse_holidays(&policy.offhours),
-                ) != schedule::Action::None
-            })
-            .unwrap_or(true);
-        if !digest::worth_sending(&fresh, default_transition) {
+        let all: Vec<&TargetReport> = reports.iter().collect();
+        if !digest::worth_sending(&all, run_digest::default_transition(policy, window)) {
             tracing::info!("nothing to report this run; no digest");
             return Ok("none");
         }
-        let key = match store {
-            Some(_) => {
-                let names: Vec<String> = fresh.iter().map(|r| r.target.to_string()).collect();
-                format!("run#{}#{}", window.end.to_rfc3339(), names.join(","))
-            }
-            None => dedupe_key.to_string(),
-        };
-        let n = digest::build(&fresh, window, policy, run_id, &key);
-        let sent = report::send(self.steward, &n, policy, metrics).await?;
-        if let Some(store) = store {
-            for r in fresh.iter().filter(|r| !r.has_failures()) {
-                if let Err(e) = run_state::mark_digested(store, window.end, &r.target).await {
-                    tracing::error!(target = %r.target, error = %format!("{e:#}"), "could not record that the digest reported this target; a redelivery may report it again");
-                }
-            }
-        }
-        Ok(sent)
+        let n = digest::build(&all, window, policy, run_id, dedupe_key);
+        report::send(self.steward, &n, policy, metrics).await
     }
 }

@@ -19,6 +19,7 @@ use std::collections::BTreeSet;
 use aws_sdk_organizations::types::AccountStatus;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use chrono::{DateTime, Utc};
+use steward_shared::sdk::{describe_brief, sdk_error_brief};
 use steward_shared::Policy;
 
 use crate::events::WorkItem;
@@ -46,10 +47,7 @@ impl Organization for aws_sdk_organizations::Client {
             .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| {
-                anyhow::anyhow!(crate::model::aws_error(
-                    &format!("Organizations ListAccountsForParent {parent}"),
-                    &e
-                ))
+                sdk_error_brief(&format!("Organizations ListAccountsForParent {parent}"), e)
             })?;
             for account in page.accounts() {
                 if account.status() == Some(&AccountStatus::Active) || account.status().is_none() {
@@ -69,10 +67,10 @@ impl Organization for aws_sdk_organizations::Client {
             .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| {
-                anyhow::anyhow!(crate::model::aws_error(
+                sdk_error_brief(
                     &format!("Organizations ListOrganizationalUnitsForParent {parent}"),
-                    &e
-                ))
+                    e,
+                )
             })?;
             out.extend(
                 page.organizational_units()
@@ -183,7 +181,7 @@ pub async fn fan_out(
             Err(e) => failed.extend(
                 chunk
                     .iter()
-                    .map(|t| (t.clone(), crate::model::aws_error("SendMessageBatch", &e))),
+                    .map(|t| (t.clone(), describe_brief("SendMessageBatch", &e))),
             ),
         }
     }

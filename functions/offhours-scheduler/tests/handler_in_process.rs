@@ -7,10 +7,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use offhours_scheduler::handler::Scheduler;
 use offhours_scheduler::model::{ItemResult, Kind, Power, Resource};
-use offhours_scheduler::resources::{ScheduledResource, StopItem, Target};
-use offhours_scheduler::run::Fleet;
+use offhours_scheduler::{Fleet, ScheduledResource, Scheduler, StopItem, Target};
 use serde_json::{json, Value};
 use steward_shared::safety::RunMode;
 use steward_shared::testing::{self, TestSteward};
@@ -22,6 +20,8 @@ struct MemoryInstances {
     kind: Kind,
     items: Mutex<Vec<Resource>>,
     calls: Mutex<Vec<String>>,
+    /// Ids whose stop fails (throttled).
+    failing: Mutex<Vec<String>>,
 }
 
 impl Default for MemoryInstances {
@@ -36,6 +36,7 @@ impl MemoryInstances {
             kind,
             items: Mutex::default(),
             calls: Mutex::default(),
+            failing: Mutex::default(),
         }
     }
 
@@ -68,6 +69,12 @@ impl ScheduledResource for MemoryInstances {
                     .lock()
                     .unwrap()
                     .push(format!("stop {}", item.resource.id));
+                if self.failing.lock().unwrap().contains(&item.resource.id) {
+                    return ItemResult::failed(
+                        &item.resource.id,
+                        "StopInstances failed: RequestLimitExceeded: throttled",
+                    );
+                }
                 self.set(&item.resource.id, Power::Stopped);
                 ItemResult::ok(&item.resource.id)
             })
@@ -223,4 +230,247 @@ async fn a_database_rds_restarted_in_its_off_time_is_stopped_again_through_the_f
     assert_eq!(out["outcome"], "stopped", "{out:#}");
     assert_eq!(databases.power("dev-postgres"), Power::Stopped);
     assert_eq!(t.publisher.count(), 1, "{:?}", t.publisher.subjects());
+}
+
+/// The fan-out tests' set-up: a live steward whose work items may be 90
+/// minutes old, the last run time at five past the hour, and a fleet of one
+/// dev instance tagged to stop at that run (and start twelve hours later).
+fn fan_out_setup() -> (
+    TestSteward,
+    chrono::DateTime<chrono::Utc>,
+    Arc<MemoryInstances>,
+) {
+    use chrono::{Duration, Timelike, Utc};
+    let mut policy = Policy::default();
+    policy.offhours.max_work_item_age_minutes = 90;
+    let t = testing::steward("offhours-scheduler", policy, RunMode::Live);
+    let now = Utc::now();
+    let mut run_at = now
+        .with_minute(5)
+        .and_then(|t| t.with_second(0))
+        .and_then(|t| t.with_nanosecond(0))
+        .unwrap();
+    if run_at > now {
+        run_at -= Duration::hours(1);
+    }
+    let fleet = Arc::new(MemoryInstances::default());
+    let mut dev = instance("i-dev", "dev");
+    dev.tags.insert(
+        "steward:offhours".into(),
+        format!(
+            "off=(M-U,{});on=(M-U,{});tz=utc",
+            run_at.hour(),
+            (run_at.hour() + 12) % 24
+        ),
+    );
+    *fleet.items.lock().unwrap() = vec![dev];
+    (t, run_at, fleet)
+}
+
+/// The hub account's target in `region`.
+fn hub_target(region: &str) -> Target {
+    Target {
+        account: "123456789012".into(),
+        region: region.into(),
+    }
+}
+
+/// A work item of a fanned-out run for `target` at `time`, as an SQS batch.
+fn work(message_id: &str, target: &Target, time: &str) -> Value {
+    let body = json!({"account": target.account, "region": target.region, "time": time});
+    json!({"Records": [{
+        "messageId": message_id, "body": body.to_string(),
+        "eventSource": "aws:sqs", "awsRegion": "us-east-1"
+    }]})
+}
+
+/// Issue 10: a fanned-out run's batches record their results in the
+/// in-memory store and the last one sends the run's one digest; a run with
+/// a target that never reports gets its digest from the first scheduled
+/// run past `max_work_item_age_minutes`, naming the target.
+#[tokio::test]
+async fn a_fanned_out_run_sends_one_digest_or_an_overdue_one_naming_the_missing_target() {
+    use chrono::Duration;
+    let (t, run_at, fleet) = fan_out_setup();
+    let scheduler = Scheduler::new(t.steward.clone(), MemoryFleet(vec![fleet.clone()]), None);
+    let (east, west) = (hub_target("us-east-1"), hub_target("us-west-2"));
+    let store = t.store.as_ref();
+
+    // Both targets report: one digest, after the second.
+    offhours_scheduler::open_run(store, run_at, &[east.clone(), west.clone()])
+        .await
+        .unwrap();
+    let time = run_at.to_rfc3339();
+    let out = scheduler
+        .invoke(work("m-1", &east, &time), "r-1")
+        .await
+        .unwrap();
+    assert_eq!(out["batchItemFailures"], json!([]), "{out:#}");
+    assert_eq!(t.publisher.count(), 0, "{:?}", t.publisher.subjects());
+    scheduler
+        .invoke(work("m-2", &west, &time), "r-2")
+        .await
+        .unwrap();
+    assert_eq!(t.publisher.count(), 1, "{:?}", t.publisher.subjects());
+    assert!(
+        t.publisher.subjects()[0].contains("1 stopped"),
+        "{:?}",
+        t.publisher.subjects()
+    );
+    scheduler
+        .invoke(work("m-1", &east, &time), "r-3")
+        .await
+        .unwrap();
+    assert_eq!(
+        t.publisher.count(),
+        1,
+        "a redelivery sends no second digest"
+    );
+
+    // A later run whose second target never reports.
+    let later = run_at + Duration::minutes(15);
+    offhours_scheduler::open_run(store, later, &[east.clone(), west.clone()])
+        .await
+        .unwrap();
+    scheduler
+        .invoke(work("m-3", &east, &later.to_rfc3339()), "r-4")
+        .await
+        .unwrap();
+    assert_eq!(t.publisher.count(), 1);
+    // Before the deadline nothing; past it, the overdue digest names the target.
+    scheduler
+        .invoke(
+            scheduled(&(later + Duration::minutes(60)).to_rfc3339()),
+            "r-5",
+        )
+        .await
+        .unwrap();
+    assert_eq!(t.publisher.count(), 1, "{:?}", t.publisher.subjects());
+    scheduler
+        .invoke(
+            scheduled(&(later + Duration::minutes(120)).to_rfc3339()),
+            "r-6",
+        )
+        .await
+        .unwrap();
+    let subjects = t.publisher.subjects();
+    assert_eq!(subjects.len(), 2, "{subjects:?}");
+    assert!(
+        subjects[1].contains("1 target(s) never reported"),
+        "{subjects:?}"
+    );
+    assert!(offhours_scheduler::open_runs(store)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// Issue 10: a failed target counts as reported (the run's digest says it
+/// failed); its redelivery that then stops the instance reports that late,
+/// once, and a further redelivery with nothing left to do sends nothing.
+#[tokio::test]
+async fn a_failed_targets_later_success_is_reported_once_after_the_runs_digest() {
+    let (t, run_at, fleet) = fan_out_setup();
+    fleet.failing.lock().unwrap().push("i-dev".into());
+    let scheduler = Scheduler::new(t.steward.clone(), MemoryFleet(vec![fleet.clone()]), None);
+    let east = hub_target("us-east-1");
+    offhours_scheduler::open_run(t.store.as_ref(), run_at, std::slice::from_ref(&east))
+        .await
+        .unwrap();
+    let time = run_at.to_rfc3339();
+    let out = scheduler
+        .invoke(work("m-1", &east, &time), "r-1")
+        .await
+        .unwrap();
+    assert_eq!(
+        out["batchItemFailures"],
+        json!([{"itemIdentifier": "m-1"}]),
+        "{out:#}"
+    );
+    let subjects = t.publisher.subjects();
+    assert_eq!(subjects.len(), 1, "{subjects:?}");
+    assert!(subjects[0].contains("1 failed"), "{subjects:?}");
+
+    fleet.failing.lock().unwrap().clear();
+    let out = scheduler
+        .invoke(work("m-1", &east, &time), "r-2")
+        .await
+        .unwrap();
+    assert_eq!(out["batchItemFailures"], json!([]), "{out:#}");
+    assert_eq!(fleet.power("i-dev"), Power::Stopped);
+    let subjects = t.publisher.subjects();
+    assert_eq!(subjects.len(), 2, "{subjects:?}");
+    assert!(subjects[1].contains("1 stopped"), "{subjects:?}");
+
+    scheduler
+        .invoke(work("m-1", &east, &time), "r-3")
+        .await
+        .unwrap();
+    assert_eq!(t.publisher.count(), 2, "{:?}", t.publisher.subjects());
+}
+
+/// A resource type whose first listing fails (AWS throttling it past the
+/// SDK's retries), then lists nothing.
+struct ListFailsOnce(std::sync::atomic::AtomicBool);
+
+#[async_trait::async_trait]
+impl ScheduledResource for ListFailsOnce {
+    fn kind(&self) -> Kind {
+        Kind::EcsService
+    }
+
+    async fn list(&self) -> anyhow::Result<Vec<Resource>> {
+        if self.0.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            anyhow::bail!("ListClusters: ThrottlingException: Rate exceeded");
+        }
+        Ok(Vec::new())
+    }
+
+    async fn stop(&self, _batch: &[StopItem<'_>]) -> Vec<ItemResult> {
+        Vec::new()
+    }
+
+    async fn start(&self, _batch: &[&Resource]) -> Vec<ItemResult> {
+        Vec::new()
+    }
+
+    async fn tag(&self, _resource: &Resource, _key: &str, _value: &str) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Issue 11 (found under injected faults): the first run of a target failed
+/// listing, so it stopped nothing; the next run catches its window up.
+#[tokio::test]
+async fn a_first_run_that_failed_is_caught_up_by_the_next_run() {
+    let t = testing::steward("offhours-scheduler", Policy::default(), RunMode::Live);
+    let instances = Arc::new(MemoryInstances::default());
+    *instances.items.lock().unwrap() = vec![instance("i-dev-1", "dev"), instance("i-prod", "prod")];
+    let flaky = Arc::new(ListFailsOnce(std::sync::atomic::AtomicBool::new(true)));
+    struct Both(Arc<MemoryInstances>, Arc<ListFailsOnce>);
+    #[async_trait::async_trait]
+    impl Fleet for Both {
+        async fn adapters(
+            &self,
+            _target: &Target,
+            _session: &str,
+        ) -> anyhow::Result<Vec<Arc<dyn ScheduledResource>>> {
+            Ok(vec![
+                self.0.clone() as Arc<dyn ScheduledResource>,
+                self.1.clone() as Arc<dyn ScheduledResource>,
+            ])
+        }
+    }
+    let scheduler = Scheduler::new(t.steward.clone(), Both(instances.clone(), flaky), None);
+    let out = scheduler
+        .invoke(scheduled("2026-11-20T19:05:00Z"), "r-1")
+        .await
+        .unwrap();
+    assert_eq!(instances.power("i-dev-1"), Power::Running, "{out:#}");
+    let out = scheduler
+        .invoke(scheduled("2026-11-20T19:20:00Z"), "r-2")
+        .await
+        .unwrap();
+    assert_eq!(instances.power("i-dev-1"), Power::Stopped, "{out:#}");
+    assert_eq!(instances.power("i-prod"), Power::Running);
 }

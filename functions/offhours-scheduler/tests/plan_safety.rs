@@ -101,7 +101,7 @@ fn policy() -> impl Strategy<Value = Policy> {
             };
             p.offhours.hibernate = hibernate;
             p.offhours.interval_minutes = interval;
-            p.offhours.holidays = vec!["2026-12-25".into()];
+            p.offhours.holidays = vec!["2026-12-25".parse().unwrap()];
             p
         })
 }

@@ -212,10 +212,41 @@ pub(crate) fn failed(subject: &Subject, at: &StepRef<'_>, reason: &str) -> Notif
     n.next_steps
         .push("Check the function's logs for this token for the full sequence.".into());
     fill(&mut n, subject, at);
-    let digest = Sha256::digest(reason.as_bytes());
+    let digest = Sha256::digest(reason_class(reason).as_bytes());
     let short: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
     n.dedupe_key = format!("{}#{}#{}#{short}", subject.arn, at.token, at.step);
     n
+}
+
+/// What a failure's dedupe key is made of: a transient AWS failure (throttled,
+/// a 5xx, no answer) is one class whatever call it hit, since Secrets Manager
+/// retries the step; otherwise the part of the reason that names what failed,
+/// without the AWS SDK's error details. A step retried through several
+/// transient errors is then alerted once (issue 11, found under injected
+/// faults: three HIGH alerts for one finishSecret).
+fn reason_class(reason: &str) -> &str {
+    const TRANSIENT: [&str; 8] = [
+        "dispatch failure",
+        "response error",
+        "timeout",
+        "(InternalFailure)",
+        "(InternalError)",
+        "(InternalServerError)",
+        "(ServiceUnavailable)",
+        "(Unavailable)",
+    ];
+    let throttled = steward_shared::sdk::THROTTLING_CODES.iter().any(|code| {
+        reason.contains(&format!("service error: {code}")) || reason.contains(&format!("({code})"))
+    });
+    if throttled || TRANSIENT.iter().any(|marker| reason.contains(marker)) {
+        return "transient: AWS throttled the call, failed with a 5xx or did not answer";
+    }
+    const SDK_DETAILS: [&str; 2] = ["service error", "io error"];
+    SDK_DETAILS
+        .iter()
+        .filter_map(|marker| reason.find(marker))
+        .min()
+        .map_or(reason, |at| &reason[..at])
 }
 
 #[cfg(test)]
@@ -250,5 +281,17 @@ mod tests {
         assert_eq!(a.severity, Severity::High);
         assert_ne!(a.dedupe_key, b.dedupe_key);
         assert_eq!(a.facts["step"], "setSecret");
+        // Transient failures of any call of the step: the same alert.
+        let throttled = failed(&subject, &at, "finishSecret of secret app failed: GetSecretValue failed: service error: unhandled error (ThrottlingException): Rate exceeded");
+        let unavailable = failed(&subject, &at, "finishSecret of secret app failed: UpdateSecretVersionStage failed: service error: unhandled error (ServiceUnavailable)");
+        let dropped = failed(&subject, &at, "finishSecret of secret app failed: DescribeSecret failed: dispatch failure: connection closed");
+        assert_eq!(throttled.dedupe_key, unavailable.dedupe_key);
+        assert_eq!(throttled.dedupe_key, dropped.dedupe_key);
+        // A refusal is its own alert, the same for other details of that call.
+        let denied = |detail: &str| {
+            failed(&subject, &at, &format!("finishSecret of secret app failed: DescribeSecret failed: service error: AccessDeniedException: {detail}"))
+        };
+        assert_ne!(throttled.dedupe_key, denied("a").dedupe_key);
+        assert_eq!(denied("a").dedupe_key, denied("b").dedupe_key);
     }
 }

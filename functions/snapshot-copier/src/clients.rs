@@ -6,6 +6,7 @@
 use async_trait::async_trait;
 use steward_shared::aws::AwsContext;
 
+use crate::drill_rds::{AwsDrillRds, DrillRds};
 use crate::kms::{AwsKms, Keys};
 use crate::rds::{AwsRds, Rds};
 
@@ -20,6 +21,13 @@ pub trait Connect: Send + Sync {
         region: &str,
         session: &str,
     ) -> anyhow::Result<Box<dyn Keys>>;
+    /// The restore drill's RDS calls (in the DR region).
+    async fn drill(
+        &self,
+        account: &str,
+        region: &str,
+        session: &str,
+    ) -> anyhow::Result<Box<dyn DrillRds>>;
 }
 
 /// [`Connect`] on the SDK.
@@ -45,5 +53,19 @@ impl Connect for AwsConnect {
     ) -> anyhow::Result<Box<dyn Keys>> {
         let config = self.0.config_for(account, region, session).await?;
         Ok(Box::new(AwsKms(aws_sdk_kms::Client::new(&config))))
+    }
+
+    async fn drill(
+        &self,
+        account: &str,
+        region: &str,
+        session: &str,
+    ) -> anyhow::Result<Box<dyn DrillRds>> {
+        let config = self.0.config_for(account, region, session).await?;
+        Ok(Box::new(AwsDrillRds {
+            client: aws_sdk_rds::Client::new(&config),
+            account: account.to_string(),
+            region: region.to_string(),
+        }))
     }
 }

@@ -5,7 +5,8 @@
 //!   `RDS-EVENT-0042` manual) and `RDS DB Cluster Snapshot Event`
 //!   (`RDS-EVENT-0169` automated, `RDS-EVENT-0075` manual); other event ids
 //!   are recognised and ignored;
-//! - the scheduled jobs `sweep` (default) and `dr-drill`;
+//! - the scheduled jobs `sweep` (default) and `dr-drill` (which may name a
+//!   `database`: `{"job": "dr-drill", "database": DB}`);
 //! - an SQS batch from `STEWARD_COPY_QUEUE` (copies waiting for capacity).
 //!
 //! An event only names a snapshot: the handler reads the snapshot itself
@@ -40,6 +41,12 @@ pub enum Trigger {
     /// A snapshot was created: copy it.
     Snapshot(SnapshotEvent),
     Scheduled(ScheduledRun),
+    /// `{"job": "dr-drill", "database": DB}` (any scheduled shape with a
+    /// `database` added): drill that database.
+    Drill {
+        run: ScheduledRun,
+        database: String,
+    },
     /// Copies waiting for capacity.
     Queue(Vec<SqsRecord>),
     /// A well-formed event the copier does not act on.
@@ -69,12 +76,44 @@ fn text<'a>(value: &'a Value, key: &str, within: &str) -> Result<&'a str, BadEve
         .ok_or_else(|| BadEvent::new(format!("{within} has no string `{key}`")))
 }
 
+/// A `dr-drill` job naming its database: the scheduled shape without the
+/// `database` field, which must be a short non-empty string.
+fn parse_drill_request(
+    payload: &Value,
+    database: &Value,
+    now: DateTime<Utc>,
+) -> Result<Trigger, BadEvent> {
+    let database = database
+        .as_str()
+        .map(str::trim)
+        .filter(|d| !d.is_empty() && d.len() <= 200)
+        .ok_or_else(|| {
+            BadEvent::new("`database` must be a non-empty string (DB or ACCOUNT/REGION/DB)")
+        })?;
+    let mut rest = payload.clone();
+    if let Some(map) = rest.as_object_mut() {
+        map.remove("database");
+    }
+    match trigger::parse_scheduled(&rest, JOBS, now)? {
+        Some(run) if run.job == "dr-drill" => Ok(Trigger::Drill {
+            run,
+            database: database.to_string(),
+        }),
+        _ => Err(BadEvent::new(
+            "`database` is only accepted with the scheduled job `dr-drill`: {\"job\": \"dr-drill\", \"database\": DB}",
+        )),
+    }
+}
+
 /// Parses one invocation payload.
 pub fn parse(payload: &Value, now: DateTime<Utc>) -> Result<Trigger, BadEvent> {
     if !payload.is_object() {
         return Err(BadEvent::new(
             "the payload is not a JSON object: expected an RDS snapshot event, a scheduled event or an SQS batch",
         ));
+    }
+    if let Some(database) = payload.get("database") {
+        return parse_drill_request(payload, database, now);
     }
     if let Some(run) = trigger::parse_scheduled(payload, JOBS, now)? {
         return Ok(Trigger::Scheduled(run));
@@ -233,6 +272,50 @@ mod tests {
                 parse_waiting(&records[0].body).unwrap();
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_drill_job_may_name_its_database() {
+        match parse(&fixture("snapshot-copier-dr-drill.json"), now()).unwrap() {
+            Trigger::Drill { run, database } => {
+                assert_eq!(
+                    (run.job.as_str(), database.as_str()),
+                    ("dr-drill", "prod-orders")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(
+            &json!({"job": "dr-drill", "database": "prod-orders"}),
+            now(),
+        )
+        .unwrap()
+        {
+            Trigger::Drill { database, .. } => assert_eq!(database, "prod-orders"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse(&json!({"job": "dr-drill"}), now()).unwrap(),
+            Trigger::Scheduled(r) if r.job == "dr-drill"
+        ));
+        for (bad, problem) in [
+            (
+                json!({"job": "sweep", "database": "prod-orders"}),
+                "only accepted",
+            ),
+            (json!({"database": "prod-orders"}), "only accepted"),
+            (
+                json!({"job": "dr-drill", "database": ""}),
+                "non-empty string",
+            ),
+            (
+                json!({"job": "dr-drill", "database": 7}),
+                "non-empty string",
+            ),
+        ] {
+            let e = parse(&bad, now()).unwrap_err();
+            assert!(e.problem().contains(problem), "{bad}: {}", e.problem());
         }
     }
 

@@ -18,7 +18,7 @@ use crate::plan::{self, Decision};
 use crate::queue::{CopyQueue, SqsCopyQueue};
 use crate::rds::Rds;
 use crate::report::{self, Batch, CopyResults};
-use crate::{sweep, FUNCTION_NAME};
+use crate::{drill_run, sweep, FUNCTION_NAME};
 
 /// The copier, built once per process.
 pub struct Copier {
@@ -254,12 +254,13 @@ impl Handler for Copier {
             Trigger::Scheduled(run) => {
                 invocation.set_event_id(&run.id);
                 if run.job == "dr-drill" {
-                    tracing::warn!("the dr-drill job is not built yet; nothing done");
-                    return Ok(
-                        json!({"job": run.job, "done": false, "why": "the DR drill is not built yet"}),
-                    );
+                    return drill_run::job(self, &run, None, &policy, invocation).await;
                 }
                 sweep::run(self, &run, &policy, invocation).await
+            }
+            Trigger::Drill { run, database } => {
+                invocation.set_event_id(&run.id);
+                drill_run::job(self, &run, Some(&database), &policy, invocation).await
             }
             Trigger::Ignored { id, why } => {
                 invocation.set_event_id(&id);

@@ -1,7 +1,7 @@
 //! Lambda entry point of the snapshot copier: builds the clients once, then
 //! hands every event to the library.
 
-use snapshot_copier::handler::Copier;
+use snapshot_copier::Copier;
 use snapshot_copier::FUNCTION_NAME;
 use steward_shared::entry;
 

@@ -119,7 +119,7 @@ pub struct Database {
 }
 
 /// Which database, where: groups its DR copies.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct DatabaseKey {
     pub account: String,
     pub region: String,

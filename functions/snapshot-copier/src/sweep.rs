@@ -240,7 +240,11 @@ pub async fn run(
         all_facts.push(facts);
     }
     let (rows, plans) = status(&all_facts, cfg, now);
-    let (pruned, kept_for_review) = prune(copier, &plans, policy, &run.id, invocation).await?;
+    let (pruned, mut kept_for_review) = prune(copier, &plans, policy, &run.id, invocation).await?;
+    // The backstop for restore drills left open by a crash.
+    let (drills_closed, drill_review) =
+        crate::drill_run::backstop(copier, &accounts, policy, &run.id, invocation).await;
+    kept_for_review.extend(drill_review);
     invocation.metrics.actions_taken += (results.started.len() + pruned.len()) as u64;
     invocation.metrics.actions_failed += results.failed.len() as u64;
     let digest = report::digest(
@@ -264,6 +268,7 @@ pub async fn run(
         "kept_for_review": kept_for_review,
         "recovery_points": rows,
         "digest": outcome.as_str(),
+        "drills_closed": drills_closed,
     }))
 }
 

@@ -74,6 +74,10 @@ fn check(payload: &Value) -> Result<Trigger, BadEvent> {
                 let _ = check_waiting(&r.body);
             }
         }
+        Ok(Trigger::Drill { run, database }) => {
+            assert_eq!(run.job, "dr-drill");
+            assert!(!database.trim().is_empty() && database.len() <= 200);
+        }
         Ok(Trigger::Ignored { .. }) => {}
         Err(e) => assert!(!e.problem().trim().is_empty()),
     }

@@ -11,16 +11,23 @@
 //! Config adapter and `sts` the caller identity; `report` builds what the
 //! team reads; `apis` builds them per account, `handler` only orchestrates.
 
-pub mod apis;
-pub mod apply;
-pub mod config_rule;
+mod apis;
+mod apply;
+mod config_rule;
 pub mod events;
-pub mod handler;
-pub mod model;
-pub mod plan;
-pub mod report;
-pub mod resources;
-pub mod sts;
+mod handler;
+mod model;
+mod plan;
+mod report;
+mod resources;
+mod sts;
+
+// The public facade: what the entry point, the CLI and the parser tests use;
+// everything else stays inside the crate.
+pub use handler::{AwsApis, TagEnforcer};
+pub use model::{ConfigInvocation, Identity};
+pub use plan::{caller_name, creator};
+pub use resources::types as resource_types;
 
 /// The function's name: binary name, log field and metric dimension.
 pub const FUNCTION_NAME: &str = "tag-enforcer";

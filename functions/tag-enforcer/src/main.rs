@@ -2,8 +2,8 @@
 //! every event to the library.
 
 use steward_shared::entry;
-use tag_enforcer::handler::{AwsApis, TagEnforcer};
 use tag_enforcer::FUNCTION_NAME;
+use tag_enforcer::{AwsApis, TagEnforcer};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {

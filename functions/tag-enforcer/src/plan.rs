@@ -548,7 +548,7 @@ fn stop_meaning(after: &HashMap<String, String>, policy: &Policy, at: DateTime<U
     }
     match schedule::resolve(after, &policy.offhours) {
         schedule::Resolution::Scheduled(s) => {
-            let holidays = schedule::parse_holidays(&policy.offhours);
+            let holidays = schedule::holiday_dates(&policy.offhours);
             match s.next_stop(at, &holidays) {
                 Some(t) => format!(
                     "the scheduler would stop it at {}",

@@ -15,9 +15,8 @@ use steward_shared::fuzz::{
     single_edits_within, vocabulary,
 };
 use tag_enforcer::events::{parse, BadEvent, Trigger};
-use tag_enforcer::model::{ConfigInvocation, Identity};
-use tag_enforcer::plan::{caller_name, creator};
-use tag_enforcer::resources::types;
+use tag_enforcer::resource_types as types;
+use tag_enforcer::{caller_name, creator, ConfigInvocation, Identity};
 
 /// The fixtures this function is invoked with.
 const PREFIXES: &[&str] = &[

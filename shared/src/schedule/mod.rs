@@ -5,6 +5,7 @@
 //! explain` all decide through this module.
 
 mod grammar;
+mod holiday;
 mod timeline;
 pub mod zones;
 
@@ -16,6 +17,7 @@ use chrono_tz::Tz;
 use serde_json::json;
 
 pub use grammar::Rule;
+pub use holiday::{Holiday, NotADate};
 use timeline::{local_date, transitions, Transition};
 
 /// The tag steward reads first.
@@ -44,7 +46,7 @@ pub trait Defaults {
     /// The default schedule, in the tag grammar.
     fn default_schedule(&self) -> &str;
     /// Dates (in the schedule's zone) with no start transition.
-    fn holidays(&self) -> Vec<NaiveDate>;
+    fn holidays(&self) -> &[Holiday];
 }
 
 /// A parsed schedule: stop times, start times and the zone they are read in.
@@ -215,14 +217,9 @@ fn grammar_of_default(policy: &impl Defaults) -> Result<grammar::Parts, String> 
     }
 }
 
-/// The policy's holidays as dates.
-pub fn parse_holidays(policy: &impl Defaults) -> Vec<NaiveDate> {
-    policy.holidays()
-}
-
-/// A holiday entry as a date (`YYYY-MM-DD`), or `None`.
-pub fn holiday(text: &str) -> Option<NaiveDate> {
-    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").ok()
+/// The policy's holidays as dates (parsed when the policy was read).
+pub fn holiday_dates(policy: &impl Defaults) -> Vec<NaiveDate> {
+    policy.holidays().iter().map(|h| h.date()).collect()
 }
 
 /// Problems with the policy's `[offhours]` schedule keys, as (key, message),
@@ -293,14 +290,27 @@ impl Schedule {
         window_end: DateTime<Utc>,
         holidays: &[NaiveDate],
     ) -> Action {
+        self.last_transition(window_start, window_end, holidays)
+            .map_or(Action::None, |(action, _)| action)
+    }
+
+    /// The transition [`action`](Self::action) acts on, with its instant
+    /// (`None`: no transition in the window), so a caller can tell whether a
+    /// resource was changed after it.
+    pub fn last_transition(
+        &self,
+        window_start: DateTime<Utc>,
+        window_end: DateTime<Utc>,
+        holidays: &[NaiveDate],
+    ) -> Option<(Action, DateTime<Utc>)> {
         if window_end <= window_start {
-            return Action::None;
+            return None;
         }
         self.transitions_between(window_start, window_end, holidays)
             .into_iter()
             .rev()
             .find(|t| t.at > window_start && t.at <= window_end)
-            .map_or(Action::None, |t| t.action)
+            .map(|t| (t.action, t.at))
     }
 
     fn next(

@@ -188,6 +188,7 @@ pub async fn run(stack: &DemoStack) -> anyhow::Result<()> {
     let output = tokio::process::Command::new(&cli)
         .args(["quarantine", "release", &id])
         .envs(stack.moto.env())
+        .env("STEWARD_IDEMPOTENCY_TABLE", &stack.table)
         .output()
         .await
         .map_err(|e| {

@@ -4,6 +4,7 @@
 
 mod budget;
 mod compliance;
+mod drill;
 mod guardduty;
 mod offhours;
 mod rotation;
@@ -182,6 +183,7 @@ pub const SECTIONS: &[&str] = &[
     "compliance-notifier",
     "budget-alerter",
     "snapshot-copier",
+    "dr-drill",
 ];
 
 /// Runs the sections of these functions; a failing section is reported and
@@ -197,6 +199,8 @@ pub async fn run_sections(stack: &DemoStack, functions: &[&str]) -> anyhow::Resu
             "compliance-notifier" => compliance::run(stack).await,
             "budget-alerter" => budget::run(stack).await,
             "snapshot-copier" => snapshots::run(stack).await,
+            // The snapshot copier's restore drill (its own section).
+            "dr-drill" => drill::run(stack).await,
             other => Err(anyhow::anyhow!("the demo has no section for {other}")),
         };
         if let Err(e) = outcome {

@@ -12,6 +12,7 @@ pub const PERMISSIONS: &[&str] = &[
 
 use aws_config::SdkConfig;
 use aws_sdk_autoscaling::types::Tag;
+use steward_shared::sdk::{describe_brief, sdk_error_brief};
 use steward_shared::tags::SAVED_CAPACITY;
 
 use super::{bounded, Operation, ScheduledResource, StopItem};
@@ -49,7 +50,7 @@ impl AutoScalingGroups {
             .propagate_at_launch(false)
             .build();
         if let Err(e) = self.client.create_or_update_tags().tags(tag).send().await {
-            return ItemResult::failed(name, crate::model::aws_error("CreateOrUpdateTags", &e));
+            return ItemResult::failed(name, describe_brief("CreateOrUpdateTags", &e));
         }
         match self
             .set_capacity(
@@ -95,7 +96,7 @@ impl AutoScalingGroups {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| crate::model::aws_error("UpdateAutoScalingGroup", &e))
+            .map_err(|e| describe_brief("UpdateAutoScalingGroup", &e))
     }
 }
 
@@ -129,9 +130,7 @@ impl ScheduledResource for AutoScalingGroups {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| {
-                anyhow::anyhow!(crate::model::aws_error("DescribeAutoScalingGroups", &e))
-            })?;
+            let page = page.map_err(|e| sdk_error_brief("DescribeAutoScalingGroups", e))?;
             for g in page.auto_scaling_groups() {
                 let Some(name) = g.auto_scaling_group_name() else {
                     continue;
@@ -192,6 +191,6 @@ impl ScheduledResource for AutoScalingGroups {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| crate::model::aws_error("CreateOrUpdateTags", &e))
+            .map_err(|e| describe_brief("CreateOrUpdateTags", &e))
     }
 }

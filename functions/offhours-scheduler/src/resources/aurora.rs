@@ -11,6 +11,7 @@ pub const PERMISSIONS: &[&str] = &[
 ];
 
 use aws_config::SdkConfig;
+use steward_shared::sdk::{describe_brief, sdk_error_brief};
 
 use super::rds::{clear_restart_marker, rds_power};
 use super::{bounded, Operation, ScheduledResource, StopItem};
@@ -31,7 +32,7 @@ impl AuroraClusters {
             .await
         {
             Ok(_) => clear_restart_marker(&self.client, item.resource).await,
-            Err(e) => ItemResult::failed(id, crate::model::aws_error("StopDBCluster", &e)),
+            Err(e) => ItemResult::failed(id, describe_brief("StopDBCluster", &e)),
         }
     }
 
@@ -44,7 +45,7 @@ impl AuroraClusters {
             .await
         {
             Ok(_) => ItemResult::ok(&r.id),
-            Err(e) => ItemResult::failed(&r.id, crate::model::aws_error("StartDBCluster", &e)),
+            Err(e) => ItemResult::failed(&r.id, describe_brief("StartDBCluster", &e)),
         }
     }
 
@@ -70,8 +71,7 @@ impl ScheduledResource for AuroraClusters {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page
-                .map_err(|e| anyhow::anyhow!(crate::model::aws_error("DescribeDBClusters", &e)))?;
+            let page = page.map_err(|e| sdk_error_brief("DescribeDBClusters", e))?;
             for c in page.db_clusters() {
                 let Some(id) = c.db_cluster_identifier() else {
                     continue;

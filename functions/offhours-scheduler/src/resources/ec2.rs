@@ -1,6 +1,6 @@
-//! EC2 instances: stopped and started in batches (many ids per call); a
-//! failing batch is split until the failing id is isolated, so the rest
-//! proceed. Instances in an Auto Scaling group are left to their group.
+//! EC2 instances: stopped and started in batches (many ids per call, see
+//! [`super::batch`]: a batch rejected for one id is split until that id is
+//! isolated, a throttled batch is retried whole). Instances in an Auto Scaling group are left to their group.
 //! Hibernation when planned, falling back to a plain stop when AWS refuses.
 
 /// The IAM actions this file calls.
@@ -17,13 +17,12 @@ pub const PERMISSIONS: &[&str] = &[
 use aws_config::SdkConfig;
 use aws_sdk_ec2::types::{Filter, InstanceStateName};
 use steward_shared::aws::partition_of;
+use steward_shared::sdk::{describe_brief, sdk_error_brief};
 
+use super::batch::{isolate, BatchFailure};
 use super::{ScheduledResource, StopItem, Target};
 use crate::model::{ItemResult, Kind, Power, Resource};
 
-/// Ids per StopInstances/StartInstances call (the API takes many; a failing
-/// batch is split, so a large batch costs nothing when something fails).
-pub const BATCH: usize = 500;
 /// The tag AWS puts on instances launched by an Auto Scaling group.
 pub const ASG_TAG: &str = "aws:autoscaling:groupName";
 
@@ -45,7 +44,7 @@ impl Ec2Instances {
         }
     }
 
-    async fn stop_ids(&self, ids: Vec<String>, hibernate: bool) -> Result<(), String> {
+    async fn stop_ids(&self, ids: Vec<String>, hibernate: bool) -> Result<(), BatchFailure> {
         self.client
             .stop_instances()
             .set_instance_ids(Some(ids))
@@ -53,32 +52,8 @@ impl Ec2Instances {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| crate::model::aws_error("StopInstances", &e))
+            .map_err(|e| BatchFailure::from_sdk("StopInstances", &e))
     }
-}
-
-/// Runs `call` on `ids`; on failure splits the batch in halves until the
-/// failing ids are isolated.
-pub async fn isolate<F, Fut>(ids: Vec<String>, call: F) -> Vec<ItemResult>
-where
-    F: Fn(Vec<String>) -> Fut,
-    Fut: std::future::Future<Output = Result<(), String>>,
-{
-    let mut results = Vec::new();
-    let mut pending: Vec<Vec<String>> = ids.chunks(BATCH).map(|c| c.to_vec()).collect();
-    while let Some(batch) = pending.pop() {
-        match call(batch.clone()).await {
-            Ok(()) => results.extend(batch.iter().map(|id| ItemResult::ok(id))),
-            Err(e) if batch.len() == 1 => results.push(ItemResult::failed(&batch[0], e)),
-            Err(e) => {
-                tracing::warn!(batch = batch.len(), error = %e, "EC2 batch failed; splitting it to isolate the failing instance");
-                let half = batch.len() / 2;
-                pending.push(batch[half..].to_vec());
-                pending.push(batch[..half].to_vec());
-            }
-        }
-    }
-    results
 }
 
 #[async_trait::async_trait]
@@ -106,8 +81,7 @@ impl ScheduledResource for Ec2Instances {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page
-                .map_err(|e| anyhow::anyhow!(crate::model::aws_error("DescribeInstances", &e)))?;
+            let page = page.map_err(|e| sdk_error_brief("DescribeInstances", e))?;
             for instance in page.reservations().iter().flat_map(|r| r.instances()) {
                 let Some(id) = instance.instance_id() else {
                     continue;
@@ -133,6 +107,13 @@ impl ScheduledResource for Ec2Instances {
                         "belongs to Auto Scaling group {group}; the group is scheduled instead"
                     ));
                 }
+                r.changed_at = last_user_change(
+                    instance.state_transition_reason(),
+                    instance
+                        .launch_time()
+                        .filter(|_| r.power == Power::Running)
+                        .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
+                );
                 r.hibernation_configured = instance
                     .hibernation_options()
                     .and_then(|h| h.configured())
@@ -163,7 +144,7 @@ impl ScheduledResource for Ec2Instances {
                     tracing::warn!(instance = %r.id, error = %e, "hibernation refused; stopping without hibernation");
                     results.push(match self.stop_ids(vec![r.id.clone()], false).await {
                         Ok(()) => ItemResult::ok(&r.id),
-                        Err(e2) => ItemResult::failed(&r.id, format!("{e}; then {e2}")),
+                        Err(e2) => ItemResult::failed(&r.id, format!("{e}; then {}", e2.message)),
                     });
                 }
             }
@@ -180,7 +161,7 @@ impl ScheduledResource for Ec2Instances {
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| crate::model::aws_error("StartInstances", &e))
+                .map_err(|e| BatchFailure::from_sdk("StartInstances", &e))
         })
         .await
     }
@@ -198,35 +179,63 @@ impl ScheduledResource for Ec2Instances {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| crate::model::aws_error("CreateTags", &e))
+            .map_err(|e| describe_brief("CreateTags", &e))
     }
+}
+
+/// The last user change AWS reports for an instance: the time in a
+/// `User initiated (YYYY-MM-DD HH:MM:SS GMT)` state-transition reason (a
+/// stop or start by an API call or the console) and, for a running instance,
+/// its `LaunchTime` (which every start resets), whichever is later.
+pub fn last_user_change(
+    reason: Option<&str>,
+    launched: Option<chrono::DateTime<chrono::Utc>>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    let from_reason = reason.and_then(|r| {
+        let inner = r
+            .trim()
+            .strip_prefix("User initiated (")?
+            .strip_suffix(')')?;
+        let stamp = inner
+            .trim()
+            .trim_end_matches("GMT")
+            .trim_end_matches("UTC")
+            .trim();
+        chrono::NaiveDateTime::parse_from_str(stamp, "%Y-%m-%d %H:%M:%S")
+            .ok()
+            .map(|t| t.and_utc())
+    });
+    from_reason.max(launched)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn a_failing_id_is_isolated_and_the_rest_proceed() {
-        let ids: Vec<String> = (0..1200).map(|i| format!("i-{i:04}")).collect();
-        let calls = std::sync::atomic::AtomicUsize::new(0);
-        let results = isolate(ids, |batch| {
-            calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            async move {
-                if batch.iter().any(|id| id == "i-0777") {
-                    Err("IncorrectInstanceState: i-0777 cannot be stopped".to_string())
-                } else {
-                    Ok(())
-                }
-            }
-        })
-        .await;
-        assert_eq!(results.len(), 1200);
-        let failed: Vec<&ItemResult> = results.iter().filter(|r| r.result.is_err()).collect();
-        assert_eq!(failed.len(), 1);
-        assert_eq!(failed[0].id, "i-0777");
-        // Three batches of at most 500, then about log2(500) splits for the failing one.
-        let n = calls.load(std::sync::atomic::Ordering::Relaxed);
-        assert!(n <= 3 + 2 * 9, "{n} calls");
+    #[test]
+    fn the_last_user_change_is_read_from_aws_evidence_only() {
+        use chrono::TimeZone;
+        let at = |h, m| chrono::Utc.with_ymd_and_hms(2026, 11, 20, h, m, 0).unwrap();
+        assert_eq!(
+            last_user_change(Some("User initiated (2026-11-20 19:07:00 GMT)"), None),
+            Some(at(19, 7))
+        );
+        assert_eq!(
+            last_user_change(
+                Some("User initiated (2026-11-20 19:07:00 UTC)"),
+                Some(at(7, 0))
+            ),
+            Some(at(19, 7))
+        );
+        assert_eq!(last_user_change(Some(""), Some(at(19, 9))), Some(at(19, 9)));
+        for odd in [
+            "Server.ScheduledStop",
+            "User initiated",
+            "User initiated (yesterday)",
+            "User initiated (2026-13-40 99:99:99 GMT)",
+            "User initiated (\u{0}",
+        ] {
+            assert_eq!(last_user_change(Some(odd), None), None, "{odd}");
+        }
     }
 }

@@ -13,6 +13,7 @@ pub const PERMISSIONS: &[&str] = &[
 
 use aws_config::SdkConfig;
 use aws_sdk_ecs::types::{ServiceField, Tag};
+use steward_shared::sdk::{describe_brief, sdk_error_brief};
 use steward_shared::tags::SAVED_CAPACITY;
 
 use super::{bounded, Operation, ScheduledResource, StopItem};
@@ -44,7 +45,7 @@ impl EcsServices {
             .send()
             .await
         {
-            return ItemResult::failed(&r.id, crate::model::aws_error("TagResource", &e));
+            return ItemResult::failed(&r.id, describe_brief("TagResource", &e));
         }
         match self.set_desired(&r.id, 0).await {
             Ok(()) => ItemResult::ok(&r.id),
@@ -81,7 +82,7 @@ impl EcsServices {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| crate::model::aws_error("UpdateService", &e))
+            .map_err(|e| describe_brief("UpdateService", &e))
     }
 }
 
@@ -99,8 +100,7 @@ impl ScheduledResource for EcsServices {
         let mut out = Vec::new();
         let mut clusters = self.client.list_clusters().into_paginator().items().send();
         while let Some(cluster_arn) = clusters.next().await {
-            let cluster_arn = cluster_arn
-                .map_err(|e| anyhow::anyhow!(crate::model::aws_error("ListClusters", &e)))?;
+            let cluster_arn = cluster_arn.map_err(|e| sdk_error_brief("ListClusters", e))?;
             let cluster = last_segment(&cluster_arn).to_string();
             let mut arns = Vec::new();
             let mut services = self
@@ -111,12 +111,7 @@ impl ScheduledResource for EcsServices {
                 .items()
                 .send();
             while let Some(arn) = services.next().await {
-                arns.push(arn.map_err(|e| {
-                    anyhow::anyhow!(crate::model::aws_error(
-                        &format!("ListServices {cluster}"),
-                        &e
-                    ))
-                })?);
+                arns.push(arn.map_err(|e| sdk_error_brief(&format!("ListServices {cluster}"), e))?);
             }
             for chunk in arns.chunks(DESCRIBE_BATCH) {
                 let described = self
@@ -127,12 +122,7 @@ impl ScheduledResource for EcsServices {
                     .include(ServiceField::Tags)
                     .send()
                     .await
-                    .map_err(|e| {
-                        anyhow::anyhow!(crate::model::aws_error(
-                            &format!("DescribeServices {cluster}"),
-                            &e
-                        ))
-                    })?;
+                    .map_err(|e| sdk_error_brief(&format!("DescribeServices {cluster}"), e))?;
                 for s in described.services() {
                     let (Some(arn), Some(name)) = (s.service_arn(), s.service_name()) else {
                         continue;
@@ -193,6 +183,6 @@ impl ScheduledResource for EcsServices {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| crate::model::aws_error("TagResource", &e))
+            .map_err(|e| describe_brief("TagResource", &e))
     }
 }

@@ -13,6 +13,7 @@ pub const PERMISSIONS: &[&str] = &[
 
 use aws_config::SdkConfig;
 use aws_sdk_eks::types::{NodegroupScalingConfig, NodegroupStatus};
+use steward_shared::sdk::{describe_brief, sdk_error_brief};
 use steward_shared::tags::SAVED_CAPACITY;
 
 use super::asg::group_state;
@@ -40,7 +41,7 @@ impl EksNodegroups {
             .send()
             .await
         {
-            return ItemResult::failed(&r.id, crate::model::aws_error("TagResource", &e));
+            return ItemResult::failed(&r.id, describe_brief("TagResource", &e));
         }
         match self
             .scale(
@@ -93,7 +94,7 @@ impl EksNodegroups {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| crate::model::aws_error("UpdateNodegroupConfig", &e))
+            .map_err(|e| describe_brief("UpdateNodegroupConfig", &e))
     }
 }
 
@@ -107,8 +108,7 @@ impl ScheduledResource for EksNodegroups {
         let mut out = Vec::new();
         let mut clusters = self.client.list_clusters().into_paginator().items().send();
         while let Some(cluster) = clusters.next().await {
-            let cluster = cluster
-                .map_err(|e| anyhow::anyhow!(crate::model::aws_error("ListClusters", &e)))?;
+            let cluster = cluster.map_err(|e| sdk_error_brief("ListClusters", e))?;
             let mut groups = self
                 .client
                 .list_nodegroups()
@@ -117,12 +117,8 @@ impl ScheduledResource for EksNodegroups {
                 .items()
                 .send();
             while let Some(name) = groups.next().await {
-                let name = name.map_err(|e| {
-                    anyhow::anyhow!(crate::model::aws_error(
-                        &format!("ListNodegroups {cluster}"),
-                        &e
-                    ))
-                })?;
+                let name =
+                    name.map_err(|e| sdk_error_brief(&format!("ListNodegroups {cluster}"), e))?;
                 let described = self
                     .client
                     .describe_nodegroup()
@@ -131,10 +127,7 @@ impl ScheduledResource for EksNodegroups {
                     .send()
                     .await
                     .map_err(|e| {
-                        anyhow::anyhow!(crate::model::aws_error(
-                            &format!("DescribeNodegroup {cluster}/{name}"),
-                            &e
-                        ))
+                        sdk_error_brief(&format!("DescribeNodegroup {cluster}/{name}"), e)
                     })?;
                 let Some(g) = described.nodegroup() else {
                     continue;
@@ -193,6 +186,6 @@ impl ScheduledResource for EksNodegroups {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| crate::model::aws_error("TagResource", &e))
+            .map_err(|e| describe_brief("TagResource", &e))
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod asg;
 pub mod aurora;
+pub mod batch;
 pub mod ec2;
 pub mod ecs;
 pub mod eks;

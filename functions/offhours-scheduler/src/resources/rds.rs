@@ -13,6 +13,7 @@ pub const PERMISSIONS: &[&str] = &[
 
 use aws_config::SdkConfig;
 use aws_sdk_rds::types::DbInstance;
+use steward_shared::sdk::{describe_brief, sdk_error_brief};
 
 use super::{bounded, Operation, ScheduledResource, StopItem};
 use crate::model::{ItemResult, Kind, Power, Resource, RESTART_PENDING};
@@ -32,7 +33,7 @@ impl RdsInstances {
             .await
         {
             Ok(_) => clear_restart_marker(&self.client, item.resource).await,
-            Err(e) => ItemResult::failed(id, crate::model::aws_error("StopDBInstance", &e)),
+            Err(e) => ItemResult::failed(id, describe_brief("StopDBInstance", &e)),
         }
     }
 
@@ -45,7 +46,7 @@ impl RdsInstances {
             .await
         {
             Ok(_) => ItemResult::ok(&r.id),
-            Err(e) => ItemResult::failed(&r.id, crate::model::aws_error("StartDBInstance", &e)),
+            Err(e) => ItemResult::failed(&r.id, describe_brief("StartDBInstance", &e)),
         }
     }
 
@@ -75,7 +76,7 @@ pub async fn add_tag(
         .send()
         .await
         .map(|_| ())
-        .map_err(|e| crate::model::aws_error("AddTagsToResource", &e))
+        .map_err(|e| describe_brief("AddTagsToResource", &e))
 }
 
 /// Removes the seven-day restart marker after a successful stop (if set).
@@ -93,7 +94,7 @@ pub async fn clear_restart_marker(client: &aws_sdk_rds::Client, r: &Resource) ->
         Ok(_) => ItemResult::ok(&r.id),
         Err(e) => ItemResult::failed(
             &r.id,
-            crate::model::aws_error("RemoveTagsFromResource (stopped, marker kept)", &e),
+            describe_brief("RemoveTagsFromResource (stopped, marker kept)", &e),
         ),
     }
 }
@@ -145,8 +146,7 @@ impl ScheduledResource for RdsInstances {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page
-                .map_err(|e| anyhow::anyhow!(crate::model::aws_error("DescribeDBInstances", &e)))?;
+            let page = page.map_err(|e| sdk_error_brief("DescribeDBInstances", e))?;
             for db in page.db_instances() {
                 let Some(id) = db.db_instance_identifier() else {
                     continue;
