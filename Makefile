@@ -11,6 +11,7 @@
 #                sweep against Cloud Custodian and the organization-scale sweep (release build;
 #                not part of make test)
 #   make fuzz    the property tests of the policy, trigger and event parsers with many more cases
+#   make faults  every function's main scenario with 30% injected AWS faults (also part of make test)
 
 SHELL := /bin/bash
 PYTHON ?= python3
