@@ -623,7 +623,7 @@ impl InstanceAction {
                 format!("{verb_create} the allow-all group {name} in {vpc_id} (first step of the swap: existing flows become untracked)")
             }
             InstanceAction::IsolateInterface { interface_id, previous, .. } => format!(
-                "{verb_replace} the security groups of {interface_id} ({}) with the allow-all group, then with the quarantine group alone; previous groups recorded in {}",
+                "{verb_replace} the security groups of {interface_id} ({}) with the allow-all group, then with the quarantine group alone; previous groups recorded in steward's undo record and in {}",
                 if previous.is_empty() { "none".to_string() } else { previous.join(", ") },
                 tags::PREVIOUS_GROUPS
             ),
