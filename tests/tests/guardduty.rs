@@ -1743,6 +1743,8 @@ async fn evidence_is_kept_before_the_swap_and_release_undoes_it_and_reports_the_
     );
     let lines = report["lines"].to_string();
     assert!(lines.contains("STILL ATTACHED"), "{lines}");
+    // The interface whose tag was removed keeps its record for the person restoring it.
+    assert!(lines.contains("undo record is kept"), "{lines}");
     assert_eq!(
         asg_state(&config, &victim.instance).await,
         ("InService".to_string(), false)

@@ -216,6 +216,9 @@ pub async fn release(
         dry_run,
         ..Default::default()
     };
+    // A recorded change left for a person keeps the record live, so the
+    // groups it holds are still there when they restore it.
+    let mut left_to_a_person = false;
     for eni in &facts.interfaces {
         let recorded = record
             .as_ref()
@@ -249,6 +252,7 @@ pub async fn release(
                 continue;
             }
             Agreement::RecordOnly(groups) => {
+                left_to_a_person = true;
                 report.unrecorded.push(eni.id.clone());
                 report.left.push(format!(
                     "{}: its {} tag was removed after containment; steward recorded {}: restore them by hand after checking (aws ec2 modify-network-interface-attribute --network-interface-id {} --groups {})",
@@ -281,20 +285,24 @@ pub async fn release(
         report.restored.push((eni.id.clone(), groups));
     }
     let recorded_targets = record.as_ref().and_then(|r| r.target_groups.clone());
+    let had_targets = recorded_targets.is_some();
     let tag = facts.tags.get(TARGET_GROUPS_TAG).map(String::as_str);
-    if let Some(value) = chosen(
+    match chosen(
         records,
         &mut report,
         TARGET_GROUPS_TAG,
         recorded_targets,
         tag,
     ) {
-        reregister(apis, instance_id, &value, dry_run, &mut report).await;
+        Some(value) => reregister(apis, instance_id, &value, dry_run, &mut report).await,
+        None => left_to_a_person |= had_targets,
     }
     let recorded_standby = record.as_ref().and_then(|r| r.standby.clone());
     let tag = facts.tags.get(STANDBY_TAG).map(String::as_str);
     let either = tag.is_some() || recorded_standby.is_some();
+    let had_standby = recorded_standby.is_some();
     let standby = chosen(records, &mut report, STANDBY_TAG, recorded_standby, tag);
+    left_to_a_person |= had_standby && standby.is_none();
     // Only a value steward stands behind is undone; with neither record nor
     // tag, a Standby steward did not set is reported.
     if standby.is_some() || !either {
@@ -304,7 +312,12 @@ pub async fn release(
         ec2.untag(instance_id, tags::QUARANTINED).await?;
     }
     if let (Some(undo), Some(record)) = (records.undo, &record) {
-        if report.failed.is_empty() && !dry_run {
+        if left_to_a_person {
+            report.left.push(
+                "steward's undo record is kept (not marked released) until what it holds is undone"
+                    .into(),
+            );
+        } else if report.failed.is_empty() && !dry_run {
             let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
             if let Err(e) = undo.mark_released(record, &at).await {
                 report
