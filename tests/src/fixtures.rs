@@ -17,6 +17,25 @@ use crate::moto::REGION;
 /// An AMI moto knows.
 pub const AMI: &str = "ami-12c6146b";
 
+/// The id of the region's default VPC (moto creates one per region).
+pub async fn default_vpc(config: &SdkConfig) -> anyhow::Result<String> {
+    let out = aws_sdk_ec2::Client::new(config)
+        .describe_vpcs()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("is-default")
+                .values("true")
+                .build(),
+        )
+        .send()
+        .await?;
+    out.vpcs()
+        .first()
+        .and_then(|v| v.vpc_id())
+        .map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("the region has no default VPC"))
+}
+
 /// The same configuration (endpoint, account, credentials) in another region.
 pub fn in_region(config: &SdkConfig, region: &str) -> SdkConfig {
     config

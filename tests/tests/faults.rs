@@ -309,18 +309,9 @@ async fn offhours_scheduler_stops_dev_once_under_faults() {
 
 /// The default VPC, a web group, and an instance behind it; (instance, interface, vpc).
 async fn victim(config: &aws_config::SdkConfig) -> (String, String, String) {
-    use aws_sdk_ec2::types::{Filter, InstanceType, ResourceType, Tag, TagSpecification};
+    use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag, TagSpecification};
     let ec2 = aws_sdk_ec2::Client::new(config);
-    let vpc = ec2
-        .describe_vpcs()
-        .filters(Filter::builder().name("is-default").values("true").build())
-        .send()
-        .await
-        .unwrap()
-        .vpcs()[0]
-        .vpc_id()
-        .unwrap()
-        .to_string();
+    let vpc = steward_tests::fixtures::default_vpc(config).await.unwrap();
     let web = ec2
         .create_security_group()
         .group_name(unique("web"))

@@ -27,16 +27,7 @@ struct Victim {
 
 async fn launch_victim(config: &SdkConfig, tags: &[(&str, &str)]) -> Victim {
     let ec2 = aws_sdk_ec2::Client::new(config);
-    let vpc = ec2
-        .describe_vpcs()
-        .filters(Filter::builder().name("is-default").values("true").build())
-        .send()
-        .await
-        .unwrap()
-        .vpcs()[0]
-        .vpc_id()
-        .unwrap()
-        .to_string();
+    let vpc = steward_tests::fixtures::default_vpc(config).await.unwrap();
     let web = ec2
         .create_security_group()
         .group_name(unique("web"))

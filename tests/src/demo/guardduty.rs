@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_ec2::types::{Filter, InstanceType, ResourceType, Tag, TagSpecification};
+use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag, TagSpecification};
 use serde_json::json;
 
 use super::{heading, show_chat, show_email, step, DemoStack};
@@ -67,17 +67,7 @@ pub async fn run(stack: &DemoStack) -> anyhow::Result<()> {
     heading("guardduty-responder: a HIGH finding on a dev instance is contained, the team is told, the operator releases it");
     let config = stack.moto.config();
     let ec2 = aws_sdk_ec2::Client::new(&config);
-    let vpc = ec2
-        .describe_vpcs()
-        .filters(Filter::builder().name("is-default").values("true").build())
-        .send()
-        .await?;
-    let vpc = vpc
-        .vpcs()
-        .first()
-        .and_then(|v| v.vpc_id())
-        .unwrap_or_default()
-        .to_string();
+    let vpc = crate::fixtures::default_vpc(&config).await?;
     let web = ec2
         .create_security_group()
         .group_name("orders-api-dev")
