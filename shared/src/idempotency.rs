@@ -13,7 +13,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 
 use crate::sdk::{describe, sdk_error};
 
@@ -21,6 +21,10 @@ use crate::sdk::{describe, sdk_error};
 pub const LEASE: Duration = Duration::from_secs(60);
 /// How often a working attempt renews its lease.
 pub const RENEW_EVERY: Duration = Duration::from_secs(20);
+/// The most keys one `BatchGetItem` may ask for.
+const BATCH_GET_MAX: usize = 100;
+/// How often keys DynamoDB left unprocessed are asked again before giving up.
+const BATCH_GET_RETRIES: u32 = 5;
 
 /// A claim this attempt holds: the key and the owner token that proves it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,6 +99,16 @@ pub trait IdempotencyStore: Send + Sync {
     async fn release(&self, lease: &Lease) -> anyhow::Result<()>;
     /// Reads a record that has not expired.
     async fn get(&self, key: &str) -> anyhow::Result<Option<Record>>;
+    /// Reads many records at once, in the order of `keys` (`None` where a
+    /// record is missing or expired). The DynamoDB store reads up to 100
+    /// keys per `BatchGetItem`; a store without a batch read reads one by one.
+    async fn get_many(&self, keys: &[String]) -> anyhow::Result<Vec<Option<Record>>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            out.push(self.get(key).await?);
+        }
+        Ok(out)
+    }
     /// Writes a state value (a `keys::state` key, never a claim) kept for
     /// `keep`, replacing the previous value; `get` reads it back as `result`.
     async fn put_state(&self, key: &str, value: &str, keep: Duration) -> anyhow::Result<()> {
@@ -362,6 +376,73 @@ impl IdempotencyStore for DynamoStore {
             .await?
             .map(|item| record_of(&item))
             .filter(|r| r.expires_at > now_epoch()))
+    }
+
+    async fn get_many(&self, keys: &[String]) -> anyhow::Result<Vec<Option<Record>>> {
+        let mut found: HashMap<String, Record> = HashMap::new();
+        let mut unique: Vec<&String> = keys.iter().collect();
+        unique.sort_unstable();
+        unique.dedup();
+        for chunk in unique.chunks(BATCH_GET_MAX) {
+            let mut pending = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(
+                        chunk
+                            .iter()
+                            .map(|k| {
+                                HashMap::from([(
+                                    "pk".to_string(),
+                                    AttributeValue::S(k.to_string()),
+                                )])
+                            })
+                            .collect(),
+                    ))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| anyhow::anyhow!("BatchGetItem request: {e}"))?,
+            );
+            let mut attempt = 0u32;
+            while let Some(request) = pending.take() {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|e| self.fail("BatchGetItem", e))?;
+                for item in out
+                    .responses()
+                    .and_then(|r| r.get(&self.table))
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(key) = item.get("pk").and_then(|v| v.as_s().ok()) {
+                        found.insert(key.clone(), record_of(item));
+                    }
+                }
+                // Keys DynamoDB did not get to (throughput, response size) are asked again, with backoff.
+                pending = out
+                    .unprocessed_keys()
+                    .and_then(|u| u.get(&self.table))
+                    .filter(|k| !k.keys().is_empty())
+                    .cloned();
+                if pending.is_some() {
+                    attempt += 1;
+                    if attempt > BATCH_GET_RETRIES {
+                        anyhow::bail!(
+                            "idempotency table {}: BatchGetItem left keys unprocessed after {BATCH_GET_RETRIES} retries; the table is throttled, try again later",
+                            self.table
+                        );
+                    }
+                    tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+                }
+            }
+        }
+        let now = now_epoch();
+        Ok(keys
+            .iter()
+            .map(|k| found.get(k).filter(|r| r.expires_at > now).cloned())
+            .collect())
     }
 
     async fn put_state(&self, key: &str, value: &str, keep: Duration) -> anyhow::Result<()> {

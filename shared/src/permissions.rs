@@ -17,6 +17,7 @@ pub const KIT: &[&str] = &[
     "kms:Decrypt",
     "dynamodb:PutItem",
     "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
     "dynamodb:UpdateItem",
     "dynamodb:DeleteItem",
     "ssm:GetParameter",

@@ -334,3 +334,49 @@ async fn idempotency_budgets_give_back_and_sets_add_atomically() {
         names(&["fresh"])
     );
 }
+
+/// Batched reads against DynamoDB: records come back in the order asked,
+/// `None` for a missing key, a repeated key answered twice, and more keys
+/// than one `BatchGetItem` takes (100) read in several calls.
+#[tokio::test]
+async fn idempotency_reads_many_records_in_batches() {
+    let moto = Moto::start().await.unwrap();
+    let ddb = aws_sdk_dynamodb::Client::new(&moto.config());
+    let table = unique("idem-batch");
+    create_table(&ddb, &table).await.unwrap();
+    let store = DynamoStore::new(ddb.clone(), table.clone());
+    let keep = Duration::from_secs(600);
+    for i in 0..150 {
+        store
+            .put_state(&format!("state#k{i}"), &format!("v{i}"), keep)
+            .await
+            .unwrap();
+    }
+    let mut keys: Vec<String> = (0..150).rev().map(|i| format!("state#k{i}")).collect();
+    keys.insert(3, "state#missing".into());
+    keys.push("state#k7".into());
+    let records = store.get_many(&keys).await.unwrap();
+    assert_eq!(records.len(), keys.len());
+    let values: Vec<Option<String>> = records
+        .into_iter()
+        .map(|r| r.and_then(|r| r.result))
+        .collect();
+    assert_eq!(values[0].as_deref(), Some("v149"));
+    assert_eq!(values[3], None, "a missing key reads as None");
+    assert_eq!(values[4].as_deref(), Some("v146"));
+    assert_eq!(values[150].as_deref(), Some("v0"));
+    assert_eq!(
+        values[151].as_deref(),
+        Some("v7"),
+        "a repeated key is answered again"
+    );
+    assert!(store.get_many(&[]).await.unwrap().is_empty());
+
+    let missing = DynamoStore::new(ddb, "no-such-table".into());
+    let err = missing
+        .get_many(&["state#k1".to_string()])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("BatchGetItem"), "{err}");
+}
