@@ -68,17 +68,33 @@ fn key(target: &Target) -> String {
     keys::state(FUNCTION_NAME, &format!("env#{target}"))
 }
 
-/// Reads the previous run's `env` tags of a target (`None`: no record yet).
-pub async fn load(
-    store: &dyn IdempotencyStore,
-    target: &Target,
-) -> anyhow::Result<Option<BTreeMap<String, String>>> {
-    let Some(record) = store.get(&key(target)).await? else {
-        return Ok(None);
-    };
-    Ok(record
-        .result
-        .and_then(|r| serde_json::from_str::<BTreeMap<String, String>>(&r).ok()))
+/// The previous runs' `env` tags of every target, read in batches before
+/// the run plans (a target with no record is absent); `Err` when the table
+/// could not be read, so no change is reported this run.
+pub struct Previous(Result<BTreeMap<Target, BTreeMap<String, String>>, String>);
+
+impl Previous {
+    /// Reads the records of `targets`.
+    pub async fn load(store: &dyn IdempotencyStore, targets: &[Target]) -> Previous {
+        let keys: Vec<String> = targets.iter().map(key).collect();
+        Previous(match store.get_many(&keys).await {
+            Ok(records) => Ok(targets
+                .iter()
+                .zip(records)
+                .filter_map(|(target, record)| {
+                    let text = record?.result?;
+                    let seen = serde_json::from_str::<BTreeMap<String, String>>(&text).ok()?;
+                    Some((target.clone(), seen))
+                })
+                .collect()),
+            Err(e) => Err(format!("{e:#}")),
+        })
+    }
+
+    /// No records (no table, or nothing read yet).
+    pub fn none() -> Previous {
+        Previous(Ok(BTreeMap::new()))
+    }
 }
 
 /// Records this run's `env` tags of a target.
@@ -97,28 +113,28 @@ pub async fn save(
 /// failing table is logged: the run goes on without the comparison.
 pub async fn changes_since_last_run(
     store: Option<&dyn IdempotencyStore>,
+    previous: &Previous,
     target: &Target,
-    seen: &std::collections::BTreeMap<String, String>,
+    seen: &BTreeMap<String, String>,
     change: bool,
 ) -> Vec<EnvChange> {
     let Some(store) = store else {
         return Vec::new();
     };
-    let previous = match load(store, target).await {
-        Ok(previous) => previous,
+    let previous = match &previous.0 {
+        Ok(all) => all.get(target),
         Err(e) => {
-            tracing::error!(target = %target, error = %format!("{e:#}"), "could not read the last seen env tags; changes are not reported this run");
+            tracing::error!(target = %target, error = %e, "could not read the last seen env tags; changes are not reported this run");
             return Vec::new();
         }
     };
     let changes = previous
-        .as_ref()
         .map(|before| compare(before, seen))
         .unwrap_or_default();
     for c in &changes {
         tracing::warn!(target = %target, resource = %c.arn, change = %c, "env tag changed since the last run");
     }
-    if change && previous.as_ref() != Some(seen) {
+    if change && previous != Some(seen) {
         if let Err(e) = save(store, target, seen).await {
             tracing::error!(target = %target, error = %format!("{e:#}"), "could not record the env tags seen; the next run compares with older ones");
         }

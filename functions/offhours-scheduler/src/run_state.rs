@@ -19,7 +19,7 @@
 //!
 //! Nothing here is written in dry-run or under the kill switch.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -35,8 +35,6 @@ use crate::FUNCTION_NAME;
 const RETRY_KEEP: Duration = Duration::from_secs(7 * 86_400);
 /// How long a run's budget and digest records are kept.
 const RUN_KEEP: Duration = Duration::from_secs(2 * 86_400);
-/// How many recorded results are read at once for a run's digest.
-const READ_CONCURRENCY: usize = 16;
 /// How long the list of runs whose digest is due lives without a new fan-out.
 const OPEN_RUNS_KEEP: Duration = Duration::from_secs(7 * 86_400);
 
@@ -83,20 +81,6 @@ fn open_runs_key() -> String {
     keys::state(FUNCTION_NAME, "open-runs")
 }
 
-/// The pending retries of a target (empty when none are recorded).
-pub async fn load_retries(
-    store: &dyn IdempotencyStore,
-    target: &Target,
-) -> anyhow::Result<Retries> {
-    let Some(record) = store.get(&retry_key(target)).await? else {
-        return Ok(Retries::new());
-    };
-    Ok(record
-        .result
-        .and_then(|r| serde_json::from_str::<Retries>(&r).ok())
-        .unwrap_or_default())
-}
-
 /// Records the pending retries of a target.
 pub async fn save_retries(
     store: &dyn IdempotencyStore,
@@ -116,28 +100,48 @@ fn covered_key(target: &Target) -> String {
     keys::state(FUNCTION_NAME, &format!("covered#{target}"))
 }
 
-/// What a target carries from earlier runs: its pending retries and the
-/// window end of its previous run. A record that cannot be read counts as
-/// absent (logged): no retry and no catch-up, never a wider window.
-pub async fn load_carried(store: &dyn IdempotencyStore, target: &Target) -> Carried {
-    let retries = load_retries(store, target).await.unwrap_or_else(|e| {
-        tracing::error!(target = %target, error = %format!("{e:#}"), "could not read the pending retries; failed transitions of earlier runs are not retried this run");
-        Retries::new()
-    });
-    let covered_until = match store.get(&covered_key(target)).await {
-        Ok(record) => record
-            .and_then(|r| r.result)
-            .and_then(|v| DateTime::parse_from_rfc3339(&v).ok())
-            .map(|t| t.with_timezone(&Utc)),
+/// What each target carries from earlier runs: its pending retries and the
+/// window end of its previous run, read in batches (two keys per target).
+/// Records that cannot be read count as absent (logged): no retry and no
+/// catch-up, never a wider window.
+pub async fn load_carried(
+    store: &dyn IdempotencyStore,
+    targets: &[Target],
+) -> BTreeMap<Target, Carried> {
+    let keys: Vec<String> = targets
+        .iter()
+        .flat_map(|t| [retry_key(t), covered_key(t)])
+        .collect();
+    let records = match store.get_many(&keys).await {
+        Ok(records) => records,
         Err(e) => {
-            tracing::error!(target = %target, error = %format!("{e:#}"), "could not read the previous run's window; missed windows are not caught up this run");
-            None
+            tracing::error!(error = %format!("{e:#}"), "could not read the targets' pending retries and previous windows; failed transitions of earlier runs are not retried and missed windows are not caught up this run");
+            return BTreeMap::new();
         }
     };
-    Carried {
-        retries,
-        covered_until,
-    }
+    targets
+        .iter()
+        .zip(records.chunks(2))
+        .map(|(target, pair)| {
+            let retries = pair[0]
+                .as_ref()
+                .and_then(|r| r.result.as_deref())
+                .and_then(|r| serde_json::from_str::<Retries>(r).ok())
+                .unwrap_or_default();
+            let covered_until = pair[1]
+                .as_ref()
+                .and_then(|r| r.result.as_deref())
+                .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
+                .map(|t| t.with_timezone(&Utc));
+            (
+                target.clone(),
+                Carried {
+                    retries,
+                    covered_until,
+                },
+            )
+        })
+        .collect()
 }
 
 /// Records the window end this run covered for `target` (only ever moves forward).
@@ -312,19 +316,21 @@ pub async fn results(
     run_end: DateTime<Utc>,
     targets: &BTreeSet<String>,
 ) -> (Vec<TargetReport>, Vec<String>) {
-    let names: Vec<&String> = targets.iter().collect();
-    let mut read: Vec<anyhow::Result<TargetReport>> = Vec::new();
-    for chunk in names.chunks(READ_CONCURRENCY) {
-        read.extend(
-            futures::future::join_all(chunk.iter().map(|t| async move {
-                let record = store.get(&run_result_key(run_end, t)).await?;
+    let keys: Vec<String> = targets.iter().map(|t| run_result_key(run_end, t)).collect();
+    let read: Vec<anyhow::Result<TargetReport>> = match store.get_many(&keys).await {
+        Ok(records) => records
+            .into_iter()
+            .map(|record| {
                 let text = record.and_then(|r| r.result).unwrap_or_default();
                 serde_json::from_str::<TargetReport>(&text)
                     .map_err(|e| anyhow::anyhow!("result {text:?} does not parse: {e}"))
-            }))
-            .await,
-        );
-    }
+            })
+            .collect(),
+        Err(e) => targets
+            .iter()
+            .map(|_| Err(anyhow::anyhow!("{e:#}")))
+            .collect(),
+    };
     let mut reports = Vec::new();
     let mut unreadable = Vec::new();
     for (t, r) in targets.iter().zip(read) {

@@ -46,12 +46,17 @@ impl<F: Fleet> Runner<'_, F> {
         let change = self.steward.mode().may_change();
         let store = self.steward.idempotency.as_deref();
         let live_store = store.filter(|_| change);
-        let mut carried: BTreeMap<Target, plan::Carried> = BTreeMap::new();
-        if let Some(store) = store {
-            for t in targets {
-                carried.insert(t.clone(), run_state::load_carried(store, t).await);
-            }
-        }
+        // What earlier runs left, read in batches before planning.
+        let (carried, env_before): (BTreeMap<Target, plan::Carried>, env_watch::Previous) =
+            match store {
+                Some(store) => {
+                    futures::join!(
+                        run_state::load_carried(store, targets),
+                        env_watch::Previous::load(store, targets)
+                    )
+                }
+                None => (BTreeMap::new(), env_watch::Previous::none()),
+            };
         let plans = run::plan_targets(self.fleet, targets, policy, window, run_id, &carried).await;
         let changes: usize = plans
             .iter()
@@ -113,8 +118,8 @@ impl<F: Fleet> Runner<'_, F> {
             }
         }
         let bound = policy.offhours.concurrency.max(1) as usize;
-        let (held_back, budget_errors, carried, reserved) =
-            (&held_back, &budget_errors, &carried, &reserved);
+        let (held_back, budget_errors, carried, reserved, env_before) =
+            (&held_back, &budget_errors, &carried, &reserved, &env_before);
         let reports: Vec<TargetReport> = stream::iter(plans)
             .map(|p| async move {
                 let (plan, adapters) = match p.result {
@@ -136,23 +141,39 @@ impl<F: Fleet> Runner<'_, F> {
                 if let Some(why) = budget_errors.get(&p.target) {
                     return TargetReport::failed(p.target, why.clone());
                 }
-                let env_changes = env_watch::changes_since_last_run(self.steward.idempotency.as_deref(), &p.target, &plan.seen_env, change).await;
                 let blocked = held_back.get(&p.target).cloned();
-                let done = if blocked.is_some() {
-                    Vec::new()
-                } else {
-                    run::apply(&plan, &adapters, change).await
-                };
-                if let (Some(store), true) = (live_store, reserved.contains(&p.target)) {
-                    let succeeded = done.iter().filter(|d| d.outcome.is_stop() || d.outcome.is_start()).count();
-                    run_state::settle(store, window.end, &p.target, plan.changes() as u64, succeeded as u64).await;
-                }
-                if let (Some(store), None) = (live_store, &blocked) {
-                    let previous = carried.get(&p.target).and_then(|c| c.covered_until);
-                    if let Err(e) = run_state::save_covered(store, &p.target, previous, window.end).await {
-                        tracing::error!(target = %p.target, error = %format!("{e:#}"), "could not record the window this run covered; the next run does not catch up past it");
+                // The env comparison and the changes are independent: one round trip, not two.
+                let (env_changes, done) = futures::join!(
+                    env_watch::changes_since_last_run(store, env_before, &p.target, &plan.seen_env, change),
+                    async {
+                        if blocked.is_some() {
+                            Vec::new()
+                        } else {
+                            run::apply(&plan, &adapters, change).await
+                        }
                     }
-                    run_state::record_retries(store, &p.target, &plan, &done, carried.get(&p.target).map(|c| &c.retries), window).await;
+                );
+                if let Some(store) = live_store {
+                    let give_back = async {
+                        if reserved.contains(&p.target) {
+                            let succeeded = done.iter().filter(|d| d.outcome.is_stop() || d.outcome.is_start()).count();
+                            run_state::settle(store, window.end, &p.target, plan.changes() as u64, succeeded as u64).await;
+                        }
+                    };
+                    let covered = async {
+                        if blocked.is_none() {
+                            let previous = carried.get(&p.target).and_then(|c| c.covered_until);
+                            if let Err(e) = run_state::save_covered(store, &p.target, previous, window.end).await {
+                                tracing::error!(target = %p.target, error = %format!("{e:#}"), "could not record the window this run covered; the next run does not catch up past it");
+                            }
+                        }
+                    };
+                    let retries = async {
+                        if blocked.is_none() {
+                            run_state::record_retries(store, &p.target, &plan, &done, carried.get(&p.target).map(|c| &c.retries), window).await;
+                        }
+                    };
+                    futures::join!(give_back, covered, retries);
                 }
                 TargetReport {
                     target: p.target,
