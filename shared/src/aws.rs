@@ -13,24 +13,76 @@ use std::sync::{Arc, OnceLock};
 use aws_config::sts::AssumeRoleProvider;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
-use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use tokio::sync::{Mutex, OnceCell};
 
 /// The HTTPS client every SDK client of the process shares (one connection
-/// pool): hyper with rustls on the ring provider and the system trust store,
-/// which is read at the first connection, not at start. The SDK crates are
-/// built without their default client (see the workspace `Cargo.toml`), so a
-/// configuration without this client cannot send.
+/// pool): hyper with rustls on the ring provider and the system trust store.
+/// The SDK crates are built without their default client (see the workspace
+/// `Cargo.toml`), so a configuration without this client cannot send.
+///
+/// The trust store (about 150 files under `/etc/ssl/certs`) is read when the
+/// first request is sent, not when the clients are configured: configuring
+/// them is on the cold-start path, and the first request (the background STS
+/// lookup) runs after the function has polled for its first event.
 pub fn https_client() -> SharedHttpClient {
     static CLIENT: OnceLock<SharedHttpClient> = OnceLock::new();
     CLIENT
         .get_or_init(|| {
             use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
-            aws_smithy_http_client::Builder::new()
-                .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-                .build_https()
+            SharedHttpClient::new(AtFirstRequest(
+                aws_smithy_http_client::Builder::new()
+                    .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+                    .build_https(),
+            ))
         })
         .clone()
+}
+
+/// An HTTP client whose connectors are built by their first request.
+#[derive(Debug)]
+struct AtFirstRequest(SharedHttpClient);
+
+impl HttpClient for AtFirstRequest {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(ConnectorAtFirstRequest {
+            client: self.0.clone(),
+            settings: settings.clone(),
+            components: components.clone(),
+            built: OnceLock::new(),
+        })
+    }
+
+    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
+        self.0.connector_metadata()
+    }
+}
+
+/// A connector of [`AtFirstRequest`]: the real one, built at its first call.
+#[derive(Debug)]
+struct ConnectorAtFirstRequest {
+    client: SharedHttpClient,
+    settings: HttpConnectorSettings,
+    components: RuntimeComponents,
+    built: OnceLock<SharedHttpConnector>,
+}
+
+impl HttpConnector for ConnectorAtFirstRequest {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        self.built
+            .get_or_init(|| self.client.http_connector(&self.settings, &self.components))
+            .call(request)
+    }
 }
 
 /// The function's own account id: given at once (tests, callers that know
@@ -280,24 +332,65 @@ impl AwsContext {
                     .configure(&self.base)
                     .build()
                     .await;
-                // Resolve once now so a missing or untrusted role fails this event with a clear error.
+                // Resolve once now so a missing or untrusted role fails this
+                // event with a clear error; the clients start from these
+                // credentials instead of assuming the role a second time.
                 use aws_credential_types::provider::ProvideCredentials;
-                provider
-                    .provide_credentials()
-                    .await
-                    .map_err(|e| AccessError::AssumeRole {
-                        role_arn: role_arn.clone(),
-                        reason: aws_sdk_sts::error::DisplayErrorContext(&e).to_string(),
-                    })?;
+                let first =
+                    provider
+                        .provide_credentials()
+                        .await
+                        .map_err(|e| AccessError::AssumeRole {
+                            role_arn: role_arn.clone(),
+                            reason: aws_sdk_sts::error::DisplayErrorContext(&e).to_string(),
+                        })?;
                 Ok::<SdkConfig, AccessError>(
                     self.base
                         .to_builder()
-                        .credentials_provider(SharedCredentialsProvider::new(provider))
+                        .credentials_provider(SharedCredentialsProvider::new(Primed::new(
+                            first, provider,
+                        )))
                         .build(),
                 )
             })
             .await?;
         Ok(with_region(config))
+    }
+}
+
+/// A role's credentials that start from the session already assumed (to
+/// check the role) and come from the role provider once that session is
+/// within five minutes of its expiry. The SDK's identity cache in front of
+/// it asks only when its cached credentials run out.
+#[derive(Debug)]
+struct Primed {
+    first: aws_credential_types::Credentials,
+    provider: AssumeRoleProvider,
+}
+
+impl Primed {
+    const FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(300);
+
+    fn new(first: aws_credential_types::Credentials, provider: AssumeRoleProvider) -> Primed {
+        Primed { first, provider }
+    }
+}
+
+impl aws_credential_types::provider::ProvideCredentials for Primed {
+    fn provide_credentials<'a>(
+        &'a self,
+    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        let fresh_until = std::time::SystemTime::now() + Self::FRESH_FOR;
+        if self.first.expiry().is_none_or(|e| e > fresh_until) {
+            aws_credential_types::provider::future::ProvideCredentials::ready(Ok(self
+                .first
+                .clone()))
+        } else {
+            self.provider.provide_credentials()
+        }
     }
 }
 
@@ -344,6 +437,49 @@ pub fn session_name(function_name: &str, event_id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The role provider of these tests has no HTTP client: asking it fails
+    /// at once, so an answer with credentials came from the primed session.
+    async fn primed(expires_in: std::time::Duration) -> Primed {
+        let base = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(aws_credential_types::Credentials::for_tests())
+            .load()
+            .await;
+        let provider = AssumeRoleProvider::builder("arn:aws:iam::111111111111:role/steward-member")
+            .session_name("steward-test")
+            .configure(&base)
+            .build()
+            .await;
+        let first = aws_credential_types::Credentials::new(
+            "ASIAFIRST",
+            "secret",
+            Some("token".into()),
+            Some(std::time::SystemTime::now() + expires_in),
+            "test",
+        );
+        Primed::new(first, provider)
+    }
+
+    #[tokio::test]
+    async fn a_fresh_primed_session_is_used_without_assuming_the_role_again() {
+        use aws_credential_types::provider::ProvideCredentials;
+        let p = primed(std::time::Duration::from_secs(3600)).await;
+        for _ in 0..3 {
+            let c = p.provide_credentials().await.unwrap();
+            assert_eq!(c.access_key_id(), "ASIAFIRST");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_primed_session_near_its_expiry_is_replaced_by_assuming_the_role() {
+        use aws_credential_types::provider::ProvideCredentials;
+        let p = primed(std::time::Duration::from_secs(60)).await;
+        assert!(
+            p.provide_credentials().await.is_err(),
+            "within five minutes of expiry the role provider is asked"
+        );
+    }
 
     #[test]
     fn session_names_are_valid() {
