@@ -6,7 +6,7 @@
 use std::io::Write;
 
 use serde_json::json;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 
 /// Installs the global log subscriber once; later calls do nothing.
 pub fn init_logging() {
@@ -32,7 +32,7 @@ fn init(capped: &'static [&'static str]) {
         .map(|l| l.to_ascii_lowercase())
         .or_else(|| std::env::var("RUST_LOG").ok())
         .unwrap_or_else(|| "info".to_string());
-    let filter = EnvFilter::try_new(&level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = log_filter(&level);
     // No layer at all without caps: the other functions' logging is unchanged.
     let cap = (!capped.is_empty()).then(|| {
         tracing_subscriber::filter::filter_fn(move |meta| {
@@ -42,12 +42,12 @@ fn init(capped: &'static [&'static str]) {
     });
     let text = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("text"));
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_max_level(LevelFilter::TRACE)
         .with_ansi(false)
         .with_target(false)
         .with_writer(std::io::stdout);
     let result = if text {
-        builder.finish().with(cap).try_init()
+        builder.finish().with(filter).with(cap).try_init()
     } else {
         builder
             .json()
@@ -55,10 +55,23 @@ fn init(capped: &'static [&'static str]) {
             .with_current_span(true)
             .with_span_list(false)
             .finish()
+            .with(filter)
             .with(cap)
             .try_init()
     };
     let _ = result;
+}
+
+/// The log filter of a level setting: a level (`info`, `DEBUG`), or
+/// directives as in `RUST_LOG` (`info,aws_smithy_runtime=debug`: a default
+/// level and levels per log target; without a default level the other
+/// targets log at INFO). A setting that does not parse falls back to INFO.
+fn log_filter(setting: &str) -> Targets {
+    match setting.parse::<Targets>() {
+        Ok(targets) if targets.default_level().is_some() => targets,
+        Ok(targets) => targets.with_default(LevelFilter::INFO),
+        Err(_) => Targets::new().with_default(LevelFilter::INFO),
+    }
 }
 
 /// Counters of one invocation, written as one EMF line at its end.
@@ -112,6 +125,25 @@ impl Metrics {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn log_levels_and_per_target_directives_are_honoured() {
+        use tracing::Level;
+        let debug = super::log_filter("debug");
+        assert!(debug.would_enable("offhours_scheduler::run", &Level::DEBUG));
+        assert!(!debug.would_enable("offhours_scheduler::run", &Level::TRACE));
+        let mixed = super::log_filter("warn,aws_smithy_runtime=debug");
+        assert!(mixed.would_enable("aws_smithy_runtime::client::orchestrator", &Level::DEBUG));
+        assert!(!mixed.would_enable("hyper::client", &Level::INFO));
+        assert!(mixed.would_enable("hyper::client", &Level::WARN));
+        let target_only = super::log_filter("aws_sdk_ec2=trace");
+        assert!(target_only.would_enable("aws_sdk_ec2::operation", &Level::TRACE));
+        assert!(target_only.would_enable("steward_shared::aws", &Level::INFO));
+        assert!(!target_only.would_enable("steward_shared::aws", &Level::DEBUG));
+        let unreadable = super::log_filter("info,=x=y");
+        assert!(unreadable.would_enable("steward_shared::aws", &Level::INFO));
+        assert!(!unreadable.would_enable("steward_shared::aws", &Level::DEBUG));
+    }
+
     use super::*;
 
     #[test]
