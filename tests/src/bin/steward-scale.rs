@@ -59,6 +59,9 @@ async fn set_latency(moto: &Moto, ms: u64) -> anyhow::Result<()> {
 
 async fn calls(moto: &Moto) -> anyhow::Result<u64> {
     let v: Value = serde_json::from_str(&moto.get("/_steward/calls/count").await?)?;
+    if std::env::var_os("STEWARD_SCALE_CALLS").is_some() {
+        println!("{:#}", v["by_operation"]);
+    }
     Ok(v["total"].as_u64().unwrap_or(0))
 }
 
