@@ -50,17 +50,19 @@ pub async fn read(
     let Some(store) = steward.idempotency.as_ref() else {
         return Ok(history);
     };
-    for slot in 0..flap_changes {
-        if let Some(record) = store.get(&slot_key(change, slot)).await? {
-            if let (true, Some(key)) = (record.done, record.result) {
-                history.recent.push(key);
-            }
+    // The slots and the flapping marker in one batched read.
+    let mut keys: Vec<String> = (0..flap_changes)
+        .map(|slot| slot_key(change, slot))
+        .collect();
+    keys.push(flapping_key(change));
+    let mut records = store.get_many(&keys).await?;
+    let flapping = records.pop().flatten();
+    for record in records.into_iter().flatten() {
+        if let (true, Some(key)) = (record.done, record.result) {
+            history.recent.push(key);
         }
     }
-    history.flapping_announced = store
-        .get(&flapping_key(change))
-        .await?
-        .is_some_and(|r| r.done);
+    history.flapping_announced = flapping.is_some_and(|r| r.done);
     Ok(history)
 }
 
