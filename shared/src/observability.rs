@@ -125,26 +125,26 @@ impl Metrics {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn log_levels_and_per_target_directives_are_honoured() {
         use tracing::Level;
-        let debug = super::log_filter("debug");
+        let debug = log_filter("debug");
         assert!(debug.would_enable("offhours_scheduler::run", &Level::DEBUG));
         assert!(!debug.would_enable("offhours_scheduler::run", &Level::TRACE));
-        let mixed = super::log_filter("warn,aws_smithy_runtime=debug");
+        let mixed = log_filter("warn,aws_smithy_runtime=debug");
         assert!(mixed.would_enable("aws_smithy_runtime::client::orchestrator", &Level::DEBUG));
         assert!(!mixed.would_enable("hyper::client", &Level::INFO));
         assert!(mixed.would_enable("hyper::client", &Level::WARN));
-        let target_only = super::log_filter("aws_sdk_ec2=trace");
+        let target_only = log_filter("aws_sdk_ec2=trace");
         assert!(target_only.would_enable("aws_sdk_ec2::operation", &Level::TRACE));
         assert!(target_only.would_enable("steward_shared::aws", &Level::INFO));
         assert!(!target_only.would_enable("steward_shared::aws", &Level::DEBUG));
-        let unreadable = super::log_filter("info,=x=y");
+        let unreadable = log_filter("info,=x=y");
         assert!(unreadable.would_enable("steward_shared::aws", &Level::INFO));
         assert!(!unreadable.would_enable("steward_shared::aws", &Level::DEBUG));
     }
-
-    use super::*;
 
     #[test]
     fn emf_document_names_every_metric() {

@@ -20,7 +20,8 @@
 //! first invocation includes the STS lookup of the own account. A
 //! benchmark, not a test: the figures are printed, never asserted.
 //!
-//! Usage: steward-scale   (STEWARD_BIN_DIR selects the build, e.g. release)
+//! Usage: steward-scale   (STEWARD_BIN_DIR selects the build, e.g. release;
+//! STEWARD_SCALE_CALLS=1 also prints each sweep's AWS calls per operation)
 
 use std::time::Instant;
 
